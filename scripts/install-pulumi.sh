@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Makes the Pulumi CLI, its Node.js language host and the dynamic-provider shim
+# available in ~/.pulumi/bin (where the official installer puts them), offline:
+# the CLI and language host are built from the Go module proxy at the version of
+# the @pulumi/pulumi npm dependency. Adequate binaries already there are reused.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+bin="${PULUMI_HOME:-$HOME/.pulumi}/bin"
+version=$(node -p "require('$here/package.json').dependencies['@pulumi/pulumi'].replace(/^[^0-9]*/, '')")
+log() { echo "install-pulumi: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+mkdir -p "$bin"
+export PATH="$bin:$PATH"
+
+have_cli() { command -v pulumi >/dev/null && [ "$(pulumi version 2>/dev/null)" = "v$version" ]; }
+have_langhost() { [ -x "$bin/pulumi-language-nodejs" ]; }
+
+if have_cli && have_langhost; then
+  log "reusing pulumi v$version and pulumi-language-nodejs in $bin"
+else
+  command -v go >/dev/null || die "Go is needed to build the Pulumi CLI offline (install Debian's golang-go or Go from go.dev), then re-run."
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  cd "$work"
+  # Module proxy metadata gives the commit of the release tag; the language host has
+  # no tags of its own, so it is taken at that commit with pkg/sdk pinned to the CLI.
+  export GOFLAGS=-mod=mod
+  if ! have_cli; then
+    log "building pulumi v$version from the Go module proxy (several minutes)…"
+    mkdir cli && cd cli
+    go mod init pulumi-cli-build >/dev/null 2>&1
+    go get "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi@v$version" \
+      || die "cannot fetch github.com/pulumi/pulumi/pkg/v3@v$version from the Go module proxy (see the error above)."
+    go build -trimpath -o "$bin/pulumi" \
+      -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$version" \
+      github.com/pulumi/pulumi/pkg/v3/cmd/pulumi || die "go build of the pulumi CLI failed (see above)."
+    cd "$work"
+  fi
+  if ! have_langhost; then
+    log "building pulumi-language-nodejs for v$version…"
+    commit=$(go mod download -json "github.com/pulumi/pulumi/sdk/v3@v$version" \
+      | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);if(!j.Origin)process.exit(1);console.log(j.Origin.Hash)})') \
+      || die "the Go module proxy did not say which commit sdk/v$version is."
+    mkdir lh && cd lh
+    go mod init pulumi-langhost-build >/dev/null 2>&1
+    go get "github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3@$commit" \
+      "github.com/pulumi/pulumi/pkg/v3@v$version" "github.com/pulumi/pulumi/sdk/v3@v$version" \
+      || die "cannot fetch the Node.js language host at $commit (see above)."
+    go build -trimpath -o "$bin/pulumi-language-nodejs" \
+      -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$version" \
+      github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3 \
+      || die "go build of pulumi-language-nodejs failed (see above)."
+  fi
+fi
+
+# The dynamic-provider shim ships in the npm package; the engine finds it on PATH.
+# A small launcher that points at the project's installed copy keeps it current.
+shim="$here/node_modules/@pulumi/pulumi/pulumi-resource-pulumi-nodejs"
+if [ -f "$shim" ]; then
+  ln -sf "$shim" "$bin/pulumi-resource-pulumi-nodejs"
+else
+  log "note: $shim not found yet (run npm install); the shim is linked on the next run."
+fi
+pulumi version
