@@ -10,6 +10,7 @@ bin="${PULUMI_HOME:-$HOME/.pulumi}/bin"
 version=$(node -p "require('$here/package.json').dependencies['@pulumi/pulumi'].replace(/^[^0-9]*/, '')")
 log() { echo "install-pulumi: $*" >&2; }
 die() { log "$*"; exit 1; }
+fallback_langhost=v3.68.0
 
 mkdir -p "$bin"
 export PATH="$bin:$PATH"
@@ -24,8 +25,6 @@ else
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   cd "$work"
-  # Module proxy metadata gives the commit of the release tag; the language host has
-  # no tags of its own, so it is taken at that commit with pkg/sdk pinned to the CLI.
   export GOFLAGS=-mod=mod
   if ! have_cli; then
     log "building pulumi v$version from the Go module proxy (several minutes)…"
@@ -39,27 +38,36 @@ else
     cd "$work"
   fi
   if ! have_langhost; then
-    log "building pulumi-language-nodejs for v$version…"
-    commit=$(go mod download -json "github.com/pulumi/pulumi/sdk/v3@v$version" \
-      | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);if(!j.Origin)process.exit(1);console.log(j.Origin.Hash)})') \
-      || die "the Go module proxy did not say which commit sdk/v$version is."
+    log "building pulumi-language-nodejs…"
     mkdir lh && cd lh
     go mod init pulumi-langhost-build >/dev/null 2>&1
-    go get "github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3@$commit" \
-      "github.com/pulumi/pulumi/pkg/v3@v$version" "github.com/pulumi/pulumi/sdk/v3@v$version" \
-      || die "cannot fetch the Node.js language host at $commit (see above)."
-    go build -trimpath -o "$bin/pulumi-language-nodejs" \
-      -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$version" \
-      github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3 \
+    # The host has its own module without release tags; take it at the CLI tag's commit
+    # (a throwaway module cache makes the proxy answer with the tag's origin).
+    commit=$(GOMODCACHE="$work/modcache" go list -m -json "github.com/pulumi/pulumi/pkg/v3@v$version" \
+      | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);if(!j.Origin)process.exit(1);console.log(j.Origin.Hash)})') || commit=
+    chmod -R u+w "$work/modcache" 2>/dev/null || true
+    if [ -n "$commit" ] && go get "github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3@$commit" \
+        "github.com/pulumi/pulumi/pkg/v3@v$version" "github.com/pulumi/pulumi/sdk/v3@v$version"; then
+      pkg=github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3
+    else
+      # Some module proxies serve no version of that module at all. Until v3.68.0 the
+      # host lived inside sdk/v3 itself; that build speaks the same LanguageRuntime
+      # protocol and runs today's SDK programs (up, preview, refresh, destroy).
+      log "the module proxy has no pulumi-language-nodejs for v$version; using the one in sdk/v3@$fallback_langhost"
+      rm -f go.mod go.sum && go mod init pulumi-langhost-build >/dev/null 2>&1
+      pkg=github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs
+      go get "$pkg@$fallback_langhost" || die "cannot fetch the Node.js language host from the Go module proxy (see above)."
+    fi
+    go build -trimpath -o "$bin/pulumi-language-nodejs" -ldflags "-s -w" "$pkg" \
       || die "go build of pulumi-language-nodejs failed (see above)."
   fi
 fi
 
 # The dynamic-provider shim ships in the npm package; the engine finds it on PATH.
-# A small launcher that points at the project's installed copy keeps it current.
+# It is a tiny launcher that resolves @pulumi/pulumi from the project it runs in.
 shim="$here/node_modules/@pulumi/pulumi/pulumi-resource-pulumi-nodejs"
 if [ -f "$shim" ]; then
-  ln -sf "$shim" "$bin/pulumi-resource-pulumi-nodejs"
+  install -m 0755 "$shim" "$bin/pulumi-resource-pulumi-nodejs"
 else
   log "note: $shim not found yet (run npm install); the shim is linked on the next run."
 fi

@@ -1,0 +1,107 @@
+import { isDeepStrictEqual } from "node:util";
+import type * as pulumi from "@pulumi/pulumi";
+import type { z } from "zod";
+
+/** What the engine sends during preview for a value not known yet. */
+export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+export type Props = Record<string, unknown>;
+
+export function containsUnknown(value: unknown): boolean {
+  if (value === UNKNOWN) return true;
+  if (Array.isArray(value)) return value.some(containsUnknown);
+  if (value && typeof value === "object") return Object.values(value).some(containsUnknown);
+  return false;
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let v: unknown = root;
+  for (const key of path) {
+    if (v === null || typeof v !== "object") return undefined;
+    v = (v as Record<PropertyKey, unknown>)[key];
+  }
+  return v;
+}
+
+/** `connection.host`, `servers[1]` — the property path Pulumi shows next to a failure. */
+export function propertyPath(path: readonly PropertyKey[]): string {
+  return path
+    .map((k, i) => (typeof k === "number" ? `[${k}]` : i === 0 ? String(k) : `.${String(k)}`))
+    .join("");
+}
+
+/**
+ * Validates inputs with the resource's zod schema and reports each problem against
+ * the field it concerns. Values still unknown (preview) are not judged: a failure on
+ * or inside an unknown value is dropped, and the inputs are passed on unnormalized
+ * until every value is known.
+ */
+export function checkInputs(schema: z.ZodType, news: Props): pulumi.dynamic.CheckResult {
+  const { __provider: _ignored, ...inputs } = news;
+  const result = schema.safeParse(inputs);
+  if (result.success) return { inputs: result.data as Props };
+  const failures = result.error.issues
+    .filter((issue) => {
+      for (let i = 0; i <= issue.path.length; i++) {
+        if (valueAt(inputs, issue.path.slice(0, i)) === UNKNOWN) return false;
+      }
+      // A refinement over the whole object may trip on an unknown value inside it.
+      return !(issue.code === "custom" && containsUnknown(valueAt(inputs, issue.path)));
+    })
+    .map((issue) => ({
+      property: propertyPath(issue.path) || "(inputs)",
+      reason: issue.message,
+    }));
+  return failures.length ? { inputs, failures } : { inputs };
+}
+
+/**
+ * How a change to each input is applied. Every input is listed (the type demands
+ * it): `replace` forces a new resource, `update` is done in place by `update()`.
+ * A function decides per change (e.g. a connection that points at another host).
+ */
+export type ChangeRule<T> = "replace" | "update" | ((olds: T, news: T) => "replace" | "update");
+export type ReplacementTable<Inputs> = { readonly [K in keyof Required<Inputs>]: ChangeRule<Inputs[K]> };
+
+export interface FieldChange {
+  field: string;
+  how: "replace" | "update";
+}
+
+/** The fields whose desired value differs from the recorded one, and how each applies. */
+export function changedFields<Inputs extends object>(
+  table: ReplacementTable<Inputs>,
+  olds: Props,
+  news: Props,
+): FieldChange[] {
+  const changes: FieldChange[] = [];
+  for (const [field, rule] of Object.entries(table) as [string, ChangeRule<unknown>][]) {
+    const before = olds[field];
+    const after = news[field];
+    if (isDeepStrictEqual(before, after)) continue;
+    const unknown = containsUnknown(after);
+    const how = typeof rule === "function" ? (unknown ? "replace" : rule(before, after)) : rule;
+    changes.push({ field, how });
+  }
+  return changes;
+}
+
+/** `diff()` for every resource: the table alone decides replace vs update. */
+export function diffByTable<Inputs extends object>(
+  table: ReplacementTable<Inputs>,
+  olds: Props,
+  news: Props,
+): pulumi.dynamic.DiffResult {
+  const changes = changedFields(table, olds, news);
+  return {
+    changes: changes.length > 0,
+    replaces: changes.filter((c) => c.how === "replace").map((c) => c.field),
+    // A replacement of a named libvirt object cannot coexist with its predecessor.
+    deleteBeforeReplace: changes.some((c) => c.how === "replace"),
+  };
+}
+
+/** Outputs must be plain JSON: drops `undefined` (Pulumi rejects it), keeps nulls. */
+export function plainOutputs<T extends object>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
