@@ -31,7 +31,12 @@ export function escapeXml(value: string): string {
     .replace(/</g, "&lt;")
     .replace(/>/g, "&gt;")
     .replace(/'/g, "&apos;")
-    .replace(/"/g, "&quot;");
+    .replace(/"/g, "&quot;")
+    // Literal CR/LF/TAB would be rewritten by any conforming parser (end-of-line and
+    // attribute-value normalisation); character references survive as written.
+    .replace(/\r/g, "&#13;")
+    .replace(/\n/g, "&#10;")
+    .replace(/\t/g, "&#9;");
 }
 
 /** ` name='value'` for each defined attribute, in the order given. */

@@ -44,7 +44,10 @@ export interface PoolSpec {
   uuid?: string;
 }
 
-/** parsePoolXml's result: the spec as defined on the host plus live sizes. */
+/** parsePoolXml's result: the spec as defined on the host plus live sizes.
+ *  Optional fields that the XML lacks are omitted (never undefined, never []),
+ *  and modes are normalised ("755" -> "0755"), so compare against a spec
+ *  normalised the same way. */
 export interface PoolInfo extends PoolSpec {
   /** bytes; present in every dumpxml (0 while the pool is inactive) */
   capacity?: number;
@@ -85,6 +88,12 @@ export function buildPoolXml(spec: PoolSpec): string {
   for (const server of backups) {
     // mount.glusterfs splits the option value on ':'; such a name cannot be expressed.
     if (server.includes(":")) throw new XmlError(`backup volfile server cannot contain ':': ${server}`);
+  }
+  for (const option of spec.mountOptions ?? []) {
+    // Servers have one home (spec.servers); a second spelling would not round-trip.
+    if (option.startsWith(BACKUP_SERVERS) || option.startsWith(LEGACY_BACKUP_SERVER)) {
+      throw new XmlError(`give extra Gluster servers in servers, not as mount option ${option}`);
+    }
   }
   const options = [
     ...(backups.length ? [BACKUP_SERVERS + backups.join(":")] : []),

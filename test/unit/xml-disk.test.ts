@@ -73,6 +73,9 @@ test("special characters are escaped", () => {
   const [d] = parseDomainDisks(inDomain(xml));
   assert.equal(d.source?.file, "/mnt/it's <a> & \"b\".img");
   assert.equal(d.serial, "x'<y>&");
+  // whitespace in attributes would be normalised to spaces if written literally
+  const odd = "/mnt/a\tb\r\nc .img";
+  assert.equal(parseDomainDisks(inDomain(buildDiskXml({ ...file, source: { type: "file", file: odd } })))[0].source?.file, odd);
 });
 
 test("gluster names are normalised and must point inside the volume", () => {

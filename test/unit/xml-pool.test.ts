@@ -86,6 +86,7 @@ test("builder refuses what it cannot express instead of writing broken or mislea
   assert.throws(() => buildPoolXml({ ...single, volume: "a/b" }), XmlError);
   assert.throws(() => buildPoolXml({ ...single, servers: ["a", "fe80::1"] }), /':'/);
   assert.throws(() => buildPoolXml({ ...gluster, targetPath: "/mnt/x" }), /netfs pools only/);
+  assert.throws(() => buildPoolXml({ ...single, mountOptions: ["backup-volfile-servers=x"] }), /in servers/);
   assert.throws(() => buildPoolXml({ ...single, name: "bad\u0001name" }), XmlError);
   assert.throws(() => buildPoolXml({ ...single, permissions: { mode: "0999" } }), XmlError);
   assert.throws(() => buildPoolXml({ ...single, permissions: { owner: -1 } }), XmlError);

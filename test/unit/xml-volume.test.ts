@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { buildVolumeXml, parseVolumeXml, type VolumeSpec } from "../../provider/xml/volume";
+import fc from "fast-check";
 import { XmlError } from "../../provider/xml/markup";
 
 const fixture = (name: string) => readFileSync(resolve(__dirname, "../../../test/unit/fixtures", name), "utf8");
@@ -108,4 +109,18 @@ test("parses the same file seen through a native gluster pool (network volume, g
   assert.equal(info.key, "gluster://192.0.2.2:24007/labvol/xmltest-clone.qcow2");
   assert.equal(info.path, info.key);
   assert.deepEqual(info.backingStore, { path: "/tmp/xmltest/mnt/xmltest-base.qcow2", format: "qcow2" });
+});
+
+test("any representable name survives build -> parse unchanged (property)", () => {
+  const representable = (s: string) => s.length > 0 && !/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/.test(s);
+  fc.assert(
+    fc.property(fc.string({ unit: "grapheme", maxLength: 30 }).filter(representable), fc.constantFrom("\n", "\r\n", "\t", " ", "&", "'", ""), (base, extra) => {
+      const name = extra + base + extra;
+      const xml = buildVolumeXml({ ...clone, name, backingStore: { path: `/mnt/${name}`, format: "qcow2" } });
+      const info = parseVolumeXml(xml);
+      assert.equal(info.name, name);
+      assert.equal(info.backingStore?.path, `/mnt/${name}`);
+    }),
+    { numRuns: 300 },
+  );
 });
