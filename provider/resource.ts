@@ -5,7 +5,8 @@ import type { z } from "zod";
 /** What the engine sends during preview for a value not known yet. */
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
-export type Props = Record<string, unknown>;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- property bags as the engine sends them
+export type Props = Record<string, any>;
 
 export function containsUnknown(value: unknown): boolean {
   if (value === UNKNOWN) return true;
@@ -62,6 +63,13 @@ export function checkInputs(schema: z.ZodType, news: Props): pulumi.dynamic.Chec
  */
 export type ChangeRule<T> = "replace" | "update" | ((olds: T, news: T) => "replace" | "update");
 export type ReplacementTable<Inputs> = { readonly [K in keyof Required<Inputs>]: ChangeRule<Inputs[K]> };
+
+/**
+ * The `connection` input: pointing at another hypervisor means another object, so it
+ * replaces; new credentials, ports or jump hosts for the same host only update state.
+ */
+export const connectionRule: ChangeRule<{ host?: string } | undefined> = (olds, news) =>
+  olds?.host === news?.host ? "update" : "replace";
 
 export interface FieldChange {
   field: string;

@@ -33,3 +33,12 @@ export function makeProvider(kind: ResourceKind): pulumi.dynamic.ResourceProvide
     },
   };
 }
+
+/**
+ * Resource props with every output key present: Pulumi creates an Output property
+ * only for keys it is given, so inputs left unset and computed outputs are passed
+ * as `undefined` (the `declare`d fields then exist at runtime).
+ */
+export function withOutputs<T extends object>(args: T, outputKeys: readonly string[]): T & Record<string, unknown> {
+  return { ...Object.fromEntries(outputKeys.map((k) => [k, undefined])), ...args };
+}

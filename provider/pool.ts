@@ -1,0 +1,285 @@
+/**
+ * GlusterPool: a Gluster volume as a libvirt storage pool.
+ *  - netfs (default): libvirt mounts the volume through FUSE at `targetPath`.
+ *  - gluster: libvirt's native libgfapi pool (lists and deletes volumes only).
+ */
+import type * as pulumi from "@pulumi/pulumi";
+import { z } from "zod";
+import { GlusterLibvirtError, InputError, isNotFound } from "./errors";
+import { absolutePath, glusterVolumeName, libvirtName, permissions, serverAddress } from "./fields";
+import { getHost, type Host } from "./host";
+import { checkInputs, connectionRule, diffByTable, plainOutputs, type Props, type ReplacementTable } from "./resource";
+import { connectionSchema } from "./ssh/settings";
+import { describeUses, findDiskUses } from "./usage";
+import { parseInfo } from "./virshOutput";
+import { buildPoolXml, parsePoolXml, type PoolInfo, type PoolSpec } from "./xml/pool";
+
+/** Where netfs pools are mounted unless `targetPath` says otherwise. */
+export const DEFAULT_MOUNT_ROOT = "/var/lib/libvirt/gluster";
+
+const mountOption = z
+  .string()
+  .regex(/^[A-Za-z0-9_.:=/@-]+$/, "one FUSE mount option such as \"log-level=WARNING\" (no commas or spaces)")
+  .refine((o) => !o.startsWith("backup-volfile-servers="), "list extra Gluster servers in `servers`, not as a mount option");
+
+export const poolSchema = z
+  .strictObject({
+    connection: connectionSchema,
+    name: libvirtName,
+    volume: glusterVolumeName,
+    servers: z.array(serverAddress).min(1, "name at least one Gluster server"),
+    type: z.enum(["netfs", "gluster"]).default("netfs"),
+    targetPath: absolutePath.optional(),
+    permissions: permissions.optional(),
+    mountOptions: z.array(mountOption).optional(),
+    autostart: z.boolean().default(true),
+    adopt: z.boolean().default(false),
+    forceDestroy: z.boolean().default(false),
+  })
+  .superRefine((p, ctx) => {
+    if (p.type !== "gluster") return;
+    for (const field of ["targetPath", "permissions", "mountOptions"] as const) {
+      if (p[field] !== undefined) ctx.addIssue({ code: "custom", path: [field], message: "applies to netfs pools only (a native gluster pool has no mount)" });
+    }
+  })
+  // Normalized so that what the host reports back compares equal: the default mount
+  // point is spelled out, and "no mount options" is one value, not two.
+  .transform(({ mountOptions, ...p }) => ({
+    ...p,
+    ...(mountOptions?.length ? { mountOptions } : {}),
+    ...(p.type === "netfs" ? { targetPath: p.targetPath ?? `${DEFAULT_MOUNT_ROOT}/${p.name}` } : {}),
+  }));
+
+export type PoolInputs = z.input<typeof poolSchema>;
+export type PoolArgs = z.output<typeof poolSchema>;
+
+/** What each input change does. Everything libvirt can only change by redefining and remounting replaces. */
+export const poolChanges: ReplacementTable<PoolArgs> = {
+  connection: connectionRule,
+  name: "replace",
+  volume: "replace",
+  servers: "replace",
+  type: "replace",
+  targetPath: "replace",
+  mountOptions: "replace",
+  permissions: "update",
+  autostart: "update",
+  adopt: "update",
+  forceDestroy: "update",
+};
+
+export interface PoolOutputs extends PoolArgs {
+  uuid: string;
+  /** running | inactive | building | degraded | inaccessible */
+  state: string;
+  capacity: number;
+  allocation: number;
+  available: number;
+  /** ownership/mode applied to the mount point (the default one when `permissions` is unset) */
+  effectivePermissions?: { owner?: number; group?: number; mode?: string };
+  /** gluster://SERVER/VOLUME: append a volume name for a QEMU/qemu-img URL */
+  glusterUrl: string;
+}
+
+function specOf(args: PoolArgs, effectivePermissions?: PoolSpec["permissions"], uuid?: string): PoolSpec {
+  return {
+    name: args.name,
+    type: args.type,
+    volume: args.volume,
+    servers: args.servers,
+    ...(args.type === "netfs" ? { targetPath: args.targetPath, permissions: effectivePermissions, mountOptions: args.mountOptions } : {}),
+    ...(uuid ? { uuid } : {}),
+  };
+}
+
+/** QEMU runs as libvirt-qemu (Debian) or qemu (RHEL); files it opens must be theirs. */
+export async function qemuOwnership(host: Host): Promise<{ owner: number; group: number } | undefined> {
+  for (const user of ["libvirt-qemu", "qemu"]) {
+    const uid = await host.exec(["id", "-u", user], { check: false });
+    const gid = await host.exec(["id", "-g", user], { check: false });
+    if (uid.code === 0 && gid.code === 0) return { owner: Number(uid.stdout.trim()), group: Number(gid.stdout.trim()) };
+  }
+  return undefined;
+}
+
+async function effectivePermissionsFor(host: Host, args: PoolArgs): Promise<PoolSpec["permissions"]> {
+  if (args.type !== "netfs") return undefined;
+  const qemu = args.permissions?.owner === undefined || args.permissions?.group === undefined ? await qemuOwnership(host) : undefined;
+  return { mode: "0755", ...qemu, ...args.permissions };
+}
+
+/** The pool as the host has it (definition, state, autostart), or undefined when it is not defined. */
+export async function inspectPool(host: Host, name: string): Promise<{ info: PoolInfo; state: string; autostart: boolean } | undefined> {
+  let infoText: string;
+  try {
+    infoText = await host.virsh(["pool-info", name]);
+  } catch (err) {
+    if (isNotFound(err, "pool")) return undefined;
+    throw err;
+  }
+  const fields = parseInfo(infoText);
+  const info = parsePoolXml(await host.virsh(["pool-dumpxml", name]));
+  return { info, state: fields["State"] ?? "unknown", autostart: fields["Autostart"] === "yes" };
+}
+
+function outputsOf(args: PoolArgs, live: { info: PoolInfo; state: string; autostart: boolean }): PoolOutputs {
+  return plainOutputs({
+    ...args,
+    autostart: live.autostart,
+    uuid: live.info.uuid ?? "",
+    state: live.state,
+    capacity: live.info.capacity ?? 0,
+    allocation: live.info.allocation ?? 0,
+    available: live.info.available ?? 0,
+    effectivePermissions: live.info.permissions,
+    glusterUrl: `gluster://${args.servers[0]}/${args.volume}`,
+  });
+}
+
+/** Differences between a pool on the host and the one wanted, for adopt and drift messages. */
+function definitionDifferences(live: PoolInfo, wanted: PoolSpec): string[] {
+  const diffs: string[] = [];
+  const show = (v: unknown) => JSON.stringify(v ?? null);
+  for (const key of ["type", "volume", "servers", "targetPath", "mountOptions"] as const) {
+    if (show(live[key]) !== show(wanted[key])) diffs.push(`${key}: host has ${show(live[key])}, wanted ${show(wanted[key])}`);
+  }
+  return diffs;
+}
+
+/** Defined → built → started → autostart; any failure undoes what this call did. */
+async function createPool(host: Host, args: PoolArgs): Promise<void> {
+  const spec = specOf(args, await effectivePermissionsFor(host, args));
+  await host.virsh(["pool-define", "/dev/stdin"], { stdin: buildPoolXml(spec) });
+  let built = false;
+  try {
+    if (args.type === "netfs") {
+      await host.virsh(["pool-build", args.name]);
+      built = true;
+    }
+    await host.virsh(["pool-start", args.name]);
+    await host.virsh(args.autostart ? ["pool-autostart", args.name] : ["pool-autostart", "--disable", args.name]);
+  } catch (err) {
+    await undo(host, args.name, built);
+    throw new GlusterLibvirtError(`creating pool '${args.name}' on ${host.label} failed; nothing was left defined`, {
+      cause: err,
+      details: err instanceof GlusterLibvirtError ? err.details : String(err),
+    });
+  }
+}
+
+/** Best-effort rollback: stop, remove the (empty) mount point we made, undefine. */
+async function undo(host: Host, name: string, built: boolean): Promise<void> {
+  const quietly = (p: Promise<unknown>) => p.catch(() => undefined);
+  await quietly(host.virsh(["pool-destroy", name]));
+  if (built) await quietly(host.virsh(["pool-delete", name]));
+  await quietly(host.virsh(["pool-undefine", name]));
+}
+
+async function adoptPool(host: Host, args: PoolArgs, live: PoolInfo): Promise<void> {
+  const diffs = definitionDifferences(live, specOf(args));
+  if (diffs.length) {
+    throw new GlusterLibvirtError(`pool '${args.name}' exists on ${host.label} with another definition; not adopted`, {
+      details: diffs.join("\n"),
+    });
+  }
+}
+
+async function converge(host: Host, args: PoolArgs): Promise<void> {
+  const live = await inspectPool(host, args.name);
+  if (!live) throw new GlusterLibvirtError(`pool '${args.name}' is no longer defined on ${host.label}`);
+  if (live.state !== "running") await host.virsh(["pool-start", args.name]);
+  if (live.autostart !== args.autostart) {
+    await host.virsh(args.autostart ? ["pool-autostart", args.name] : ["pool-autostart", "--disable", args.name]);
+  }
+}
+
+async function readOutputs(host: Host, args: PoolArgs): Promise<PoolOutputs> {
+  const live = await inspectPool(host, args.name);
+  if (!live) throw new GlusterLibvirtError(`pool '${args.name}' vanished from ${host.label} right after it was set up`);
+  return outputsOf(args, live);
+}
+
+export const glusterPool: Required<Omit<pulumi.dynamic.ResourceProvider, "configure">> = {
+  async check(_olds: Props, news: Props) {
+    return checkInputs(poolSchema, news);
+  },
+
+  async diff(_id: string, olds: Props, news: Props) {
+    const result = diffByTable(poolChanges, olds, news);
+    // A pool found stopped (refresh) is brought back up by update.
+    if (!result.changes && olds.state !== undefined && olds.state !== "running") return { ...result, changes: true };
+    return result;
+  },
+
+  async create(inputs: Props) {
+    const args = poolSchema.parse(inputs);
+    const host = getHost(args.connection);
+    const existing = await inspectPool(host, args.name);
+    if (existing && !args.adopt) {
+      throw new InputError("name", `a pool named '${args.name}' already exists on ${host.label}; set adopt: true to take it over (its definition must match)`);
+    }
+    if (existing) {
+      await adoptPool(host, args, existing.info);
+      await converge(host, args);
+    } else {
+      await createPool(host, args);
+    }
+    const outs = await readOutputs(host, args);
+    return { id: outs.uuid, outs };
+  },
+
+  async read(id: string, props?: Props) {
+    const old = props as PoolOutputs;
+    const host = getHost(old.connection);
+    const live = await inspectPool(host, old.name);
+    if (!live) return {}; // gone: the engine drops it from state
+    const args: PoolArgs = {
+      ...old,
+      type: live.info.type,
+      volume: live.info.volume,
+      servers: live.info.servers,
+      ...(live.info.type === "netfs" ? { targetPath: live.info.targetPath, mountOptions: live.info.mountOptions } : {}),
+    };
+    return { id: live.info.uuid ?? id, props: outputsOf(args, live) };
+  },
+
+  async update(_id: string, olds: Props, news: Props) {
+    const args = poolSchema.parse(news);
+    const host = getHost(args.connection);
+    if (JSON.stringify(olds.permissions) !== JSON.stringify(args.permissions)) {
+      const live = await inspectPool(host, args.name);
+      if (!live) throw new GlusterLibvirtError(`pool '${args.name}' is no longer defined on ${host.label}`);
+      // Redefining with the same uuid changes the persistent definition in place.
+      const spec = specOf(args, await effectivePermissionsFor(host, args), live.info.uuid);
+      await host.virsh(["pool-define", "/dev/stdin"], { stdin: buildPoolXml(spec) });
+    }
+    await converge(host, args);
+    return { outs: await readOutputs(host, args) };
+  },
+
+  async delete(_id: string, props: Props) {
+    const old = props as PoolOutputs;
+    const host = getHost(old.connection);
+    const live = await inspectPool(host, old.name);
+    if (!live) return; // already gone
+    if (!old.forceDestroy) {
+      const uses = await findDiskUses(host, (disk) =>
+        disk.source !== undefined &&
+        ((live.info.targetPath !== undefined && (disk.source.file ?? "").startsWith(`${live.info.targetPath}/`)) ||
+          (disk.source.protocol === "gluster" && (disk.source.name ?? "").replace(/^\/+/, "").startsWith(`${live.info.volume}/`)) ||
+          disk.source.pool === old.name),
+      );
+      if (uses.length) {
+        throw new GlusterLibvirtError(
+          `pool '${old.name}' on ${host.label} is in use by ${describeUses(uses)}; detach those disks first, or set forceDestroy: true`,
+        );
+      }
+    }
+    if (live.state === "running") await host.virsh(["pool-destroy", old.name]);
+    // netfs: pool-delete only removes the (now unmounted, empty) mount point, never data.
+    if (live.info.type === "netfs") await host.virsh(["pool-delete", old.name]).catch(() => undefined);
+    await host.virsh(["pool-undefine", old.name]).catch((err: unknown) => {
+      if (!isNotFound(err, "pool")) throw err;
+    });
+  },
+};

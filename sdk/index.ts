@@ -1,0 +1,2 @@
+export { GlusterPool, type GlusterPoolArgs } from "./pool";
+export type { Connection } from "./connection";

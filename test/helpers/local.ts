@@ -1,0 +1,42 @@
+/**
+ * The lab runs on this machine, so tests can look at it directly as root — an
+ * observer independent of the SSH transport under test.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import type { LabInfo } from "./lab";
+
+/** `virsh -c qemu:///system …` run locally; throws with stderr on failure. */
+export function virsh(...args: string[]): string {
+  return execFileSync("virsh", ["-c", "qemu:///system", ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+}
+
+/** Like virsh() but returns the exit code and output instead of throwing. */
+export function tryVirsh(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync("virsh", ["-c", "qemu:///system", ...args], { encoding: "utf8" });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function gluster(...args: string[]): string {
+  return execFileSync("gluster", ["--mode=script", ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+}
+
+/** Is something mounted at `path` right now? */
+export function isMounted(path: string): boolean {
+  return spawnSync("findmnt", ["--mountpoint", path], { encoding: "utf8" }).status === 0;
+}
+
+/** The `connection` input that reaches the lab host. */
+export function labConnection(lab: LabInfo) {
+  return {
+    host: lab.ssh.host,
+    port: lab.ssh.port,
+    user: lab.ssh.user,
+    privateKeyPath: lab.ssh.privateKeyPath,
+    knownHostsFile: lab.ssh.knownHostsFile,
+  };
+}
+
+/** A name unique to this test run, safe for libvirt and Gluster. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 7)}`;
+}

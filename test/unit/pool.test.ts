@@ -1,0 +1,89 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { glusterPool, poolChanges, poolSchema } from "../../provider/pool";
+import { UNKNOWN, type Props } from "../../provider/resource";
+
+const connection = { host: "kvm1" };
+const valid = { connection, name: "primary_gluster", volume: "primary", servers: ["gs1", "10.0.0.2"] };
+
+test("check fills defaults: netfs, mount point from the name, autostart", async () => {
+  const r = await glusterPool.check({}, valid);
+  assert.equal(r.failures, undefined);
+  assert.deepEqual(r.inputs, {
+    ...valid,
+    type: "netfs",
+    targetPath: "/var/lib/libvirt/gluster/primary_gluster",
+    autostart: true,
+    adopt: false,
+    forceDestroy: false,
+  });
+});
+
+test("check names each bad field", async () => {
+  const r = await glusterPool.check({}, {
+    connection: { host: "kvm1", port: 0 },
+    name: "bad name",
+    volume: "vol/x",
+    servers: ["ok", "not a host!"],
+    targetPath: "relative/path",
+    permissions: { mode: "999" },
+    mountOptions: ["a,b"],
+  });
+  assert.deepEqual(r.failures?.map((f) => f.property).sort(), [
+    "connection.port", "mountOptions[0]", "name", "permissions.mode", "servers[1]", "targetPath", "volume",
+  ]);
+});
+
+test("check: netfs-only fields are refused on a native gluster pool", async () => {
+  const r = await glusterPool.check({}, { ...valid, type: "gluster", targetPath: "/mnt/x", mountOptions: ["ro"] });
+  assert.deepEqual(r.failures?.map((f) => f.property).sort(), ["mountOptions", "targetPath"]);
+  const ok = await glusterPool.check({}, { ...valid, type: "gluster" });
+  assert.equal(ok.failures, undefined);
+  assert.equal((ok.inputs as Props).targetPath, undefined);
+});
+
+test("check: extra servers belong in `servers`, not in mount options", async () => {
+  const r = await glusterPool.check({}, { ...valid, mountOptions: ["backup-volfile-servers=gs2"] });
+  assert.deepEqual(r.failures?.map((f) => f.property), ["mountOptions[0]"]);
+});
+
+test("check tolerates unknowns during preview", async () => {
+  const r = await glusterPool.check({}, { ...valid, volume: UNKNOWN, servers: [UNKNOWN], connection: UNKNOWN });
+  assert.equal(r.failures, undefined);
+});
+
+const state = { ...poolSchema.parse(valid), uuid: "u-1", state: "running", capacity: 1, allocation: 0, available: 1, glusterUrl: "gluster://gs1/primary" };
+const news = (over: Props) => poolSchema.parse({ ...valid, ...over });
+
+test("diff: each field applies as the table says", async () => {
+  const cases: [Props, string[], boolean][] = [
+    [{}, [], false],
+    [{ autostart: false }, [], true],
+    [{ permissions: { mode: "0750" } }, [], true],
+    [{ forceDestroy: true }, [], true],
+    [{ connection: { host: "kvm1", port: 2222 } }, [], true],
+    [{ connection: { host: "kvm2" } }, ["connection"], true],
+    [{ name: "other" }, ["name", "targetPath"], true],
+    [{ volume: "other" }, ["volume"], true],
+    [{ servers: ["gs1"] }, ["servers"], true],
+    [{ type: "gluster" }, ["type", "targetPath"], true],
+    [{ targetPath: "/mnt/p" }, ["targetPath"], true],
+    [{ mountOptions: ["log-level=WARNING"] }, ["mountOptions"], true],
+  ];
+  for (const [over, replaces, changes] of cases) {
+    const d = await glusterPool.diff("u-1", state, news(over));
+    assert.deepEqual(d.replaces, replaces, JSON.stringify(over));
+    assert.equal(d.changes, changes, JSON.stringify(over));
+  }
+});
+
+test("diff: a pool found stopped is an update (update starts it)", async () => {
+  const d = await glusterPool.diff("u-1", { ...state, state: "inactive" }, news({}));
+  assert.equal(d.changes, true);
+  assert.deepEqual(d.replaces, []);
+});
+
+test("every input is in the replacement table", () => {
+  const inputs = Object.keys((poolSchema as unknown as { in: { shape: object } }).in.shape);
+  assert.deepEqual(Object.keys(poolChanges).sort(), inputs.sort());
+});
