@@ -95,7 +95,7 @@ export class VirshError extends CommandError {}
  * and newer releases use the same error codes (VIR_ERR_NO_STORAGE_POOL, …).
  */
 const CLASSIFICATION: ReadonlyArray<readonly [CommandErrorKind, RegExp]> = [
-  ["permission-denied", /permission denied|authentication (failed|unavailable)|access denied|not authorized|a password is required|unable to get system bus connection|read-only access prohibited/i],
+  ["permission-denied", /permission denied|operation forbidden|authentication (failed|unavailable)|access denied|not authorized|a password is required|unable to get system bus connection|read-only access prohibited/i],
   ["not-found-pool", /storage pool not found|failed to get pool|no storage pool with matching/i],
   ["not-found-volume", /storage volume not found|failed to get vol|no storage vol with matching/i],
   ["not-found-domain", /domain not found|failed to get domain|no domain with matching/i],
