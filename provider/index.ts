@@ -2,6 +2,7 @@
  * The provider side of the package: what the serialized provider stubs in sdk/
  * require() at call time. One CRUD object per resource, plus `configure`.
  */
+import { diskAttachment } from "./disk";
 import { glusterPool } from "./pool";
 import { CONNECTION_CONFIG_KEYS, setConnectionDefaults } from "./ssh/settings";
 
@@ -10,6 +11,7 @@ export const CONFIG_NAMESPACE = "gluster-libvirt";
 
 export const resources = {
   GlusterPool: glusterPool,
+  DiskAttachment: diskAttachment,
 };
 
 /**

@@ -1,2 +1,3 @@
 export { GlusterPool, type GlusterPoolArgs } from "./pool";
+export { DiskAttachment, type DiskAttachmentArgs } from "./disk";
 export type { Connection } from "./connection";

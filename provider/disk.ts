@@ -1,0 +1,446 @@
+/**
+ * DiskAttachment: a volume of a GlusterPool attached to a libvirt domain as a disk,
+ * in its persistent definition and (when it runs) live.
+ *  - gfapi: `<disk type='network'>`, QEMU opens the image through libgfapi, every
+ *    Gluster server of the pool a `<host>`.
+ *  - fuse: `<disk type='file'>` on the netfs pool's FUSE mount.
+ *  - auto: gfapi where the host's QEMU has a gluster block driver, otherwise fuse;
+ *    resolved once at create (recorded in `resolvedAccess`), never re-resolved, so a
+ *    package change on the host does not flip an existing disk.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import type * as pulumi from "@pulumi/pulumi";
+import { z } from "zod";
+import { GlusterLibvirtError, InputError, isNotFound } from "./errors";
+import { libvirtName } from "./fields";
+import { getHost, type Host } from "./host";
+import { inspectPool, qemuOwnership } from "./pool";
+import { checkInputs, connectionRule, diffByTable, plainOutputs, type Props, type ReplacementTable } from "./resource";
+import { connectionSchema } from "./ssh/settings";
+import {
+  buildDiskXml, parseDomainDisks, parseDomainSummary,
+  type DiskBus, type DiskFormat, type DiskSource, type DomainDisk, type DomainSummary,
+} from "./xml/disk";
+import type { Permissions } from "./xml/markup";
+import type { PoolInfo } from "./xml/pool";
+import { parseVolumeXml } from "./xml/volume";
+
+export type Access = "gfapi" | "fuse";
+export type HotplugBus = Extract<DiskBus, "virtio" | "scsi" | "sata" | "ide">;
+
+/** Guest device name prefixes and the bus each implies. */
+const PREFIX_BUSES: Record<string, readonly HotplugBus[]> = { vd: ["virtio"], sd: ["scsi", "sata"], hd: ["ide"] };
+
+/** The bus a target name implies: vdX → virtio, sdX → scsi, hdX → ide. */
+export function defaultBus(target: string): HotplugBus | undefined {
+  return PREFIX_BUSES[target.slice(0, 2)]?.[0];
+}
+
+const TARGET_RE = /^(vd|sd|hd)[a-z]{1,3}$/;
+
+export const diskSchema = z
+  .strictObject({
+    connection: connectionSchema,
+    domain: libvirtName,
+    pool: libvirtName,
+    volume: libvirtName,
+    target: z.string().regex(TARGET_RE, "a guest device name such as \"vdb\" (virtio), \"sdb\" (scsi, sata) or \"hdb\" (ide)"),
+    bus: z.enum(["virtio", "scsi", "sata", "ide"]).optional(),
+    access: z.enum(["auto", "gfapi", "fuse"]).default("auto"),
+    driver: z
+      .strictObject({
+        cache: z.enum(["none", "writeback", "writethrough", "directsync", "unsafe", "default"]).default("none"),
+        io: z.enum(["threads", "native", "io_uring"]).optional(),
+        discard: z.enum(["unmap", "ignore"]).optional(),
+      })
+      .prefault({}),
+    readonly: z.boolean().default(false),
+    shareable: z.boolean().default(false),
+    serial: z.string().regex(/^[A-Za-z0-9_.+-]{1,36}$/, "1-36 letters, digits, '_', '.', '+' or '-'").optional(),
+    live: z.boolean().default(true),
+    /** seconds to wait for the guest to release the disk on a live detach */
+    detachTimeout: z.number().int().min(1).max(3600).default(30),
+  })
+  .superRefine((d, ctx) => {
+    if (d.bus === undefined || !TARGET_RE.test(d.target)) return;
+    if (!PREFIX_BUSES[d.target.slice(0, 2)].includes(d.bus)) {
+      ctx.addIssue({ code: "custom", path: ["target"], message: `target '${d.target}' does not name a ${d.bus} disk (virtio: vdX, scsi/sata: sdX, ide: hdX)` });
+    }
+  })
+  .transform((d) => ({ ...d, bus: d.bus ?? (defaultBus(d.target) as HotplugBus) }));
+
+export type DiskInputs = z.input<typeof diskSchema>;
+export type DiskArgs = z.output<typeof diskSchema>;
+
+/**
+ * What each input change does. libvirt 9.0 refuses to change cache, io, discard,
+ * readonly, shareable or serial of an attached disk (`update-device --live`: "cannot
+ * modify field … of the disk"; checked on the lab). Changing only the persistent
+ * definition would leave a running VM with other settings than the state says until
+ * its next cold boot, so those fields replace (detach + attach), as preview shows.
+ */
+export const diskChanges: ReplacementTable<DiskArgs> = {
+  connection: connectionRule,
+  domain: "replace",
+  pool: "replace",
+  volume: "replace",
+  target: "replace",
+  bus: "replace",
+  access: "replace",
+  driver: "replace",
+  readonly: "replace",
+  shareable: "replace",
+  serial: "replace",
+  // `live: true` on a running domain hot-plugs the disk if it is not yet live; turning it
+  // off changes nothing on the host (the disk stays until the domain stops).
+  live: "update",
+  detachTimeout: "update",
+};
+
+export interface DiskOutputs extends DiskArgs {
+  /** the access actually used */
+  resolvedAccess: Access;
+  /** the `<disk>` element as we defined it */
+  diskXml: string;
+  /** fuse: the image file on the mount; gfapi: "VOLUME/path" inside the Gluster volume */
+  sourcePath: string;
+  /** the volume's format, given to QEMU */
+  format: DiskFormat;
+  attachedLive: boolean;
+  attachedPersistent: boolean;
+  domainRunning: boolean;
+  domainUuid: string;
+}
+
+// ---------------------------------------------------------------------------------------
+// Pure decisions
+
+/** Why the disk cannot be hot-plugged into this running domain, or undefined if it can. */
+export function hotplugProblem(bus: HotplugBus, domain: DomainSummary): string | undefined {
+  const has = (type: string, model: string) => domain.controllers.some((c) => c.type === type && c.model === model);
+  switch (bus) {
+    case "sata":
+    case "ide":
+      return `${bus} disks cannot be hot-plugged; set live: false (attached from the next start) or use bus scsi`;
+    case "scsi":
+      return has("scsi", "virtio-scsi") ? undefined : "the domain has no virtio-scsi controller to hot-plug a scsi disk into; add one, or set live: false";
+    case "virtio":
+      if (domain.machine?.includes("q35")) {
+        return has("pci", "pcie-root-port") ? undefined : "the q35 domain has no pcie-root-port for a hot-plugged virtio disk; add one, use bus scsi, or set live: false";
+      }
+      return domain.features.acpi ? undefined : "the domain has no ACPI, which PCI hot-plug of a virtio disk needs; use bus scsi, or set live: false";
+  }
+}
+
+/** The access mode to use, or why the requested one is impossible. */
+export function resolveAccess(
+  requested: DiskArgs["access"],
+  poolType: PoolInfo["type"],
+  qemuHasGluster: boolean,
+): { access: Access } | { problem: string } {
+  const noDriver = "the host's QEMU has no gluster block driver (qemu-block-extra on Debian)";
+  if (requested === "fuse") {
+    return poolType === "gluster" ? { problem: "a native gluster pool has no FUSE mount; use access gfapi or a netfs pool" } : { access: "fuse" };
+  }
+  if (qemuHasGluster) return { access: "gfapi" };
+  if (requested === "gfapi") return { problem: `${noDriver}; use access fuse or auto` };
+  return poolType === "gluster" ? { problem: `${noDriver}, and a native gluster pool has no FUSE mount to fall back to` } : { access: "fuse" };
+}
+
+/** Where QEMU opens the volume: the file on the mount, or its path inside the Gluster volume. */
+export function diskSourceFor(access: Access, pool: PoolInfo, volumePath: string): DiskSource {
+  if (access === "fuse") return { type: "file", file: volumePath };
+  return { type: "gluster", volume: pool.volume, path: glusterPathOf(pool, volumePath), servers: pool.servers, ...(pool.port ? { port: pool.port } : {}) };
+}
+
+function glusterPathOf(pool: PoolInfo, volumePath: string): string {
+  if (pool.type === "gluster") {
+    // gluster://HOST[:PORT]/VOLUME/dir/file, as a native pool names its volumes
+    const path = decodeURIComponent(new URL(volumePath).pathname);
+    const prefix = `/${pool.volume}/`;
+    if (!path.startsWith(prefix)) throw new GlusterLibvirtError(`volume path ${volumePath} is not inside Gluster volume '${pool.volume}'`);
+    return path.slice(prefix.length);
+  }
+  const mount = `${pool.targetPath}/`;
+  if (!volumePath.startsWith(mount)) throw new GlusterLibvirtError(`volume path ${volumePath} is not under the pool's mount ${pool.targetPath}`);
+  const inMount = volumePath.slice(mount.length);
+  return pool.directory ? `${pool.directory.replace(/^\/+|\/+$/g, "")}/${inMount}` : inMount;
+}
+
+/** "VOLUME/path" for gfapi, the file path for fuse: what the domain's `<source>` names. */
+function sourcePathOf(source: DiskSource): string {
+  return source.type === "file" ? source.file : `${source.volume}/${source.path}`;
+}
+
+/**
+ * Can QEMU's user open the file with these permissions? libvirt chowns file disks to
+ * QEMU on attach, but a libgfapi client is checked by Gluster as itself (no relabel),
+ * so a gfapi disk needs a file QEMU may already open. Unknown permissions pass.
+ */
+export function qemuMayOpen(perms: Permissions | undefined, qemu: { owner: number; group: number } | undefined, readonly: boolean): boolean {
+  if (!perms?.mode || perms.owner === undefined || !qemu) return true;
+  if (qemu.owner === 0) return true;
+  const mode = parseInt(perms.mode, 8);
+  const shift = perms.owner === qemu.owner ? 6 : perms.group === qemu.group ? 3 : 0;
+  const need = readonly ? 4 : 6;
+  return ((mode >> shift) & need) === need;
+}
+
+/** Is this the disk we attached (same target, same image)? */
+export function isOurDisk(disk: DomainDisk, target: string, sourcePath: string): boolean {
+  if (disk.target !== target || !disk.source) return false;
+  const trim = (p: string) => p.replace(/^\/+/, "");
+  return disk.source.file === sourcePath || (disk.source.protocol === "gluster" && trim(disk.source.name ?? "") === trim(sourcePath));
+}
+
+// ---------------------------------------------------------------------------------------
+// The host
+
+/** Per host: does QEMU have the gluster block driver? Asked once per provider process. */
+const glusterDriverByHost = new Map<string, Promise<boolean>>();
+
+/**
+ * QEMU builds the gluster driver as a module (Debian: qemu-block-extra, Fedora:
+ * qemu-block-gluster) or links libgfapi in. `qemu-img --help` / `-drive format=help`
+ * list module drivers whether or not the module is installed, so we look for the
+ * module file, then for an emulator linked against libgfapi. Constant script, no input.
+ */
+const GLUSTER_DRIVER_PROBE = [
+  "for f in /usr/lib/*/qemu/block-gluster.so /usr/lib64/qemu/block-gluster.so /usr/lib64/qemu-kvm/block-gluster.so /usr/lib/qemu/block-gluster.so; do",
+  '  [ -e "$f" ] && exit 0',
+  "done",
+  "for q in /usr/bin/qemu-system-* /usr/libexec/qemu-kvm; do",
+  '  [ -x "$q" ] && ldd "$q" 2>/dev/null | grep -q libgfapi && exit 0',
+  "done",
+  "exit 1",
+].join("\n");
+
+export function qemuHasGlusterDriver(host: Host): Promise<boolean> {
+  let known = glusterDriverByHost.get(host.label);
+  if (!known) {
+    known = host.exec(["sh", "-c", GLUSTER_DRIVER_PROBE], { check: false }).then((r) => r.code === 0);
+    known.catch(() => glusterDriverByHost.delete(host.label));
+    glusterDriverByHost.set(host.label, known);
+  }
+  return known;
+}
+
+interface DomainView {
+  summary: DomainSummary;
+  running: boolean;
+  persistentDisks: DomainDisk[];
+  /** empty while the domain is shut off */
+  liveDisks: DomainDisk[];
+}
+
+async function inspectDomain(host: Host, name: string): Promise<DomainView | undefined> {
+  try {
+    const persistentXml = await host.virsh(["dumpxml", "--inactive", name]);
+    const liveXml = await host.virsh(["dumpxml", name]);
+    const summary = parseDomainSummary(liveXml);
+    const running = summary.id !== undefined;
+    return { summary, running, persistentDisks: parseDomainDisks(persistentXml), liveDisks: running ? parseDomainDisks(liveXml) : [] };
+  } catch (err) {
+    if (isNotFound(err, "domain")) return undefined;
+    throw err;
+  }
+}
+
+interface Placement {
+  live?: DomainDisk;
+  persistent?: DomainDisk;
+}
+
+function placementOf(dom: DomainView, target: string, sourcePath: string): Placement {
+  const find = (disks: DomainDisk[]) => disks.find((d) => isOurDisk(d, target, sourcePath));
+  return { live: find(dom.liveDisks), persistent: find(dom.persistentDisks) };
+}
+
+/** What will be attached, worked out (and every input checked) before anything changes. */
+interface Plan {
+  dom: DomainView;
+  access: Access;
+  source: DiskSource;
+  format: DiskFormat;
+  xml: string;
+  hotplug: boolean;
+}
+
+async function planAttachment(host: Host, args: DiskArgs): Promise<Plan> {
+  const dom = await inspectDomain(host, args.domain);
+  if (!dom) throw new InputError("domain", `no domain named '${args.domain}' on ${host.label}`);
+  const taken = [...dom.persistentDisks, ...dom.liveDisks].find((d) => d.target === args.target);
+  if (taken) {
+    const what = taken.source?.file ?? taken.source?.name ?? `an empty ${taken.device}`;
+    throw new InputError("target", `domain '${args.domain}' already has a disk at ${args.target} (${what})`);
+  }
+  const hotplug = args.live && dom.running;
+  const problem = hotplug ? hotplugProblem(args.bus, dom.summary) : undefined;
+  if (problem) throw new InputError("bus", `cannot hot-plug into running domain '${args.domain}': ${problem}`);
+
+  const pool = await inspectPool(host, args.pool);
+  if (!pool) throw new InputError("pool", `no storage pool named '${args.pool}' on ${host.label}`);
+  if (pool.state !== "running") throw new InputError("pool", `pool '${args.pool}' is ${pool.state}, not running`);
+  let volumeXml: string;
+  try {
+    volumeXml = await host.virsh(["vol-dumpxml", "--pool", args.pool, args.volume]);
+  } catch (err) {
+    if (isNotFound(err, "volume")) throw new InputError("volume", `no volume '${args.volume}' in pool '${args.pool}'`);
+    throw err;
+  }
+  const volume = parseVolumeXml(volumeXml);
+  if (volume.format !== "raw" && volume.format !== "qcow2") {
+    throw new InputError("volume", `'${args.volume}' is ${volume.format ?? "of unknown format"}; only raw and qcow2 images can be attached`);
+  }
+  if (!volume.path) throw new GlusterLibvirtError(`libvirt reports no path for volume '${args.volume}'`);
+
+  const resolved = resolveAccess(args.access, pool.info.type, args.access === "fuse" ? false : await qemuHasGlusterDriver(host));
+  if ("problem" in resolved) throw new InputError("access", `${resolved.problem} (host ${host.label})`);
+  if (resolved.access === "gfapi" && !qemuMayOpen(volume.permissions, await qemuOwnership(host), args.readonly)) {
+    const p = volume.permissions!;
+    throw new InputError("volume", `'${args.volume}' is owned by ${p.owner}:${p.group} mode ${p.mode}: QEMU cannot open it through libgfapi; give it QEMU's owner/group (ImageVolume does by default) or use access fuse`);
+  }
+  const source = diskSourceFor(resolved.access, pool.info, volume.path);
+  const xml = buildDiskXml({
+    source, target: args.target, bus: args.bus, format: volume.format, ...args.driver,
+    readonly: args.readonly, shareable: args.shareable, serial: args.serial,
+  });
+  return { dom, access: resolved.access, source, format: volume.format, xml, hotplug };
+}
+
+async function attachDevice(host: Host, domain: string, xml: string, where: { live: boolean; config: boolean }): Promise<void> {
+  const flags = [...(where.config ? ["--config"] : []), ...(where.live ? ["--live"] : [])];
+  await host.virsh(["attach-device", domain, "/dev/stdin", ...flags], { stdin: xml });
+}
+
+/**
+ * Live detach is a request the guest must honour (PCI unplug needs its ACPI
+ * cooperation): ask, then watch the live definition until the target is gone.
+ */
+async function detachLive(host: Host, old: DiskOutputs): Promise<void> {
+  const { domain, target } = old;
+  try {
+    await host.virsh(["detach-disk", domain, target, "--live"]);
+  } catch (err) {
+    // gone meanwhile, or an earlier request is still pending: the polling below decides
+    if (!isNotFound(err, "domain") && !/already in the process of unplug|not running|no disk found/i.test(String((err as Error).message))) throw err;
+  }
+  const deadline = Date.now() + old.detachTimeout * 1000;
+  for (;;) {
+    const dom = await inspectDomain(host, domain);
+    if (!dom || !placementOf(dom, target, old.sourcePath).live) return;
+    if (Date.now() > deadline) {
+      throw new GlusterLibvirtError(
+        `the guest of domain '${domain}' did not release disk ${target} within ${old.detachTimeout} s; it is still attached live and in the persistent definition (nothing else was changed)`,
+        { details: "Retry later, raise detachTimeout, or shut the domain down: a shut-off domain only needs its definition changed." },
+      );
+    }
+    await sleep(250);
+  }
+}
+
+async function detachPersistent(host: Host, domain: string, target: string): Promise<void> {
+  try {
+    await host.virsh(["detach-disk", domain, target, "--config"]);
+  } catch (err) {
+    if (!isNotFound(err, "domain")) throw err;
+  }
+}
+
+/** What create decided once and every later step keeps. */
+type Recorded = Pick<DiskOutputs, "resolvedAccess" | "diskXml" | "sourcePath" | "format">;
+
+async function readOutputs(host: Host, args: DiskArgs, recorded: Recorded): Promise<DiskOutputs> {
+  const dom = await inspectDomain(host, args.domain);
+  if (!dom) throw new GlusterLibvirtError(`domain '${args.domain}' vanished from ${host.label} while its disk was being attached`);
+  return outputsOf(args, recorded, dom);
+}
+
+function outputsOf(args: DiskArgs, recorded: Recorded, dom: DomainView): DiskOutputs {
+  const at = placementOf(dom, args.target, recorded.sourcePath);
+  return plainOutputs({
+    ...args,
+    resolvedAccess: recorded.resolvedAccess,
+    diskXml: recorded.diskXml,
+    sourcePath: recorded.sourcePath,
+    format: recorded.format,
+    attachedLive: at.live !== undefined,
+    attachedPersistent: at.persistent !== undefined,
+    domainRunning: dom.running,
+    domainUuid: dom.summary.uuid,
+  });
+}
+
+/** The inputs as the host has them, for drift: what a disk's XML says about each. */
+function argsFromDisk(old: DiskArgs, disk: DomainDisk): DiskArgs {
+  const driver: DiskArgs["driver"] = { cache: (disk.driver?.cache ?? "default") as DiskArgs["driver"]["cache"] };
+  if (disk.driver?.io) driver.io = disk.driver.io as DiskArgs["driver"]["io"];
+  if (disk.driver?.discard) driver.discard = disk.driver.discard as DiskArgs["driver"]["discard"];
+  const args: DiskArgs = { ...old, bus: (disk.bus ?? old.bus) as DiskArgs["bus"], driver, readonly: disk.readonly, shareable: disk.shareable };
+  if (disk.serial !== undefined) args.serial = disk.serial;
+  else delete args.serial;
+  return args;
+}
+
+export const diskAttachment: Required<Omit<pulumi.dynamic.ResourceProvider, "configure">> = {
+  async check(_olds: Props, news: Props) {
+    return checkInputs(diskSchema, news);
+  },
+
+  async diff(_id: string, olds: Props, news: Props) {
+    const result = diffByTable(diskChanges, olds, news);
+    // Detached by hand (found on refresh): update attaches it again.
+    const old = olds as Partial<DiskOutputs>;
+    const missing = old.attachedPersistent === false || (news.live === true && old.domainRunning === true && old.attachedLive === false);
+    if (!result.changes && missing) return { ...result, changes: true };
+    return result;
+  },
+
+  async create(inputs: Props) {
+    const args = diskSchema.parse(inputs);
+    const host = getHost(args.connection);
+    const plan = await planAttachment(host, args);
+    // One call: libvirt applies the live attach first and saves the definition only if it worked.
+    await attachDevice(host, args.domain, plan.xml, { live: plan.hotplug, config: true });
+    const outs = await readOutputs(host, args, { resolvedAccess: plan.access, diskXml: plan.xml, sourcePath: sourcePathOf(plan.source), format: plan.format });
+    return { id: `${outs.domainUuid}/${args.target}`, outs };
+  },
+
+  async read(id: string, props?: Props) {
+    const old = props as DiskOutputs;
+    const host = getHost(old.connection);
+    const dom = await inspectDomain(host, old.domain);
+    if (!dom) return {}; // the domain, and with it the disk, is gone
+    const at = placementOf(dom, old.target, old.sourcePath);
+    const disk = at.persistent ?? at.live;
+    if (!disk) return {}; // detached by hand (or the target now holds another image)
+    return { id, props: outputsOf(argsFromDisk(old, disk), old, dom) };
+  },
+
+  async update(_id: string, olds: Props, news: Props) {
+    const old = olds as DiskOutputs;
+    const args = diskSchema.parse(news);
+    const host = getHost(args.connection);
+    const dom = await inspectDomain(host, args.domain);
+    if (!dom) throw new GlusterLibvirtError(`domain '${args.domain}' is no longer defined on ${host.label}`);
+    const at = placementOf(dom, args.target, old.sourcePath);
+    if (!at.persistent) await attachDevice(host, args.domain, old.diskXml, { live: false, config: true });
+    if (args.live && dom.running && !at.live) {
+      const problem = hotplugProblem(args.bus, dom.summary);
+      if (problem) throw new InputError("bus", `cannot hot-plug into running domain '${args.domain}': ${problem}`);
+      await attachDevice(host, args.domain, old.diskXml, { live: true, config: false });
+    }
+    return { outs: await readOutputs(host, args, old) };
+  },
+
+  async delete(_id: string, props: Props) {
+    const old = props as DiskOutputs;
+    const host = getHost(old.connection);
+    const dom = await inspectDomain(host, old.domain);
+    if (!dom) return; // domain gone: so is the disk
+    const at = placementOf(dom, old.target, old.sourcePath);
+    // Live first: if the guest holds on, the definition is untouched and state stays true.
+    if (at.live) await detachLive(host, old);
+    if (at.persistent) await detachPersistent(host, old.domain, old.target);
+  },
+};
