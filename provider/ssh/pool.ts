@@ -106,6 +106,8 @@ function connectHop(e: Endpoint, s: ResolvedConnection, sock?: NodeJS.ReadableSt
     };
     const onReady = () => {
       client.removeListener("error", onError);
+      // Commands and their answers are small packets: Nagle would hold each for a delayed ACK.
+      if (!sock) client.setNoDelay(true);
       stats.handshakes++;
       resolve(client);
     };
