@@ -8,7 +8,7 @@ import { z } from "zod";
 import { GlusterLibvirtError, InputError, isNotFound } from "./errors";
 import { absolutePath, glusterVolumeName, libvirtName, permissions, serverAddress } from "./fields";
 import { getHost, type Host } from "./host";
-import { checkInputs, connectionRule, diffByTable, plainOutputs, type Props, type ReplacementTable } from "./resource";
+import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, type Props, type ReplacementTable } from "./resource";
 import { connectionSchema } from "./ssh/settings";
 import { describeUses, findDiskUses } from "./usage";
 import { parseInfo } from "./virshOutput";
@@ -187,7 +187,11 @@ async function adoptPool(host: Host, args: PoolArgs, live: PoolInfo): Promise<vo
 async function converge(host: Host, args: PoolArgs): Promise<void> {
   const live = await inspectPool(host, args.name);
   if (!live) throw new GlusterLibvirtError(`pool '${args.name}' is no longer defined on ${host.label}`);
-  if (live.state !== "running") await host.virsh(["pool-start", args.name]);
+  if (live.state !== "running") {
+    // A pool defined by hand may never have been built: its mount point is missing.
+    if (live.info.type === "netfs") await host.virsh(["pool-build", args.name]);
+    await host.virsh(["pool-start", args.name]);
+  }
   if (live.autostart !== args.autostart) {
     await host.virsh(args.autostart ? ["pool-autostart", args.name] : ["pool-autostart", "--disable", args.name]);
   }
@@ -212,7 +216,7 @@ export const glusterPool: Required<Omit<pulumi.dynamic.ResourceProvider, "config
   },
 
   async create(inputs: Props) {
-    const args = poolSchema.parse(inputs);
+    const args = parseArgs(poolSchema, inputs);
     const host = getHost(args.connection);
     const existing = await inspectPool(host, args.name);
     if (existing && !args.adopt) {
@@ -229,7 +233,8 @@ export const glusterPool: Required<Omit<pulumi.dynamic.ResourceProvider, "config
   },
 
   async read(id: string, props?: Props) {
-    const old = props as PoolOutputs;
+    const { __provider: _ignored, ...rest } = props ?? {};
+    const old = rest as PoolOutputs;
     const host = getHost(old.connection);
     const live = await inspectPool(host, old.name);
     if (!live) return {}; // gone: the engine drops it from state
@@ -244,7 +249,7 @@ export const glusterPool: Required<Omit<pulumi.dynamic.ResourceProvider, "config
   },
 
   async update(_id: string, olds: Props, news: Props) {
-    const args = poolSchema.parse(news);
+    const args = parseArgs(poolSchema, news);
     const host = getHost(args.connection);
     if (JSON.stringify(olds.permissions) !== JSON.stringify(args.permissions)) {
       const live = await inspectPool(host, args.name);

@@ -1,6 +1,7 @@
 import { isDeepStrictEqual } from "node:util";
 import type * as pulumi from "@pulumi/pulumi";
 import type { z } from "zod";
+import { InputError } from "./errors";
 
 /** What the engine sends during preview for a value not known yet. */
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
@@ -107,6 +108,19 @@ export function diffByTable<Inputs extends object>(
     // A replacement of a named libvirt object cannot coexist with its predecessor.
     deleteBeforeReplace: changes.some((c) => c.how === "replace"),
   };
+}
+
+/**
+ * Inputs as create/update receive them (checked, plus the engine's `__provider`),
+ * parsed into the resource's typed arguments. A failure here means check was
+ * bypassed; it still names the field.
+ */
+export function parseArgs<S extends z.ZodType>(schema: S, props: Props): z.output<S> {
+  const { __provider: _ignored, ...inputs } = props;
+  const result = schema.safeParse(inputs);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  throw new InputError(propertyPath(issue.path) || "(inputs)", issue.message);
 }
 
 /** Outputs must be plain JSON: drops `undefined` (Pulumi rejects it), keeps nulls. */

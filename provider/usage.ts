@@ -18,11 +18,13 @@ export interface DiskUse {
 export async function findDiskUses(host: Host, matches: (disk: DomainDisk) => boolean): Promise<DiskUse[]> {
   const uses = new Map<string, DiskUse>();
   const domains = parseNames(await host.virsh(["list", "--all", "--name"]));
+  const running = new Set(parseNames(await host.virsh(["list", "--name"])));
   for (const domain of domains) {
-    for (const [flavour, args] of [
-      ["live", ["dumpxml", domain]],
-      ["persistent", ["dumpxml", "--inactive", domain]],
-    ] as const) {
+    // A shut-off domain's plain dumpxml is its persistent definition: only running
+    // domains have a live one.
+    const views = [["persistent", ["dumpxml", "--inactive", domain]]] as [DiskUse["in"][number], string[]][];
+    if (running.has(domain)) views.unshift(["live", ["dumpxml", domain]]);
+    for (const [flavour, args] of views) {
       let xml: string;
       try {
         xml = await host.virsh(args);

@@ -3,6 +3,7 @@
  * observer independent of the SSH transport under test.
  */
 import { execFileSync, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
 import type { LabInfo } from "./lab";
 
 /** `virsh -c qemu:///system …` run locally; throws with stderr on failure. */
@@ -39,4 +40,27 @@ export function labConnection(lab: LabInfo) {
 /** A name unique to this test run, safe for libvirt and Gluster. */
 export function uniqueName(prefix: string): string {
   return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 7)}`;
+}
+
+/**
+ * A started Gluster volume of the test's own on the lab's glusterd, with the options
+ * QEMU needs. libvirt allows one netfs pool per Gluster source per host, so tests
+ * that create pools use their own volume and never collide with other tests.
+ */
+export function createGlusterVolume(lab: LabInfo, name: string, opts: { start?: boolean } = {}): { name: string; remove(): void } {
+  const brick = `${lab.stateDir}/bricks/${name}`;
+  fs.mkdirSync(brick, { recursive: true });
+  gluster("volume", "create", name, `${lab.gluster.servers[0]}:${brick}`, "force");
+  gluster("volume", "set", name, "server.allow-insecure", "on");
+  gluster("volume", "set", name, "storage.owner-uid", String(lab.qemu.uid));
+  gluster("volume", "set", name, "storage.owner-gid", String(lab.qemu.gid));
+  if (opts.start !== false) gluster("volume", "start", name);
+  return {
+    name,
+    remove() {
+      spawnSync("gluster", ["--mode=script", "volume", "stop", name, "force"]);
+      spawnSync("gluster", ["--mode=script", "volume", "delete", name]);
+      fs.rmSync(brick, { recursive: true, force: true });
+    },
+  };
 }

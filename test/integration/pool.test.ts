@@ -5,19 +5,24 @@ import { closeAllHosts } from "../../provider/host";
 import { glusterPool, type PoolOutputs } from "../../provider/pool";
 import type { Props } from "../../provider/resource";
 import { getLab, type LabInfo } from "../helpers/lab";
-import { gluster, isMounted, labConnection, tryVirsh, uniqueName, virsh } from "../helpers/local";
+import { createGlusterVolume, isMounted, labConnection, tryVirsh, uniqueName, virsh } from "../helpers/local";
 
 let lab: LabInfo;
+let volume: ReturnType<typeof createGlusterVolume>;
 before(async () => {
   lab = await getLab();
+  volume = createGlusterVolume(lab, uniqueName("itpool").replace(/-/g, "_"));
 });
-after(() => closeAllHosts());
+after(() => {
+  closeAllHosts();
+  volume?.remove();
+});
 
 function inputs(over: Props = {}): Props {
   return {
     connection: labConnection(lab),
     name: uniqueName("itpool"),
-    volume: lab.gluster.volume,
+    volume: volume.name,
     servers: lab.gluster.servers,
     ...over,
   };
@@ -49,7 +54,7 @@ describe("GlusterPool on the lab", () => {
       assert.equal(outs.type, "netfs");
       assert.match(outs.uuid, /^[0-9a-f-]{36}$/);
       assert.ok(outs.capacity > 0, "a mounted Gluster volume reports its capacity");
-      assert.equal(outs.glusterUrl, `gluster://${lab.gluster.servers[0]}/${lab.gluster.volume}`);
+      assert.equal(outs.glusterUrl, `gluster://${lab.gluster.servers[0]}/${volume.name}`);
       assert.ok(isMounted(outs.targetPath!), "the volume is mounted at the target path");
       assert.match(fs.readFileSync("/proc/mounts", "utf8"), new RegExp(`${outs.targetPath} fuse.glusterfs`));
       assert.deepEqual(poolInfo(outs.name)["Autostart"], "yes");
@@ -102,7 +107,7 @@ describe("GlusterPool on the lab", () => {
     const args = await checked(inputs());
     const name = args.name as string;
     const target = args.targetPath as string;
-    virsh("pool-define-as", name, "netfs", "--source-host", lab.gluster.servers[0], "--source-path", `/${lab.gluster.volume}`,
+    virsh("pool-define-as", name, "netfs", "--source-host", lab.gluster.servers[0], "--source-path", `/${volume.name}`,
       "--source-format", "glusterfs", "--target", target);
     try {
       await assert.rejects(glusterPool.create(args), /already exists.*adopt/);
@@ -122,12 +127,9 @@ describe("GlusterPool on the lab", () => {
   });
 
   test("create rolls back when the Gluster volume is stopped: nothing defined, nothing mounted", async () => {
-    const volume = uniqueName("stopped").replace(/-/g, "_");
-    const brick = `${lab.stateDir}/bricks/${volume}`;
-    fs.mkdirSync(brick, { recursive: true });
-    gluster("volume", "create", volume, `${lab.gluster.servers[0]}:${brick}`, "force");
+    const stopped = createGlusterVolume(lab, uniqueName("stopped").replace(/-/g, "_"), { start: false });
     try {
-      const args = await checked(inputs({ volume }));
+      const args = await checked(inputs({ volume: stopped.name }));
       await assert.rejects(glusterPool.create(args), (err: Error) => {
         assert.match(err.message, /nothing was left defined/);
         assert.match((err as { details?: string }).details ?? "", /mount|glusterfs|failed/i, "the cause from virsh/mount is carried");
@@ -137,8 +139,7 @@ describe("GlusterPool on the lab", () => {
       assert.equal(isMounted(args.targetPath as string), false);
       assert.equal(fs.existsSync(args.targetPath as string), false, "the mount point it made is removed");
     } finally {
-      gluster("volume", "delete", volume);
-      fs.rmSync(brick, { recursive: true, force: true });
+      stopped.remove();
     }
   });
 
