@@ -1,0 +1,544 @@
+/**
+ * ImageVolume: a disk image (file) in a Gluster-backed pool — empty, uploaded from a
+ * local file, downloaded by the host from a URL, a full clone of another volume, or a
+ * qcow2 overlay on a backing volume.
+ *
+ * Decisions (docs/architecture.md has the long form):
+ *  - Volumes are defined from XML (`vol-create`, `vol-create-from`) so the file gets
+ *    `<permissions>`: the `permissions` input, else the pool's owner/group, else the
+ *    host's QEMU user; mode 0660 unless given (owner and group read/write, no others).
+ *  - Content (upload, download) goes into a raw file created sparse at its final size,
+ *    then libvirt's probe names its format; a mismatch with `format` is an error.
+ *  - Every qcow2 file we create is padded to a multiple of 512 bytes (libgfapi).
+ *  - Native `gluster` pools cannot create volumes: empty volumes and overlays are made
+ *    with `qemu-img create gluster://…` and a pool refresh; content sources are
+ *    refused there (use a netfs pool on the same Gluster volume).
+ *  - Creation is all-or-nothing: any failure once the volume exists deletes it.
+ *  - The content sha256 of a local file is computed while uploading (one pass) and,
+ *    in diff, by hashing the file again: a changed file replaces the volume.
+ */
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import { isAbsolute, resolve } from "node:path";
+import { isDeepStrictEqual } from "node:util";
+import type * as pulumi from "@pulumi/pulumi";
+import { z } from "zod";
+import { GlusterLibvirtError, InputError, isNotFound } from "./errors";
+import { libvirtName, permissions, type PermissionsInput } from "./fields";
+import { getHost, type Host } from "./host";
+import { inspectPool, qemuOwnership } from "./pool";
+import { checkInputs, connectionRule, diffByTable, plainOutputs, type Props, type ReplacementTable, UNKNOWN } from "./resource";
+import { formatSize, parseSize } from "./size";
+import { connectionSchema } from "./ssh/settings";
+import { describeUses, findDiskUses } from "./usage";
+import { parseNames } from "./virshOutput";
+import { appendZeros, downloadToVolume, hostSha256, type ProgressReporter, uploadAndVerify, type VolumeTarget } from "./volumeContent";
+import { diskReferencesVolume, type VolumeReference } from "./xml/disk";
+import type { PoolInfo } from "./xml/pool";
+import { buildVolumeXml, parseVolumeXml, type VolumeFormat, type VolumeInfo, type VolumeSpec } from "./xml/volume";
+
+/** Mode of volume files unless `permissions.mode` says otherwise. */
+export const DEFAULT_VOLUME_MODE = "0660";
+/** libgfapi cannot open qcow2 files whose size is not a multiple of this (see LAB.md). */
+const QCOW2_FILE_ALIGNMENT = 512;
+
+const size = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const r = parseSize(v);
+  if ("error" in r) {
+    ctx.addIssue({ code: "custom", message: r.error });
+    return z.NEVER;
+  }
+  return r.bytes;
+});
+
+const sha256 = z
+  .string()
+  .regex(/^[0-9a-fA-F]{64}$/, "a sha256 is 64 hex digits")
+  .transform((v) => v.toLowerCase());
+
+const downloadUrl = z.string().refine((v) => {
+  try {
+    return ["http:", "https:", "ftp:", "ftps:"].includes(new URL(v).protocol);
+  } catch {
+    return false;
+  }
+}, "expected an http, https, ftp or ftps URL the host can reach");
+
+/** A local path, made absolute against the working directory of the Pulumi program. */
+const localPath = z
+  .string()
+  .min(1, "must not be empty")
+  .transform((p) => (p === UNKNOWN || isAbsolute(p) ? p : resolve(p)));
+
+const volumeRef = z.strictObject({ volume: libvirtName, pool: libvirtName.optional() });
+
+/** One object, so each mistake is reported on its own field (a zod union could only say "invalid"). */
+const sourceSchema = z
+  .strictObject({
+    /** a file on the machine running Pulumi */
+    path: localPath.optional(),
+    /** downloaded by the hypervisor */
+    url: downloadUrl.optional(),
+    sha256: sha256.optional(),
+    /** full clone of a volume (in `pool`, default the same pool) */
+    volume: libvirtName.optional(),
+    pool: libvirtName.optional(),
+  })
+  .superRefine((s, ctx) => {
+    const kinds = (["path", "url", "volume"] as const).filter((k) => s[k] !== undefined);
+    if (kinds.length !== 1) ctx.addIssue({ code: "custom", path: [], message: "give exactly one of `path`, `url` or `volume`" });
+    if (s.sha256 !== undefined && s.url === undefined) ctx.addIssue({ code: "custom", path: ["sha256"], message: "applies to `url` sources only" });
+    if (s.pool !== undefined && s.volume === undefined) ctx.addIssue({ code: "custom", path: ["pool"], message: "applies to `volume` sources only" });
+  });
+
+export const volumeSchema = z
+  .strictObject({
+    connection: connectionSchema,
+    /** the libvirt pool (a GlusterPool's name) */
+    pool: libvirtName,
+    name: libvirtName,
+    capacity: size.optional(),
+    format: z.enum(["raw", "qcow2"]).optional(),
+    preallocation: z.enum(["off", "metadata", "full"]).default("off"),
+    permissions: permissions.optional(),
+    source: sourceSchema.optional(),
+    backingVolume: volumeRef.optional(),
+    adopt: z.boolean().default(false),
+  })
+  .superRefine((v, ctx) => {
+    const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
+    const format = v.format ?? defaultFormat(v.name, v.backingVolume !== undefined);
+    if (v.source && v.backingVolume) issue("backingVolume", "a volume has either a `source` or a `backingVolume`, not both");
+    if (!v.source && !v.backingVolume && v.capacity === undefined) issue("capacity", "required for an empty volume");
+    if (v.capacity === 0) issue("capacity", "must be more than 0 bytes");
+    if (format === "qcow2" && typeof v.capacity === "number" && v.capacity % 512 !== 0) {
+      issue("capacity", "a qcow2 image's size is a multiple of 512 bytes");
+    }
+    if (v.backingVolume && format !== "qcow2") issue("format", "a volume with a `backingVolume` is a qcow2 overlay");
+    if (v.preallocation !== "off" && (v.source || v.backingVolume)) issue("preallocation", "applies to empty volumes only");
+    if (v.preallocation === "metadata" && format !== "qcow2") issue("preallocation", "\"metadata\" applies to qcow2 volumes only");
+  })
+  .transform((v) => ({ ...v, format: v.format ?? defaultFormat(v.name, v.backingVolume !== undefined) }));
+
+export type VolumeInputs = z.input<typeof volumeSchema>;
+export type VolumeArgs = z.output<typeof volumeSchema>;
+
+/** qcow2 for `*.qcow2` names and overlays, raw otherwise. */
+export function defaultFormat(name: string, hasBacking: boolean): VolumeFormat {
+  return hasBacking || /\.qcow2$/i.test(name) ? "qcow2" : "raw";
+}
+
+/**
+ * What each input change does. Growing `capacity` resizes in place; shrinking is
+ * refused by diff (see capacityChange). Content and identity replace.
+ */
+export const volumeChanges: ReplacementTable<VolumeArgs> = {
+  connection: connectionRule,
+  pool: "replace",
+  name: "replace",
+  format: "replace",
+  source: "replace",
+  backingVolume: "replace",
+  capacity: "update",
+  preallocation: "update", // applies when the volume is grown
+  permissions: "update",
+  adopt: "update",
+};
+
+export interface VolumeOutputs extends VolumeArgs {
+  /** libvirt's key (for netfs pools: the path) — also the resource id */
+  key: string;
+  /** file on the host (netfs) or gluster:// URL (native gluster pool) */
+  path: string;
+  /** gluster://SERVER/VOLUME/PATH, the name QEMU's gluster driver opens */
+  glusterUrl: string;
+  /** live: bytes */
+  capacity: number;
+  allocation: number;
+  /** live, as libvirt probes the file */
+  format: VolumeFormat;
+  /** path of the backing image, for overlays */
+  backingStore?: string;
+  /** sha256 of the content, when known (uploaded or downloaded volumes) */
+  sha256?: string;
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading the host
+
+/** The volume as libvirt reports it (vol-dumpxml refreshes sizes), or undefined when it does not exist. */
+export async function inspectVolume(host: Host, pool: string, name: string): Promise<VolumeInfo | undefined> {
+  try {
+    return parseVolumeXml(await host.virsh(["vol-dumpxml", "--pool", pool, name]));
+  } catch (err) {
+    if (isNotFound(err, "volume")) return undefined;
+    throw err;
+  }
+}
+
+async function requireRunningPool(host: Host, name: string, field = "pool"): Promise<PoolInfo> {
+  const pool = await inspectPool(host, name);
+  if (!pool) throw new InputError(field, `no storage pool named '${name}' on ${host.label}`);
+  if (pool.state !== "running") throw new InputError(field, `storage pool '${name}' on ${host.label} is ${pool.state}, not running`);
+  return pool.info;
+}
+
+async function requireVolume(host: Host, pool: string, name: string, field: string): Promise<VolumeInfo> {
+  const vol = await inspectVolume(host, pool, name);
+  if (!vol) throw new InputError(field, `no volume '${name}' in pool '${pool}' on ${host.label}`);
+  return vol;
+}
+
+/** The volume's path inside the Gluster volume ("dir/name"). */
+function glusterPathOf(pool: PoolInfo, name: string): string {
+  return [...(pool.directory ?? "").split("/").filter(Boolean), name].join("/");
+}
+
+function glusterUrlOf(pool: PoolInfo, name: string): string {
+  return `gluster://${pool.servers[0]}/${pool.volume}/${glusterPathOf(pool, name)}`;
+}
+
+function outputsOf(args: VolumeArgs, live: VolumeInfo, glusterUrl: string, sha256: string | undefined): VolumeOutputs {
+  return plainOutputs({
+    ...args,
+    key: live.key ?? live.path ?? "",
+    path: live.path ?? "",
+    glusterUrl,
+    capacity: live.capacity,
+    allocation: live.allocation,
+    format: (live.format ?? args.format) as VolumeFormat,
+    backingStore: live.backingStore?.path,
+    sha256,
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Creating
+
+/** Ownership and mode for the file: input, else the pool's owner/group, else the QEMU user. */
+async function volumePermissions(host: Host, pool: PoolInfo, wanted: PermissionsInput | undefined): Promise<VolumeSpec["permissions"]> {
+  const fromPool = pool.permissions?.owner !== undefined && pool.permissions.group !== undefined
+    ? { owner: pool.permissions.owner, group: pool.permissions.group }
+    : undefined;
+  const owner = wanted?.owner !== undefined && wanted.group !== undefined ? {} : fromPool ?? (await qemuOwnership(host));
+  return { mode: DEFAULT_VOLUME_MODE, ...owner, ...wanted };
+}
+
+/** What create learned on the way that the host cannot tell later. */
+interface Created {
+  sha256?: string;
+}
+
+async function localFileSize(path: string): Promise<number> {
+  try {
+    const s = await stat(path);
+    if (!s.isFile()) throw new InputError("source.path", `${path} is not a regular file`);
+    return s.size;
+  } catch (err) {
+    if (err instanceof InputError) throw err;
+    throw new InputError("source.path", `cannot read ${path}: ${(err as Error).message}`);
+  }
+}
+
+/** sha256 of a local file (diff: has the source changed?). */
+export async function fileSha256(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  try {
+    for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
+  } catch (err) {
+    throw new InputError("source.path", `cannot read ${path}: ${(err as Error).message}`);
+  }
+  return hash.digest("hex");
+}
+
+/** Progress on stderr for uploads of 64 MiB or more: every 10 %, and not more often than every 5 s. */
+function progressFor(what: string, size: number): ProgressReporter | undefined {
+  if (size < 64 * 1024 * 1024) return undefined;
+  let shown = 0;
+  let last = Date.now();
+  return (done, total) => {
+    const pct = Math.floor((done / total) * 100);
+    if (pct < shown + 10 || Date.now() - last < 5000) return;
+    shown = pct;
+    last = Date.now();
+    console.error(`gluster-libvirt: uploading ${what}: ${pct}% (${formatSize(done)} of ${formatSize(total)})`);
+  };
+}
+
+/** Step 1: the volume, empty or cloned, with its ownership. */
+async function defineVolume(host: Host, pool: PoolInfo, args: VolumeArgs, contentSize: number | undefined): Promise<void> {
+  const perms = await volumePermissions(host, pool, args.permissions);
+  const spec: VolumeSpec = { name: args.name, capacity: args.capacity ?? 0, format: args.format, permissions: perms };
+  const src = args.source;
+  if (src?.volume !== undefined) {
+    const srcPool = src.pool ?? args.pool;
+    const original = await requireVolume(host, srcPool, src.volume, "source.volume");
+    spec.capacity = Math.max(args.capacity ?? 0, original.capacity);
+    await host.virsh(["vol-create-from", args.pool, "/dev/stdin", src.volume, "--inputpool", srcPool], { stdin: buildVolumeXml(spec) });
+    return;
+  }
+  if (args.backingVolume) {
+    const backingPool = args.backingVolume.pool ?? args.pool;
+    const base = await requireVolume(host, backingPool, args.backingVolume.volume, "backingVolume.volume");
+    if (base.format !== "raw" && base.format !== "qcow2") {
+      throw new InputError("backingVolume.volume", `'${base.name}' is a ${base.format ?? "unknown"} image; a backing volume must be raw or qcow2`);
+    }
+    spec.capacity = args.capacity ?? base.capacity;
+    spec.backingStore = { path: base.path ?? "", format: base.format };
+    await host.virsh(["vol-create", args.pool, "/dev/stdin"], { stdin: buildVolumeXml(spec) });
+    return;
+  }
+  if (contentSize !== undefined) {
+    // Content arrives later: a sparse raw file of its size; libvirt probes the format afterwards.
+    await host.virsh(["vol-create", args.pool, "/dev/stdin"], { stdin: buildVolumeXml({ ...spec, format: "raw", capacity: contentSize }) });
+    return;
+  }
+  if (args.preallocation === "full") spec.allocation = spec.capacity;
+  const flags = args.preallocation === "metadata" ? ["--prealloc-metadata"] : [];
+  await host.virsh(["vol-create", args.pool, "/dev/stdin", ...flags], { stdin: buildVolumeXml(spec) });
+}
+
+/** Step 2: content, verified. Returns the content sha256. */
+async function fillVolume(target: VolumeTarget, args: VolumeArgs, localSize: number | undefined): Promise<string | undefined> {
+  const src = args.source;
+  if (src?.path !== undefined) {
+    const r = await uploadAndVerify(target, src.path, localSize!, progressFor(`${src.path} to ${args.pool}/${args.name}`, localSize!));
+    return r.sha256;
+  }
+  if (src?.url !== undefined) {
+    await downloadToVolume(target, src.url);
+    const live = await requireVolume(target.host, args.pool, args.name, "name");
+    const actual = await hostSha256(target, [{ offset: 0, length: live.physical ?? live.capacity }]);
+    if (src.sha256 !== undefined && actual !== src.sha256) {
+      throw new InputError("source.sha256", `checksum mismatch for ${src.url}: expected ${src.sha256}, downloaded ${actual}`);
+    }
+    return actual;
+  }
+  return undefined;
+}
+
+/** Step 3: the format is what was asked for, qcow2 is 512-aligned, capacity is reached. */
+async function finishVolume(target: VolumeTarget, args: VolumeArgs): Promise<void> {
+  const live = await requireVolume(target.host, args.pool, args.name, "name");
+  if (live.format !== args.format) {
+    throw new InputError("format", `the volume's content is a ${live.format ?? "unrecognized"} image, not ${args.format}`);
+  }
+  await padQcow2(target, live);
+  if (args.capacity !== undefined && args.capacity < live.capacity) {
+    throw new InputError("capacity", `${formatSize(args.capacity)} is less than the content's own size, ${formatSize(live.capacity)}`);
+  }
+  if (args.capacity !== undefined && args.capacity > live.capacity) await growVolume(target, args);
+}
+
+async function padQcow2(target: VolumeTarget, live: VolumeInfo): Promise<void> {
+  const size = live.physical;
+  if (live.format !== "qcow2" || size === undefined || size % QCOW2_FILE_ALIGNMENT === 0) return;
+  await appendZeros(target, size, QCOW2_FILE_ALIGNMENT - (size % QCOW2_FILE_ALIGNMENT));
+}
+
+async function growVolume(target: VolumeTarget, args: VolumeArgs): Promise<void> {
+  const flags = args.preallocation === "full" ? ["--allocate"] : [];
+  await target.host.virsh(["vol-resize", "--pool", args.pool, target.volume, String(args.capacity), ...flags]);
+  const live = await requireVolume(target.host, args.pool, args.name, "name");
+  await padQcow2(target, live);
+}
+
+/** netfs pool: define, fill, finish; any failure after the volume exists deletes it. */
+async function createInNetfsPool(host: Host, pool: PoolInfo, args: VolumeArgs): Promise<Created> {
+  const target = { host, pool: args.pool, volume: args.name };
+  const localSize = args.source?.path !== undefined ? await localFileSize(args.source.path) : undefined;
+  const contentSize = args.source?.url !== undefined ? 0 : localSize;
+  await defineVolume(host, pool, args, contentSize);
+  try {
+    const sha256 = await fillVolume(target, args, localSize);
+    await finishVolume(target, args);
+    return { sha256 };
+  } catch (err) {
+    await host.virsh(["vol-delete", "--pool", args.pool, args.name]).catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Native gluster pool: libvirt cannot create volumes there, qemu-img can (through
+ * libgfapi, which pads qcow2 files itself). Content sources need a netfs pool.
+ */
+async function createInGlusterPool(host: Host, pool: PoolInfo, args: VolumeArgs): Promise<Created> {
+  if (args.source) {
+    throw new InputError("source", `pool '${args.pool}' is a native gluster pool, which cannot take uploads or clones; use a netfs GlusterPool on the same Gluster volume`);
+  }
+  const argv = ["qemu-img", "create", "-q", "-f", args.format];
+  if (args.backingVolume) {
+    const backingPool = args.backingVolume.pool ?? args.pool;
+    const base = await requireVolume(host, backingPool, args.backingVolume.volume, "backingVolume.volume");
+    argv.push("-b", base.path ?? "", "-F", base.format ?? "raw");
+  }
+  if (args.preallocation !== "off") argv.push("-o", `preallocation=${args.preallocation}`);
+  argv.push(glusterUrlOf(pool, args.name));
+  if (args.capacity !== undefined) argv.push(String(args.capacity));
+  await host.exec(argv);
+  await host.virsh(["pool-refresh", args.pool]);
+  return {};
+}
+
+async function adoptVolume(host: Host, args: VolumeArgs, live: VolumeInfo): Promise<void> {
+  if (live.format !== args.format) {
+    throw new InputError("format", `volume '${args.name}' exists in pool '${args.pool}' as ${live.format ?? "unknown format"}, not ${args.format}; not adopted`);
+  }
+  if (args.capacity !== undefined && args.capacity < live.capacity) {
+    throw new InputError("capacity", `volume '${args.name}' already holds ${formatSize(live.capacity)}; shrinking is refused (data loss)`);
+  }
+  if (args.capacity !== undefined && args.capacity > live.capacity) await growVolume({ host, pool: args.pool, volume: args.name }, args);
+}
+
+// ---------------------------------------------------------------------------------------
+// Deleting
+
+/** Volumes (in every running pool) whose backing file is this one. */
+async function findOverlays(host: Host, live: VolumeInfo, glusterUrl: string): Promise<string[]> {
+  const overlays: string[] = [];
+  for (const pool of parseNames(await host.virsh(["pool-list", "--name"]))) {
+    const lines = parseNames(await host.virsh(["vol-list", "--pool", pool]).catch(() => ""));
+    for (const line of lines) {
+      const path = line.split(/\s+/).pop()!;
+      if (path === live.path) continue;
+      const vol = await host.virsh(["vol-dumpxml", path]).then(parseVolumeXml, () => undefined);
+      const backing = vol?.backingStore?.path;
+      if (backing !== undefined && (backing === live.path || backing === glusterUrl)) overlays.push(`${pool}/${vol!.name}`);
+    }
+  }
+  return overlays;
+}
+
+async function refuseWhileUsed(host: Host, old: VolumeOutputs, live: VolumeInfo, pool: PoolInfo | undefined): Promise<void> {
+  const ref: VolumeReference = { filePath: live.path, pool: old.pool, volume: old.name };
+  if (pool) Object.assign(ref, { glusterVolume: pool.volume, glusterPath: glusterPathOf(pool, old.name) });
+  const uses = await findDiskUses(host, (disk) => diskReferencesVolume(disk, ref));
+  if (uses.length) {
+    throw new GlusterLibvirtError(`volume '${old.name}' in pool '${old.pool}' on ${host.label} is in use by ${describeUses(uses)}; detach it first`);
+  }
+  const overlays = await findOverlays(host, live, old.glusterUrl);
+  if (overlays.length) {
+    throw new GlusterLibvirtError(`volume '${old.name}' in pool '${old.pool}' on ${host.label} is the backing file of ${overlays.join(", ")}; delete those first`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The resource
+
+export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "configure">> = {
+  async check(_olds: Props, news: Props) {
+    return checkInputs(volumeSchema, news);
+  },
+
+  async diff(_id: string, olds: Props, news: Props) {
+    // Unset capacity means "whatever it has" (content sources): never a change.
+    const wanted = { ...news, capacity: news.capacity ?? olds.capacity };
+    const result = diffByTable(volumeChanges, olds, wanted);
+    const replaces = [...(result.replaces ?? [])];
+    const path = news.source?.path;
+    if (!replaces.includes("source") && typeof path === "string" && path !== UNKNOWN && olds.sha256 !== undefined) {
+      if ((await fileSha256(path)) !== olds.sha256) replaces.push("source");
+    }
+    const shrinking = typeof wanted.capacity === "number" && typeof olds.capacity === "number" && wanted.capacity < olds.capacity;
+    if (shrinking && replaces.length === 0) {
+      throw new InputError(
+        "capacity",
+        `shrinking volume '${olds.name}' from ${formatSize(olds.capacity)} to ${formatSize(wanted.capacity)} would lose data and is refused; ` +
+          "to recreate it empty at the smaller size, replace it explicitly (`pulumi up --replace <urn>`)",
+      );
+    }
+    const changes = result.changes || replaces.length > 0;
+    return { changes, replaces, deleteBeforeReplace: replaces.length > 0 };
+  },
+
+  async create(inputs: Props) {
+    const args = volumeSchema.parse(inputs);
+    const host = getHost(args.connection);
+    const pool = await requireRunningPool(host, args.pool);
+    const existing = await inspectVolume(host, args.pool, args.name);
+    let created: Created = {};
+    if (existing && !args.adopt) {
+      throw new InputError("name", `a volume named '${args.name}' already exists in pool '${args.pool}' on ${host.label}; set adopt: true to take it over`);
+    } else if (existing) {
+      await adoptVolume(host, args, existing);
+    } else {
+      try {
+        created = pool.type === "gluster" ? await createInGlusterPool(host, pool, args) : await createInNetfsPool(host, pool, args);
+      } catch (err) {
+        if (err instanceof InputError) throw err;
+        throw new GlusterLibvirtError(`creating volume '${args.name}' in pool '${args.pool}' on ${host.label} failed; nothing was left behind: ${(err as Error).message}`, {
+          cause: err,
+          details: err instanceof GlusterLibvirtError ? err.details : String(err),
+        });
+      }
+    }
+    const live = await requireVolume(host, args.pool, args.name, "name");
+    const outs = outputsOf(args, live, glusterUrlOf(pool, args.name), created.sha256);
+    return { id: outs.key, outs };
+  },
+
+  async read(id: string, props?: Props) {
+    const old = props as VolumeOutputs;
+    const host = getHost(old.connection);
+    let live: VolumeInfo | undefined;
+    try {
+      live = await inspectVolume(host, old.pool, old.name);
+    } catch (err) {
+      if (isNotFound(err, "pool")) return {}; // no pool, no volume (as far as libvirt can tell)
+      throw err;
+    }
+    if (!live) return {};
+    return { id: live.key ?? id, props: outputsOf(old, live, old.glusterUrl, old.sha256) };
+  },
+
+  async update(_id: string, olds: Props, news: Props) {
+    const old = olds as VolumeOutputs;
+    const args = volumeSchema.parse(news);
+    const host = getHost(args.connection);
+    const target = { host, pool: args.pool, volume: args.name };
+    const live = await requireVolume(host, args.pool, args.name, "name");
+    const capacity = args.capacity ?? old.capacity;
+    if (capacity < live.capacity) {
+      throw new InputError("capacity", `volume '${args.name}' holds ${formatSize(live.capacity)}; shrinking is refused (data loss)`);
+    }
+    if (capacity > live.capacity) await growVolume(target, { ...args, capacity });
+    if (!isDeepStrictEqual(old.permissions, args.permissions)) {
+      await applyPermissions(host, live, await volumePermissions(host, await requireRunningPool(host, args.pool), args.permissions));
+    }
+    const after = await requireVolume(host, args.pool, args.name, "name");
+    return { outs: outputsOf(args, after, old.glusterUrl, old.sha256) };
+  },
+
+  async delete(_id: string, props: Props) {
+    const old = props as VolumeOutputs;
+    const host = getHost(old.connection);
+    let live: VolumeInfo | undefined;
+    try {
+      live = await inspectVolume(host, old.pool, old.name);
+    } catch (err) {
+      if (isNotFound(err, "pool")) return; // the pool is gone, and the volume with it
+      throw err;
+    }
+    if (!live) return; // already gone
+    await refuseWhileUsed(host, old, live, (await inspectPool(host, old.pool))?.info);
+    await host.virsh(["vol-delete", "--pool", old.pool, old.name]).catch((err: unknown) => {
+      if (!isNotFound(err, "volume")) throw err;
+    });
+  },
+};
+
+/** libvirt has no call to change a volume's ownership: chown/chmod the file (needs root or `sudo: true`). */
+async function applyPermissions(host: Host, live: VolumeInfo, perms: VolumeSpec["permissions"]): Promise<void> {
+  if (!live.path?.startsWith("/")) {
+    throw new InputError("permissions", `volume '${live.name}' is not a file on the host (native gluster pool); its ownership cannot be changed`);
+  }
+  const fail = (err: unknown) => {
+    throw new InputError("permissions", `changing ownership of ${live.path} on ${host.label} failed (needs root, or \`connection.sudo: true\`): ${(err as Error).message}`);
+  };
+  if (perms?.owner !== undefined || perms?.group !== undefined) {
+    await host.exec(["chown", `${perms.owner ?? ""}:${perms.group ?? ""}`, live.path]).catch(fail);
+  }
+  if (perms?.mode !== undefined) await host.exec(["chmod", perms.mode, live.path]).catch(fail);
+}

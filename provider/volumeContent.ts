@@ -1,0 +1,244 @@
+/**
+ * Putting bytes into a volume that already exists, and proving they arrived.
+ *
+ * Upload of a local file: one pass over the file, in 64 KiB blocks. Every block feeds
+ * the content sha256; all-zero blocks are not sent. Runs of data become *extents*, each
+ * streamed by its own `virsh vol-upload --offset O` (fed from stdin, over the pooled
+ * SSH connection) into a file that was created sparse at its full size, so what is
+ * skipped reads back as zeros. Holes shorter than MIN_HOLE are sent as zeros: a new
+ * extent costs a virsh start and a libvirt stream (~50 ms), more than a few MiB of
+ * zeros. Node cannot SEEK_DATA/SEEK_HOLE, so holes are found by reading them (fast:
+ * the kernel returns zeros without touching a disk), and the sha256 covers every byte.
+ *
+ * Verification: the host reads back every extent it was sent through libvirt
+ * (`vol-download`, so no file permissions are needed) and hashes them with `sha256sum`;
+ * that must equal the hash of the bytes we sent. Holes are zero by construction.
+ *
+ * Download of a URL: the hypervisor runs `curl | virsh vol-upload` itself; the data
+ * never passes through the machine running Pulumi.
+ */
+import { createHash } from "node:crypto";
+import { once } from "node:events";
+import { createReadStream } from "node:fs";
+import { PassThrough } from "node:stream";
+import { GlusterLibvirtError } from "./errors";
+import type { Host } from "./host";
+
+/** Granularity of hole detection. */
+export const BLOCK_SIZE = 64 * 1024;
+/** Zero runs shorter than this inside data are sent rather than skipped. */
+export const MIN_HOLE = 4 * 1024 * 1024;
+const READ_SIZE = 1024 * 1024;
+const ZERO_BLOCK = Buffer.alloc(BLOCK_SIZE);
+
+/** A byte range of the image that was written. */
+export interface Extent {
+  offset: number;
+  length: number;
+}
+
+/** Where content goes: a volume in a (netfs) pool. */
+export interface VolumeTarget {
+  host: Host;
+  pool: string;
+  volume: string;
+}
+
+export interface UploadResult {
+  /** sha256 of the whole file, holes included */
+  sha256: string;
+  size: number;
+  /** the ranges sent (what the host verifies) */
+  extents: Extent[];
+  /** sha256 of the bytes sent, extents in order */
+  sentSha256: string;
+}
+
+export type ProgressReporter = (bytesRead: number, totalBytes: number) => void;
+
+/**
+ * Decides, block by block, what is sent. Pure bookkeeping, no I/O: `feed` returns
+ * what to do with the block, so the scan can be tested without hosts.
+ */
+export class ExtentPlanner {
+  readonly extents: Extent[] = [];
+  private open: Extent | undefined;
+  /** zero bytes seen since the last data byte of the open extent */
+  private pendingZeros = 0;
+
+  constructor(private readonly minHole = MIN_HOLE) {}
+
+  /**
+   * A block at `offset` (blocks arrive in order, contiguous). Returns the actions:
+   * "start" a new extent here, then "zeros" bytes to send before this block, and
+   * whether the block itself is sent; or "end" the open extent (a hole is long enough).
+   */
+  feed(offset: number, length: number, isZero: boolean): { end?: boolean; start?: boolean; zeros?: number; send: boolean } {
+    if (isZero) {
+      if (!this.open) return { send: false };
+      this.pendingZeros += length;
+      if (this.pendingZeros < this.minHole) return { send: false };
+      this.close();
+      return { end: true, send: false };
+    }
+    if (!this.open) {
+      this.open = { offset, length };
+      this.extents.push(this.open);
+      return { start: true, send: true };
+    }
+    const zeros = this.pendingZeros;
+    this.open.length += zeros + length;
+    this.pendingZeros = 0;
+    return zeros ? { zeros, send: true } : { send: true };
+  }
+
+  /** End of file: trailing zeros are never sent (the file already has its full size). */
+  finish(): void {
+    this.close();
+  }
+
+  private close(): void {
+    this.open = undefined;
+    this.pendingZeros = 0;
+  }
+}
+
+/** One `vol-upload --offset` in flight, fed through a stream with backpressure. */
+class ExtentStream {
+  private readonly stream = new PassThrough({ highWaterMark: READ_SIZE });
+  private readonly done: Promise<unknown>;
+  private failed: unknown;
+
+  constructor(target: VolumeTarget, offset: number) {
+    this.done = target.host
+      .virsh(["vol-upload", "--pool", target.pool, "--offset", String(offset), target.volume, "/dev/stdin"], { stdin: this.stream })
+      .catch((err: unknown) => {
+        this.failed = err;
+        throw err;
+      });
+    this.done.catch(() => undefined); // observed in write()/end()
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.failed) throw this.failed;
+    if (!this.stream.write(chunk)) {
+      // The upload may die while we wait for room: do not wait forever.
+      await Promise.race([once(this.stream, "drain"), this.done.then(() => { throw new GlusterLibvirtError("vol-upload ended before its input did"); })]);
+    }
+  }
+
+  async end(): Promise<void> {
+    this.stream.end();
+    await this.done;
+  }
+
+  abort(err: Error): void {
+    this.stream.destroy(err);
+  }
+}
+
+function* blocksOf(chunk: Buffer): Generator<Buffer> {
+  for (let at = 0; at < chunk.length; at += BLOCK_SIZE) yield chunk.subarray(at, Math.min(at + BLOCK_SIZE, chunk.length));
+}
+
+function isZeroBlock(block: Buffer): boolean {
+  return block.length === BLOCK_SIZE ? block.equals(ZERO_BLOCK) : block.equals(ZERO_BLOCK.subarray(0, block.length));
+}
+
+/**
+ * Streams a local file into an existing volume of at least its size, skipping holes.
+ * On failure the volume holds partial data: the caller deletes it.
+ */
+export async function uploadFile(target: VolumeTarget, path: string, expectedSize: number, onProgress?: ProgressReporter): Promise<UploadResult> {
+  const whole = createHash("sha256");
+  const sent = createHash("sha256");
+  const planner = new ExtentPlanner();
+  let current: ExtentStream | undefined;
+  let offset = 0;
+  const send = async (buf: Buffer) => {
+    sent.update(buf);
+    await current!.write(buf);
+  };
+  try {
+    for await (const chunk of createReadStream(path, { highWaterMark: READ_SIZE })) {
+      for (const block of blocksOf(chunk as Buffer)) {
+        whole.update(block);
+        const step = planner.feed(offset, block.length, isZeroBlock(block));
+        if (step.end) {
+          await current!.end();
+          current = undefined;
+        }
+        if (step.start) {
+          current = new ExtentStream(target, offset);
+        }
+        if (step.zeros) for (let z = step.zeros; z > 0; z -= BLOCK_SIZE) await send(ZERO_BLOCK.subarray(0, Math.min(z, BLOCK_SIZE)));
+        if (step.send) await send(block);
+        offset += block.length;
+      }
+      onProgress?.(offset, expectedSize);
+    }
+    planner.finish();
+    await current?.end();
+  } catch (err) {
+    current?.abort(err as Error);
+    throw err;
+  }
+  if (offset !== expectedSize) {
+    throw new GlusterLibvirtError(`${path} changed size while it was uploaded (${expectedSize} bytes before, ${offset} read)`);
+  }
+  return { sha256: whole.digest("hex"), size: offset, extents: planner.extents, sentSha256: sent.digest("hex") };
+}
+
+/** sha256 of the empty string: what a file with no data extents sends. */
+const EMPTY_SHA256 = createHash("sha256").digest("hex");
+
+/** The libvirt URI the host's virsh uses, for commands that run virsh inside a pipeline. */
+async function libvirtUri(host: Host): Promise<string> {
+  return (await host.virsh(["uri"])).trim();
+}
+
+/**
+ * sha256 of the volume's bytes in `extents` (concatenated), computed on the host from
+ * what libvirt reads back. bash for `pipefail`: a failed read must not hash as "empty".
+ */
+export async function hostSha256(target: VolumeTarget, extents: readonly Extent[]): Promise<string> {
+  if (extents.length === 0) return EMPTY_SHA256;
+  const script =
+    'uri=$1 pool=$2 vol=$3; shift 3; ' +
+    'while [ $# -gt 0 ]; do virsh -q -c "$uri" vol-download --pool "$pool" --offset "$1" --length "$2" "$vol" /dev/stdout || exit 1; shift 2; done | sha256sum';
+  const argv = ["bash", "-o", "pipefail", "-c", script, "bash", await libvirtUri(target.host), target.pool, target.volume];
+  for (const e of extents) argv.push(String(e.offset), String(e.length));
+  const r = await target.host.exec(argv);
+  const hash = /^[0-9a-f]{64}\b/.exec(r.stdout.trim());
+  if (!hash) throw new GlusterLibvirtError(`sha256sum on ${target.host.label} printed no hash`, { details: r.stdout });
+  return hash[0];
+}
+
+/** Upload, then have the host prove it holds what was sent. */
+export async function uploadAndVerify(target: VolumeTarget, path: string, size: number, onProgress?: ProgressReporter): Promise<UploadResult> {
+  const result = await uploadFile(target, path, size, onProgress);
+  const onHost = await hostSha256(target, result.extents);
+  if (onHost !== result.sentSha256) {
+    throw new GlusterLibvirtError(`upload of ${path} to ${target.pool}/${target.volume} on ${target.host.label} is corrupt: the host read back sha256 ${onHost}, ${result.sentSha256} was sent`);
+  }
+  return result;
+}
+
+/**
+ * The host downloads `url` into the volume (`curl -fsSL URL | virsh vol-upload`). The
+ * URL is a positional argument of the script, never part of its text.
+ */
+export async function downloadToVolume(target: VolumeTarget, url: string): Promise<void> {
+  const script = 'curl -fsSL --proto =http,https,ftp,ftps "$1" | virsh -q -c "$2" vol-upload --pool "$3" "$4" /dev/stdin';
+  await target.host.exec(["bash", "-o", "pipefail", "-c", script, "bash", url, await libvirtUri(target.host), target.pool, target.volume]);
+}
+
+/**
+ * Extends a file to `length` by writing zeros at its end through libvirt (no file
+ * permissions needed). Used to pad qcow2 files to 512 bytes for libgfapi.
+ */
+export async function appendZeros(target: VolumeTarget, at: number, length: number): Promise<void> {
+  await target.host.virsh(["vol-upload", "--pool", target.pool, "--offset", String(at), "--length", String(length), target.volume, "/dev/stdin"], {
+    stdin: Buffer.alloc(length),
+  });
+}

@@ -1,0 +1,115 @@
+import * as pulumi from "@pulumi/pulumi";
+import type { VolumeInputs, VolumeOutputs } from "../provider/volume";
+import { connectionInput, type Connection } from "./connection";
+import { makeProvider, withOutputs } from "./provider";
+
+/** Where an ImageVolume's content comes from; give exactly one of `path`, `url`, `volume`. */
+export interface ImageVolumeSource {
+  /**
+   * A file on the machine running Pulumi, streamed to the host over the SSH connection.
+   * Holes (all-zero 64 KiB blocks) are not sent; the host verifies what it received by
+   * sha256. A changed file (content hash) replaces the volume. Relative paths are
+   * resolved against the program's working directory.
+   */
+  path?: pulumi.Input<string>;
+  /** Downloaded by the hypervisor itself (`curl`), never through the Pulumi machine. */
+  url?: pulumi.Input<string>;
+  /** With `url`: the expected sha256 (hex). A mismatch fails creation and leaves no volume behind. */
+  sha256?: pulumi.Input<string>;
+  /** A full copy of this volume (`vol-create-from`). */
+  volume?: pulumi.Input<string>;
+  /** With `volume`: its pool. Default: this volume's pool. */
+  pool?: pulumi.Input<string>;
+}
+
+export interface ImageVolumeArgs {
+  /** The hypervisor, reached over SSH. Changing `host` replaces the volume. */
+  connection: pulumi.Input<Connection>;
+  /** The storage pool (a GlusterPool's `name`). Replaces on change. */
+  pool: pulumi.Input<VolumeInputs["pool"]>;
+  /** File name in the pool (1-128 of `A-Za-z0-9_.+-`). Replaces on change. */
+  name: pulumi.Input<VolumeInputs["name"]>;
+  /**
+   * Virtual size: bytes, or a string with a unit: `"20GiB"`, `"512M"` (binary: K, M, G,
+   * T, KiB, MiB, …) or `"100GB"` (decimal: KB, MB, GB, TB). Required for empty volumes;
+   * for content and overlays it defaults to the content's / backing volume's size, and a
+   * larger value grows the image. Growing later resizes in place; shrinking is refused
+   * (data loss) — replace the volume explicitly instead.
+   */
+  capacity?: pulumi.Input<number | string>;
+  /**
+   * `"raw"` or `"qcow2"`. Default: qcow2 for names ending in `.qcow2` and for overlays,
+   * else raw. For uploaded or downloaded content it must match what the content is.
+   * Replaces on change.
+   */
+  format?: pulumi.Input<NonNullable<VolumeInputs["format"]>>;
+  /**
+   * Empty volumes only: `"off"` (default, sparse), `"metadata"` (qcow2), `"full"`
+   * (every byte allocated; also applies when the volume is grown).
+   */
+  preallocation?: pulumi.Input<NonNullable<VolumeInputs["preallocation"]>>;
+  /**
+   * Ownership (numeric uid/gid) and mode of the file. Default: the pool's owner and
+   * group, else the host's QEMU user (`libvirt-qemu`/`qemu`), mode `0660`. Changing it
+   * later chowns the file (needs a root login or `connection.sudo`).
+   */
+  permissions?: pulumi.Input<VolumeInputs["permissions"]>;
+  /** Initial content (at most one kind). Without it the volume is empty (zeros). Replaces on change. */
+  source?: pulumi.Input<ImageVolumeSource>;
+  /**
+   * Make a qcow2 linked clone on top of this volume (its pool defaults to this one's).
+   * The backing volume cannot be deleted while overlays use it. Replaces on change.
+   */
+  backingVolume?: pulumi.Input<{ volume: pulumi.Input<string>; pool?: pulumi.Input<string> }>;
+  /** Take over a volume of this name that already exists (its format must match). Default false. */
+  adopt?: pulumi.Input<boolean>;
+}
+
+// Every provider input has an Args field and vice versa.
+type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never] ? true : never;
+const argsMatchSchema: SameKeys<ImageVolumeArgs, VolumeInputs> = true;
+void argsMatchSchema;
+
+/**
+ * A disk image in a Gluster-backed libvirt pool: empty, uploaded from a local file,
+ * downloaded by the host from a URL, cloned from another volume, or a qcow2 overlay.
+ * Delete refuses while a domain uses the volume or another volume is backed by it.
+ */
+export class ImageVolume extends pulumi.dynamic.Resource {
+  declare readonly connection: pulumi.Output<Connection>;
+  declare readonly pool: pulumi.Output<string>;
+  declare readonly name: pulumi.Output<string>;
+  /** Virtual size in bytes, as the host reports it. */
+  declare readonly capacity: pulumi.Output<number>;
+  /** Bytes allocated on the storage. */
+  declare readonly allocation: pulumi.Output<number>;
+  /** As libvirt reads the file. */
+  declare readonly format: pulumi.Output<"raw" | "qcow2">;
+  declare readonly preallocation: pulumi.Output<"off" | "metadata" | "full">;
+  declare readonly permissions: pulumi.Output<VolumeOutputs["permissions"]>;
+  declare readonly source: pulumi.Output<VolumeOutputs["source"]>;
+  declare readonly backingVolume: pulumi.Output<VolumeOutputs["backingVolume"]>;
+  declare readonly adopt: pulumi.Output<boolean>;
+  /** libvirt's key of the volume (the resource id); for netfs pools, the file path. */
+  declare readonly key: pulumi.Output<string>;
+  /** The file on the host (netfs), or a gluster:// URL (native gluster pool). */
+  declare readonly path: pulumi.Output<string>;
+  /** `gluster://SERVER/VOLUME/PATH`. */
+  declare readonly glusterUrl: pulumi.Output<string>;
+  /** Path of the backing image (overlays). */
+  declare readonly backingStore: pulumi.Output<string | undefined>;
+  /** sha256 of the content, when known (uploaded or downloaded volumes). */
+  declare readonly sha256: pulumi.Output<string | undefined>;
+
+  static override isInstance(obj: unknown): obj is ImageVolume {
+    return obj instanceof ImageVolume;
+  }
+
+  constructor(name: string, args: ImageVolumeArgs, opts?: pulumi.CustomResourceOptions) {
+    const props = withOutputs({ ...args, connection: connectionInput(args.connection) }, [
+      "capacity", "format", "preallocation", "permissions", "source", "backingVolume", "adopt",
+      "key", "path", "glusterUrl", "allocation", "backingStore", "sha256",
+    ]);
+    super(makeProvider("ImageVolume"), name, props, opts, "gluster-libvirt", "ImageVolume");
+  }
+}

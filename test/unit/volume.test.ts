@@ -1,0 +1,162 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { createHash } from "node:crypto";
+import { imageVolume, volumeChanges, volumeSchema } from "../../provider/volume";
+import { ExtentPlanner, MIN_HOLE, BLOCK_SIZE } from "../../provider/volumeContent";
+import { UNKNOWN, type Props } from "../../provider/resource";
+
+const connection = { host: "kvm1" };
+const empty = { connection, pool: "primary", name: "vm1.img", capacity: "1GiB" };
+
+const failures = async (inputs: Props) => [...new Set(((await imageVolume.check({}, inputs)).failures ?? []).map((f) => f.property))].sort();
+
+test("check fills defaults and turns sizes into bytes", async () => {
+  const r = await imageVolume.check({}, empty);
+  assert.equal(r.failures, undefined);
+  assert.deepEqual(r.inputs, { ...empty, capacity: 2 ** 30, format: "raw", preallocation: "off", adopt: false });
+});
+
+test("check: format defaults from the name's extension, and to qcow2 for overlays", async () => {
+  const format = async (over: Props) => ((await imageVolume.check({}, { ...empty, ...over })).inputs as Props).format;
+  assert.equal(await format({ name: "a.qcow2" }), "qcow2");
+  assert.equal(await format({ name: "a.QCOW2" }), "qcow2");
+  assert.equal(await format({ name: "a.img" }), "raw");
+  assert.equal(await format({ name: "a", capacity: undefined, backingVolume: { volume: "base.img" } }), "qcow2");
+  assert.equal(await format({ name: "a.qcow2", format: "raw" }), "raw");
+});
+
+test("check names each bad field", async () => {
+  assert.deepEqual(
+    await failures({ connection: { host: "kvm1", port: 0 }, pool: "bad pool", name: "", capacity: "12 parsecs", format: "vmdk", permissions: { mode: "999" } }),
+    ["capacity", "connection.port", "format", "name", "permissions.mode", "pool"],
+  );
+});
+
+test("check: sources — exactly one kind, fields that belong to another kind are refused", async () => {
+  assert.deepEqual(await failures({ ...empty, source: {} }), ["source"]);
+  assert.deepEqual(await failures({ ...empty, source: { path: "/a", url: "https://x/y" } }), ["source"]);
+  assert.deepEqual(await failures({ ...empty, source: { path: "/a", sha256: "0".repeat(64) } }), ["source.sha256"]);
+  assert.deepEqual(await failures({ ...empty, source: { url: "https://x/y", pool: "p" } }), ["source.pool"]);
+  assert.deepEqual(await failures({ ...empty, source: { url: "file:///etc/passwd" } }), ["source.url"]);
+  assert.deepEqual(await failures({ ...empty, source: { url: "https://x/y", sha256: "abc" } }), ["source.sha256"]);
+  assert.deepEqual(await failures({ ...empty, source: { volume: "../x" } }), ["source.volume"]);
+  assert.deepEqual(await failures({ ...empty, source: { path: "/a" }, backingVolume: { volume: "b" } }), ["backingVolume"]);
+  assert.deepEqual(await failures({ ...empty, source: { nope: 1 } }), ["source"]);
+});
+
+test("check: sizes and formats that cannot work are refused up front", async () => {
+  assert.deepEqual(await failures({ ...empty, capacity: undefined }), ["capacity"]);
+  assert.deepEqual(await failures({ ...empty, capacity: 0 }), ["capacity"]);
+  assert.deepEqual(await failures({ ...empty, name: "a.qcow2", capacity: 1000 }), ["capacity"]);
+  assert.deepEqual(await failures({ ...empty, format: "raw", backingVolume: { volume: "b" } }), ["format"]);
+  assert.deepEqual(await failures({ ...empty, preallocation: "metadata" }), ["preallocation"]);
+  assert.deepEqual(await failures({ ...empty, source: { volume: "b" }, preallocation: "full" }), ["preallocation"]);
+  assert.deepEqual(await failures({ ...empty, capacity: undefined, source: { url: "https://example.org/x.img" } }), []);
+});
+
+test("check: a relative source path becomes absolute; a sha256 is lower-cased", async () => {
+  const r = (await imageVolume.check({}, { ...empty, source: { path: "images/a.img" } })).inputs as Props;
+  assert.equal(r.source.path, path.resolve("images/a.img"));
+  const u = (await imageVolume.check({}, { ...empty, source: { url: "https://x/y", sha256: "AB".repeat(32) } })).inputs as Props;
+  assert.equal(u.source.sha256, "ab".repeat(32));
+});
+
+test("check tolerates unknowns during preview", async () => {
+  assert.deepEqual(await failures({ ...empty, pool: UNKNOWN, name: UNKNOWN, capacity: UNKNOWN, connection: UNKNOWN }), []);
+  assert.deepEqual(await failures({ ...empty, source: { path: UNKNOWN } }), []);
+  assert.deepEqual(await failures({ ...empty, backingVolume: { volume: UNKNOWN }, capacity: undefined }), []);
+});
+
+test("every input is in the replacement table", () => {
+  const inputs = Object.keys(volumeSchema.parse({ ...empty, permissions: {}, source: undefined })).sort();
+  const schemaKeys = ["adopt", "backingVolume", "capacity", "connection", "format", "name", "permissions", "pool", "preallocation", "source"];
+  assert.deepEqual(Object.keys(volumeChanges).sort(), schemaKeys);
+  for (const k of inputs) assert.ok(k in volumeChanges, k);
+});
+
+const parsed = (over: Props) => volumeSchema.parse({ ...empty, ...over }) as Props;
+const state = { ...parsed({}), key: "/mnt/p/vm1.img", path: "/mnt/p/vm1.img", glusterUrl: "gluster://gs1/v/vm1.img", capacity: 2 ** 30, allocation: 0 };
+
+test("diff: each field applies as the table says", async () => {
+  const cases: [Props, string[], boolean][] = [
+    [{}, [], false],
+    [{ capacity: "2GiB" }, [], true],
+    [{ permissions: { mode: "0600" } }, [], true],
+    [{ preallocation: "full" }, [], true],
+    [{ adopt: true }, [], true],
+    [{ connection: { host: "kvm1", port: 2222 } }, [], true],
+    [{ connection: { host: "kvm2" } }, ["connection"], true],
+    [{ name: "vm2.img" }, ["name"], true],
+    [{ pool: "other" }, ["pool"], true],
+    [{ format: "qcow2" }, ["format"], true],
+    [{ source: { volume: "gold.img" } }, ["source"], true],
+    [{ capacity: undefined, backingVolume: { volume: "gold.img" }, format: "qcow2" }, ["format", "backingVolume"], true],
+  ];
+  for (const [over, replaces, changes] of cases) {
+    const d = await imageVolume.diff("id", state, parsed(over));
+    assert.deepEqual(d.replaces, replaces, JSON.stringify(over));
+    assert.equal(d.changes, changes, JSON.stringify(over));
+    assert.equal(d.deleteBeforeReplace, replaces.length > 0);
+  }
+});
+
+test("diff: shrinking is refused with an error naming the field; with a replacement anyway it is fine", async () => {
+  await assert.rejects(imageVolume.diff("id", state, parsed({ capacity: "512MiB" })), (err: Error) => {
+    assert.match(err.message, /^capacity: shrinking volume 'vm1.img' from 1 GiB to 512 MiB would lose data/);
+    assert.match(err.message, /--replace/);
+    return true;
+  });
+  const d = await imageVolume.diff("id", state, parsed({ capacity: "512MiB", name: "vm2.img" }));
+  assert.deepEqual(d.replaces, ["name"]);
+});
+
+test("diff: capacity left unset (content sources) is never a change; a hand-shrunk volume grows back", async () => {
+  const src = { ...state, source: { url: "https://x/y" }, capacity: 5000 };
+  assert.equal((await imageVolume.diff("id", src, parsed({ capacity: undefined, source: { url: "https://x/y" } }))).changes, false);
+  const d = await imageVolume.diff("id", { ...state, capacity: 2 ** 29 }, parsed({}));
+  assert.deepEqual([d.changes, d.replaces], [true, []]);
+});
+
+test("diff: a local source file whose content changed replaces the volume", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vol-diff-"));
+  try {
+    const file = path.join(dir, "img.raw");
+    fs.writeFileSync(file, "version 1");
+    const sha = createHash("sha256").update("version 1").digest("hex");
+    const olds = { ...state, capacity: 9, source: { path: file }, sha256: sha };
+    const news = parsed({ capacity: undefined, source: { path: file } });
+    assert.deepEqual(await imageVolume.diff("id", olds, news), { changes: false, replaces: [], deleteBeforeReplace: false });
+    fs.writeFileSync(file, "version 2");
+    assert.deepEqual((await imageVolume.diff("id", olds, news)).replaces, ["source"]);
+    fs.rmSync(file);
+    await assert.rejects(imageVolume.diff("id", olds, news), /^InputError: source\.path: cannot read/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Runs the planner over a block map ("D" data, "." zero), returning the extents in blocks. */
+function plan(map: string, minHoleBlocks: number): { extents: [number, number][]; sent: number } {
+  const planner = new ExtentPlanner(minHoleBlocks * BLOCK_SIZE);
+  let sent = 0;
+  [...map].forEach((c, i) => {
+    const step = planner.feed(i * BLOCK_SIZE, BLOCK_SIZE, c === ".");
+    sent += (step.zeros ?? 0) + (step.send ? BLOCK_SIZE : 0);
+  });
+  planner.finish();
+  return { extents: planner.extents.map((e) => [e.offset / BLOCK_SIZE, e.length / BLOCK_SIZE]), sent: sent / BLOCK_SIZE };
+}
+
+test("ExtentPlanner: data runs become extents; short holes inside data are sent, long ones and the tail are not", () => {
+  assert.deepEqual(plan("", 2), { extents: [], sent: 0 });
+  assert.deepEqual(plan("....", 2), { extents: [], sent: 0 });
+  assert.deepEqual(plan("DDDD", 2), { extents: [[0, 4]], sent: 4 });
+  assert.deepEqual(plan("..DD..", 2), { extents: [[2, 2]], sent: 2 });
+  assert.deepEqual(plan("D.D", 2), { extents: [[0, 3]], sent: 3 });
+  assert.deepEqual(plan("D..D", 2), { extents: [[0, 1], [3, 1]], sent: 2 });
+  assert.deepEqual(plan("DD...D.DD....", 3), { extents: [[0, 2], [5, 4]], sent: 6 });
+  assert.ok(MIN_HOLE >= BLOCK_SIZE);
+});
