@@ -4,6 +4,7 @@
  */
 import { diskAttachment } from "./disk";
 import { glusterPool } from "./pool";
+import { imageVolume } from "./volume";
 import { CONNECTION_CONFIG_KEYS, setConnectionDefaults } from "./ssh/settings";
 
 /** Stack config namespace for default connection settings (`gluster-libvirt:privateKey`, …). */
@@ -11,6 +12,7 @@ export const CONFIG_NAMESPACE = "gluster-libvirt";
 
 export const resources = {
   GlusterPool: glusterPool,
+  ImageVolume: imageVolume,
   DiskAttachment: diskAttachment,
 };
 
