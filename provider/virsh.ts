@@ -19,7 +19,7 @@ import { randomBytes } from "node:crypto";
 import { StringDecoder } from "node:string_decoder";
 import type { ClientChannel } from "ssh2";
 import { GlusterLibvirtError, InputError, SshError, VirshError, redact, redactArgv } from "./errors";
-import type { PooledConnection } from "./ssh/pool";
+import { type PooledConnection, exitStatus } from "./ssh/pool";
 import { remoteCommandLine, shellCommandLine, virshSessionLine } from "./ssh/quote";
 
 /** Sessions per runner: a slow command (pool-build, vol-clone) does not block the others. */
@@ -109,7 +109,6 @@ class VirshSession {
   private prompt = "";
   private pending: Pending | undefined;
   private channel: ClientChannel | undefined;
-  private exitCode: number | undefined;
   private readonly id = randomBytes(4).toString("hex");
   private seq = 0;
 
@@ -121,7 +120,6 @@ class VirshSession {
     const errText = new StringDecoder("utf8");
     channel.on("data", (d: Buffer) => ((this.out += outText.write(d)), this.pump()));
     channel.stderr.on("data", (d: Buffer) => ((this.err += errText.write(d)), this.pump()));
-    channel.on("exit", (code: number | null) => (this.exitCode = code ?? undefined));
     channel.on("close", () => this.die());
     await this.send(undefined, timeoutMs);
     this.state = "idle";
@@ -194,7 +192,7 @@ class VirshSession {
     if (reason) return p.reject(reason);
     if (wasStarting) {
       // virsh exits at once when it cannot reach libvirtd: report that as the command's failure.
-      return p.reject(new VirshSessionStartError(this.exitCode ?? 1, this.err));
+      return p.reject(new VirshSessionStartError((this.channel && exitStatus.get(this.channel)?.code) ?? 1, this.err));
     }
     p.reject(new SshError("connection-lost", this.label, "virsh session ended while a command was running; it may or may not have run", { details: this.err ? `stderr:\n${this.err}` : undefined }));
   }

@@ -160,6 +160,9 @@ async function connectWithRetry(s: ResolvedConnection): Promise<Client[]> {
 // ---------------------------------------------------------------------------------------
 // A pooled connection
 
+/** How each exec channel ended, recorded as soon as the channel exists. */
+export const exitStatus = new WeakMap<ClientChannel, { code?: number; signal?: string }>();
+
 /** ssh2 reports channel-open refusals (MaxSessions reached) this way. */
 function isChannelOpenFailure(err: unknown): boolean {
   return err instanceof Error && /Channel open failure/i.test(err.message);
@@ -174,7 +177,10 @@ export class PooledConnection {
   private clients: Client[] | undefined;
   private connecting: Promise<Client> | undefined;
   private cap = MAX_CHANNELS;
+  /** Slots taken: channels open or being opened. */
   private channels = 0;
+  /** Channels the server accepted and has not closed: what it demonstrably allows. */
+  private openChannels = 0;
   private slotWaiters: Array<() => void> = [];
   private busyCount = 0;
   private idleTimer: NodeJS.Timeout | undefined;
@@ -280,25 +286,39 @@ export class PooledConnection {
    * a connection found dead before the channel opened, a channel the server refused.
    */
   async openChannel(command: string): Promise<ClientChannel> {
-    for (let reconnects = 0; ; ) {
+    for (let reconnects = 0, refusals = 0; ; ) {
       const client = await this.client();
       await this.acquireSlot();
       try {
         const channel = await new Promise<ClientChannel>((resolve, reject) => {
           try {
-            client.exec(command, (err, ch) => (err ? reject(err) : resolve(ch)));
+            client.exec(command, (err, ch) => {
+              if (err) return reject(err);
+              // A quick command's exit status can arrive in the same read as the exec reply:
+              // record it now, before any await lets the event pass unheard.
+              ch.once("exit", (code: number | null, signal?: string) => exitStatus.set(ch, { code: code ?? undefined, signal }));
+              resolve(ch);
+            });
           } catch (err) {
             reject(err);
           }
         });
-        channel.once("close", () => this.releaseSlot());
+        // Opens in flight when the server refused one may still succeed: what it accepted is its limit.
+        if (++this.openChannels > this.cap) this.cap = this.openChannels;
+        channel.once("close", () => {
+          this.openChannels--;
+          this.releaseSlot();
+        });
         return channel;
       } catch (err) {
         this.releaseSlot();
-        if (isChannelOpenFailure(err) && this.channels > 0) {
-          // The server allows fewer sessions than we assumed: remember its limit and queue.
-          this.cap = Math.max(1, this.channels);
-          logger.debug(`${this.label}: server refused channel ${this.channels + 1}; capping at ${this.cap}`);
+        if (isChannelOpenFailure(err) && refusals++ < 20) {
+          // The server allows fewer sessions than we assumed (MaxSessions): remember what it
+          // accepted and queue. It also frees a session a moment after its channel closes,
+          // so with nothing open, wait briefly before asking again.
+          this.cap = Math.max(1, Math.min(this.cap, this.openChannels));
+          logger.debug(`${this.label}: server refused a channel with ${this.openChannels} open; capping at ${this.cap}`);
+          if (this.openChannels === 0) await sleep(20 * refusals);
           continue;
         }
         if ((isNotConnected(err) || !this.clients) && reconnects++ < 1) {
@@ -335,15 +355,9 @@ function runChannel(channel: ClientChannel, label: string, opts: RawExecOptions)
   return new Promise((resolve, reject) => {
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
-    let code: number | undefined;
-    let signal: string | undefined;
     let failure: Error | undefined;
     channel.on("data", (d: Buffer) => stdout.push(d));
     channel.stderr.on("data", (d: Buffer) => stderr.push(d));
-    channel.on("exit", (c: number | null, sig?: string) => {
-      code = c ?? undefined;
-      signal = sig;
-    });
     const timer = opts.timeoutMs
       ? setTimeout(() => {
           failure = new SshError("timeout", label, `command did not finish within ${opts.timeoutMs! / 1000} s; its channel was closed`);
@@ -357,6 +371,7 @@ function runChannel(channel: ClientChannel, label: string, opts: RawExecOptions)
       const out = Buffer.concat(stdout).toString("utf8");
       const err = Buffer.concat(stderr).toString("utf8");
       if (failure) return reject(failure);
+      const { code, signal } = exitStatus.get(channel) ?? {};
       if (code === undefined) {
         const why = signal ? `the remote command was killed by SIG${signal}` : "the connection closed before the command finished; it may or may not have run";
         return reject(new SshError("connection-lost", label, why, { details: err ? `stderr:\n${err}` : undefined }));
