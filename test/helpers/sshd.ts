@@ -23,6 +23,8 @@ export interface Sshd {
   /** Stop the listener and every connection it serves (its children), then start it again. */
   restart(): Promise<void>;
   stop(): void;
+  /** Pids of processes named `command` running under this sshd (its sessions' programs). */
+  descendants(command: string): number[];
 }
 
 /** A fresh ed25519 key pair; returns the private key path (public at `.pub`). */
@@ -35,6 +37,17 @@ export function makeKey(dir: string, name: string, passphrase = ""): string {
 function pidsOf(parent: number): number[] {
   const r = spawnSync("pgrep", ["-P", String(parent)], { encoding: "utf8" });
   return r.stdout.split("\n").filter(Boolean).map(Number);
+}
+
+function descendantsOf(root: number, command: string): number[] {
+  const rows = execFileSync("ps", ["-e", "-o", "pid=,ppid=,comm="], { encoding: "utf8" })
+    .split("\n").filter(Boolean).map((l) => l.trim().split(/\s+/)).map(([pid, ppid, comm]) => ({ pid: Number(pid), ppid: Number(ppid), comm }));
+  const under = new Set([root]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const r of rows) if (under.has(r.ppid) && !under.has(r.pid)) (under.add(r.pid), (grew = true));
+  }
+  return rows.filter((r) => r.comm === command && under.has(r.pid) && r.pid !== root).map((r) => r.pid);
 }
 
 function kill(pid: number): void {
@@ -121,6 +134,7 @@ export async function startSshd(o: SshdOptions): Promise<Sshd> {
     knownHostsLine: `${name} ${hostKey}`,
     dir,
     stop,
+    descendants: (command) => (pid ? descendantsOf(pid, command) : []),
     async restart() {
       stop();
       await sleep(100);
