@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
@@ -72,4 +73,15 @@ export function readTree(dir: string): string {
     if (entry.isFile()) out += fs.readFileSync(path.join(entry.parentPath, entry.name), "utf8");
   }
   return out;
+}
+
+/**
+ * `pulumi stack export` as a user runs it (the Automation API's exportStack adds
+ * --show-secrets, which decrypts): secrets must come out encrypted here.
+ */
+export function exportStackRaw(t: TestStack): string {
+  return execFileSync("pulumi", ["stack", "export", "--stack", "test", "--cwd", t.workDir], {
+    encoding: "utf8",
+    env: { ...process.env, PULUMI_CONFIG_PASSPHRASE: passphrase },
+  });
 }
