@@ -24,11 +24,11 @@ import { isAbsolute, resolve } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import type * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { GlusterLibvirtError, InputError, isNotFound } from "./errors";
+import { GlusterLibvirtError, InputError, isCommandError, isNotFound, SshError } from "./errors";
 import { libvirtName, permissions, type PermissionsInput } from "./fields";
 import { getHost, type Host } from "./host";
 import { inspectPool, qemuOwnership } from "./pool";
-import { checkInputs, connectionRule, diffByTable, plainOutputs, type Props, type ReplacementTable, UNKNOWN } from "./resource";
+import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, type Props, type ReplacementTable, UNKNOWN } from "./resource";
 import { formatSize, parseSize } from "./size";
 import { connectionSchema } from "./ssh/settings";
 import { describeUses, findDiskUses } from "./usage";
@@ -355,8 +355,39 @@ async function createInNetfsPool(host: Host, pool: PoolInfo, args: VolumeArgs): 
     await finishVolume(target, args);
     return { sha256 };
   } catch (err) {
-    await host.virsh(["vol-delete", "--pool", args.pool, args.name]).catch(() => undefined);
+    const leftover = await removePartialVolume(host, args.pool, args.name);
+    if (leftover) {
+      throw new PartialVolumeError(
+        `creating volume '${args.name}' in pool '${args.pool}' on ${host.label} failed (${(err as Error).message}), and the partial volume could not be removed: ${leftover}; ` +
+          `remove it with \`virsh vol-delete --pool ${args.pool} ${args.name}\``,
+        { cause: err },
+      );
+    }
     throw err;
+  }
+}
+
+/** A failed creation that left a volume behind (its message says how to remove it). */
+class PartialVolumeError extends GlusterLibvirtError {}
+
+/**
+ * Deletes what a failed creation left. An upload cut off mid-stream keeps the volume
+ * busy in libvirtd ("still in use") until the remote virsh notices, and a connection
+ * that just dropped must reconnect: both are retried for a while. Returns why the
+ * volume could not be removed, or undefined when it is gone.
+ */
+async function removePartialVolume(host: Host, pool: string, name: string): Promise<string | undefined> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await host.virsh(["vol-delete", "--pool", pool, name]);
+      return undefined;
+    } catch (err) {
+      if (isNotFound(err, "volume")) return undefined;
+      const transient = isCommandError(err, "in-use") || (err instanceof SshError && err.kind === "connection-lost");
+      if (!transient || Date.now() > deadline) return (err as Error).message;
+      await new Promise((r) => setTimeout(r, 500));
+    }
   }
 }
 
@@ -454,7 +485,7 @@ export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "config
   },
 
   async create(inputs: Props) {
-    const args = volumeSchema.parse(inputs);
+    const args = parseArgs(volumeSchema, inputs);
     const host = getHost(args.connection);
     const pool = await requireRunningPool(host, args.pool);
     const existing = await inspectVolume(host, args.pool, args.name);
@@ -467,7 +498,7 @@ export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "config
       try {
         created = pool.type === "gluster" ? await createInGlusterPool(host, pool, args) : await createInNetfsPool(host, pool, args);
       } catch (err) {
-        if (err instanceof InputError) throw err;
+        if (err instanceof InputError || err instanceof PartialVolumeError) throw err;
         throw new GlusterLibvirtError(`creating volume '${args.name}' in pool '${args.pool}' on ${host.label} failed; nothing was left behind: ${(err as Error).message}`, {
           cause: err,
           details: err instanceof GlusterLibvirtError ? err.details : String(err),
@@ -495,7 +526,7 @@ export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "config
 
   async update(_id: string, olds: Props, news: Props) {
     const old = olds as VolumeOutputs;
-    const args = volumeSchema.parse(news);
+    const args = parseArgs(volumeSchema, news);
     const host = getHost(args.connection);
     const target = { host, pool: args.pool, volume: args.name };
     const live = await requireVolume(host, args.pool, args.name, "name");

@@ -1,0 +1,264 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { closeAllHosts } from "../../provider/host";
+import { glusterPool, type PoolOutputs } from "../../provider/pool";
+import type { Props } from "../../provider/resource";
+import { imageVolume, type VolumeOutputs } from "../../provider/volume";
+import { getLab, type LabInfo } from "../helpers/lab";
+import { createGlusterVolume, labConnection, tryVirsh, uniqueName, virsh } from "../helpers/local";
+
+/*
+ * ImageVolume against the lab: a Gluster volume and netfs pool of this file's own.
+ * Results are observed directly as root on this machine (the FUSE mount, root's
+ * virsh), independently of the SSH transport the provider uses.
+ */
+
+const MiB = 1024 * 1024;
+let lab: LabInfo;
+let gluster: ReturnType<typeof createGlusterVolume>;
+let pool: PoolOutputs;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "it-volume-"));
+const domains: string[] = [];
+
+before(async () => {
+  lab = await getLab();
+  gluster = createGlusterVolume(lab, uniqueName("itvol").replace(/-/g, "_"));
+  const r = await glusterPool.create((await glusterPool.check({}, {
+    connection: labConnection(lab), name: uniqueName("itvolpool"), volume: gluster.name, servers: lab.gluster.servers,
+  })).inputs as Props);
+  pool = r.outs as PoolOutputs;
+});
+
+after(async () => {
+  for (const name of domains) {
+    tryVirsh("destroy", name);
+    tryVirsh("undefine", name);
+  }
+  if (pool) {
+    // Overlays first, so their backing files can go too.
+    const files = fs.readdirSync(pool.targetPath!).sort((a, b) => Number(b.endsWith(".qcow2")) - Number(a.endsWith(".qcow2")));
+    for (const file of files) tryVirsh("vol-delete", "--pool", pool.name, file);
+    await glusterPool.delete(pool.uuid, pool);
+  }
+  closeAllHosts();
+  gluster?.remove();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+function inputs(over: Props): Props {
+  return { connection: labConnection(lab), pool: pool.name, name: uniqueName("v") + ".img", ...over };
+}
+
+async function checked(news: Props): Promise<Props> {
+  const r = await imageVolume.check({}, news);
+  assert.deepEqual(r.failures ?? [], []);
+  return r.inputs as Props;
+}
+
+async function create(over: Props): Promise<VolumeOutputs> {
+  return (await imageVolume.create(await checked(inputs(over)))).outs as VolumeOutputs;
+}
+
+function exists(v: { name: string }): boolean {
+  return tryVirsh("vol-info", "--pool", pool.name, v.name).code === 0;
+}
+
+/** A private copy of the lab's stopped domain, to attach disks to. */
+function privateDomain(): string {
+  const name = uniqueName("itvoldom");
+  const xml = virsh("dumpxml", "--inactive", lab.domains.stopped)
+    .replace(/<name>[^<]*<\/name>/, `<name>${name}</name>`)
+    .replace(/\s*<uuid>[^<]*<\/uuid>/, "");
+  const file = path.join(tmp, `${name}.xml`);
+  fs.writeFileSync(file, xml);
+  virsh("define", file);
+  domains.push(name);
+  return name;
+}
+
+/** A sparse local file with the given data at the given offsets. */
+function sparseFile(name: string, size: number, data: [number, Buffer][]): string {
+  const file = path.join(tmp, name);
+  const fd = fs.openSync(file, "w");
+  fs.ftruncateSync(fd, size);
+  for (const [offset, buf] of data) fs.writeSync(fd, buf, 0, buf.length, offset);
+  fs.closeSync(fd);
+  return file;
+}
+
+const sha256 = (buf: Buffer) => createHash("sha256").update(buf).digest("hex");
+
+describe("ImageVolume on the lab", () => {
+  test("empty raw and qcow2 volumes: sizes, formats, QEMU ownership, qcow2 padded to 512 bytes", async () => {
+    const raw = await create({ capacity: "64MiB" });
+    const qcow = await create({ name: uniqueName("v") + ".qcow2", capacity: "1GiB" });
+    for (const [v, format, capacity] of [[raw, "raw", 64 * MiB], [qcow, "qcow2", 1024 * MiB]] as const) {
+      assert.equal(v.format, format);
+      assert.equal(v.capacity, capacity);
+      assert.equal(v.path, path.join(pool.targetPath!, v.name));
+      assert.equal(v.key, v.path);
+      assert.equal(v.glusterUrl, `gluster://${lab.gluster.servers[0]}/${gluster.name}/${v.name}`);
+      const st = fs.statSync(v.path);
+      assert.deepEqual([st.uid, st.gid, (st.mode & 0o777).toString(8)], [lab.qemu.uid, lab.qemu.gid, "660"], `${v.name} belongs to QEMU`);
+    }
+    assert.equal(fs.statSync(raw.path).size, 64 * MiB);
+    assert.equal(fs.statSync(qcow.path).size % 512, 0, "qcow2 file padded for libgfapi");
+    assert.match(virsh("vol-dumpxml", "--pool", pool.name, qcow.name), /<format type='qcow2'\/>/);
+
+    // An existing name is not taken over silently.
+    await assert.rejects(imageVolume.create(await checked(inputs({ name: raw.name, capacity: "64MiB" }))), /^InputError: name: .*already exists.*adopt/);
+    const adopted = await imageVolume.create(await checked(inputs({ name: raw.name, capacity: "64MiB", adopt: true })));
+    assert.equal(adopted.id, raw.key);
+  });
+
+  test("upload of a sparse file: data lands at its offsets, holes are not sent, sha256 is recorded", async () => {
+    const size = 96 * MiB;
+    const chunks: [number, Buffer][] = [
+      [0, randomBytes(4096)],
+      [5 * MiB + 123, randomBytes(70_000)],
+      [40 * MiB, randomBytes(2 * MiB)],
+      [size - 10, Buffer.from("tail-bytes")],
+    ];
+    const file = sparseFile("sparse.raw", size, chunks);
+    const v = await create({ source: { path: file } });
+    assert.equal(v.capacity, size);
+    assert.equal(v.format, "raw");
+    assert.equal(v.sha256, sha256(fs.readFileSync(file)));
+    const onHost = fs.readFileSync(v.path);
+    assert.equal(onHost.length, size);
+    assert.ok(onHost.equals(fs.readFileSync(file)), "byte-for-byte equal on the host");
+    for (const [offset, buf] of chunks) assert.ok(onHost.subarray(offset, offset + buf.length).equals(buf), `data at ${offset}`);
+    // Only extents near data were written: the brick holds a few MiB, not 96.
+    const brickFile = path.join(lab.stateDir, "bricks", gluster.name, v.name);
+    assert.ok(fs.statSync(brickFile).blocks * 512 < 16 * MiB, `sparse on the brick (${fs.statSync(brickFile).blocks * 512} bytes allocated)`);
+    const st = fs.statSync(v.path);
+    assert.equal(st.uid, lab.qemu.uid);
+
+    // Same file: no change. Changed content: replace.
+    const news = await checked(inputs({ name: v.name, source: { path: file } }));
+    assert.equal((await imageVolume.diff(v.key, v, news)).changes, false);
+    fs.writeFileSync(file, Buffer.from("changed"), { flag: "r+" });
+    assert.deepEqual((await imageVolume.diff(v.key, v, news)).replaces, ["source"]);
+  });
+
+  test("upload of a qcow2 image keeps its format; a format that does not match the content is refused and removed", async () => {
+    const img = path.join(tmp, "small.qcow2");
+    const fresh = await create({ name: uniqueName("v") + ".qcow2", capacity: "16MiB" });
+    fs.copyFileSync(fresh.path, img);
+    const v = await create({ name: uniqueName("v") + ".qcow2", source: { path: img } });
+    assert.equal(v.format, "qcow2");
+    assert.equal(v.capacity, 16 * MiB);
+    const name = uniqueName("v") + ".img";
+    await assert.rejects(create({ name, source: { path: img } }), /format: the volume's content is a qcow2 image, not raw/);
+    assert.equal(exists({ name }), false, "nothing left behind");
+  });
+
+  test("an upload cut off midway leaves no volume behind", async () => {
+    const file = path.join(tmp, "big.bin");
+    fs.writeFileSync(file, randomBytes(64 * MiB));
+    fs.appendFileSync(file, randomBytes(64 * MiB));
+    const name = uniqueName("cut") + ".img";
+    const creating = imageVolume.create(await checked(inputs({ name, source: { path: file } })));
+    // Cut the SSH connection while the host's `virsh vol-upload` of this volume runs.
+    const onMount = path.join(pool.targetPath!, name);
+    while (spawnSync("pgrep", ["-f", `vol-upload .*${name}`]).status !== 0) await new Promise((r) => setTimeout(r, 10));
+    closeAllHosts();
+    await assert.rejects(creating, /nothing was left behind/);
+    assert.equal(exists({ name }), false);
+    assert.equal(fs.existsSync(onMount), false);
+  });
+
+  test("download by the host from a URL, with checksum; a wrong checksum or a 404 leaves nothing behind", async () => {
+    const body = Buffer.concat([randomBytes(3 * MiB), Buffer.alloc(2 * MiB), randomBytes(1234)]);
+    const server = http.createServer((req, res) => {
+      if (req.url !== "/disk.img") return void res.writeHead(404).end();
+      res.writeHead(200, { "content-type": "application/octet-stream" }).end(body);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/disk.img`;
+    try {
+      const v = await create({ source: { url, sha256: sha256(body) } });
+      assert.equal(v.sha256, sha256(body));
+      assert.equal(v.capacity, body.length);
+      assert.ok(fs.readFileSync(v.path).equals(body), "the host holds exactly the served bytes");
+      assert.equal(fs.statSync(v.path).uid, lab.qemu.uid);
+
+      const grown = await create({ source: { url }, capacity: "8MiB" });
+      assert.equal(grown.capacity, 8 * MiB, "capacity larger than the content grows the image");
+      assert.equal(grown.sha256, sha256(body));
+
+      const wrong = "0".repeat(64);
+      const name = uniqueName("bad") + ".img";
+      await assert.rejects(create({ name, source: { url, sha256: wrong } }), (err: Error) => {
+        assert.match(err.message, new RegExp(`source\\.sha256: checksum mismatch .*expected ${wrong}, downloaded ${sha256(body)}`));
+        return true;
+      });
+      assert.equal(exists({ name }), false);
+      await assert.rejects(create({ name, source: { url: url.replace("disk.img", "missing.img") } }), /404|returned error/);
+      assert.equal(exists({ name }), false);
+    } finally {
+      server.close();
+    }
+  });
+
+  test("clone copies the content; an overlay is backed by its base, which cannot be deleted under it", async () => {
+    const file = sparseFile("base.raw", 8 * MiB, [[MiB, randomBytes(MiB)]]);
+    const base = await create({ source: { path: file } });
+    const clone = await create({ source: { volume: base.name }, capacity: "16MiB" });
+    assert.equal(clone.capacity, 16 * MiB);
+    assert.ok(fs.readFileSync(clone.path).subarray(0, 8 * MiB).equals(fs.readFileSync(file)), "clone has the base's bytes");
+    assert.equal(fs.statSync(clone.path).uid, lab.qemu.uid);
+
+    const overlay = await create({ name: uniqueName("ov") + ".qcow2", backingVolume: { volume: base.name } });
+    assert.equal(overlay.format, "qcow2");
+    assert.equal(overlay.backingStore, base.path);
+    assert.equal(overlay.capacity, 8 * MiB);
+    assert.equal(fs.statSync(overlay.path).size % 512, 0);
+
+    await assert.rejects(imageVolume.delete(base.key, base), new RegExp(`backing file of ${pool.name}/${overlay.name.replace(/\./g, "\\.")}`));
+    assert.ok(exists(base));
+    await imageVolume.delete(overlay.key, overlay);
+    await imageVolume.delete(base.key, base);
+    assert.equal(exists(base), false);
+    await imageVolume.delete(base.key, base); // already gone: fine
+  });
+
+  test("resize: growing updates in place, shrinking is refused; refresh shows resizes and deletions by hand", async () => {
+    const v = await create({ name: uniqueName("r") + ".qcow2", capacity: "32MiB" });
+    const bigger = await checked(inputs({ name: v.name, capacity: "64MiB" }));
+    const d = await imageVolume.diff(v.key, v, bigger);
+    assert.deepEqual([d.changes, d.replaces], [true, []]);
+    const grown = (await imageVolume.update(v.key, v, bigger)).outs as VolumeOutputs;
+    assert.equal(grown.capacity, 64 * MiB);
+    assert.match(virsh("vol-info", "--pool", pool.name, v.name, "--bytes"), /Capacity:\s+67108864 bytes/);
+    assert.equal(fs.statSync(v.path).size % 512, 0);
+    await assert.rejects(imageVolume.diff(v.key, grown, await checked(inputs({ name: v.name, capacity: "16MiB" }))), /capacity: shrinking .* would lose data/);
+
+    virsh("vol-resize", "--pool", pool.name, v.name, "128M");
+    const refreshed = await imageVolume.read(v.key, grown);
+    assert.equal((refreshed.props as VolumeOutputs).capacity, 128 * MiB);
+    virsh("vol-delete", "--pool", pool.name, v.name);
+    assert.deepEqual(await imageVolume.read(v.key, grown), {});
+  });
+
+  test("delete is refused while a domain uses the volume (persistent definition), then succeeds", async () => {
+    const v = await create({ capacity: "8MiB" });
+    const domain = privateDomain();
+    virsh("attach-disk", domain, v.path, "vdz", "--config", "--subdriver", "raw");
+    await assert.rejects(imageVolume.delete(v.key, v), (err: Error) => {
+      assert.match(err.message, new RegExp(`in use by ${domain} \\(vdz, persistent\\)`));
+      return true;
+    });
+    assert.ok(exists(v));
+    virsh("detach-disk", domain, "vdz", "--config");
+    await imageVolume.delete(v.key, v);
+    assert.equal(exists(v), false);
+  });
+});
