@@ -308,6 +308,22 @@ async function planAttachment(host: Host, args: DiskArgs): Promise<Plan> {
   return { dom, access: resolved.access, source, format: volume.format, xml, hotplug };
 }
 
+/**
+ * QEMU runs in its own mount namespace. A FUSE mount made after the domain started
+ * reaches it only if `/` is a shared mount (systemd makes it so; a host without systemd
+ * may not): QEMU then reports the image as missing. Say why instead.
+ */
+function explainAttachFailure(err: unknown, args: DiskArgs, plan: Plan): unknown {
+  if (plan.access !== "fuse" || !plan.hotplug || !/no such file or directory/i.test(String((err as Error)?.message))) return err;
+  return new GlusterLibvirtError(
+    `QEMU of running domain '${args.domain}' cannot see ${sourcePathOf(plan.source)}: the pool's FUSE mount is not visible in the domain's mount namespace`,
+    {
+      cause: err,
+      details: "This happens when the pool was mounted after the domain started and / is not a shared mount (`findmnt -o PROPAGATION /`). Restart the domain, set live: false (attached from the next start), or use access gfapi.",
+    },
+  );
+}
+
 async function attachDevice(host: Host, domain: string, xml: string, where: { live: boolean; config: boolean }): Promise<void> {
   const flags = [...(where.config ? ["--config"] : []), ...(where.live ? ["--live"] : [])];
   await host.virsh(["attach-device", domain, "/dev/stdin", ...flags], { stdin: xml });
@@ -401,7 +417,9 @@ export const diskAttachment: Required<Omit<pulumi.dynamic.ResourceProvider, "con
     const host = getHost(args.connection);
     const plan = await planAttachment(host, args);
     // One call: libvirt applies the live attach first and saves the definition only if it worked.
-    await attachDevice(host, args.domain, plan.xml, { live: plan.hotplug, config: true });
+    await attachDevice(host, args.domain, plan.xml, { live: plan.hotplug, config: true }).catch((err: unknown) => {
+      throw explainAttachFailure(err, args, plan);
+    });
     const outs = await readOutputs(host, args, { resolvedAccess: plan.access, diskXml: plan.xml, sourcePath: sourcePathOf(plan.source), format: plan.format });
     return { id: `${outs.domainUuid}/${args.target}`, outs };
   },
