@@ -69,13 +69,13 @@ wait_for() {
 # pid_alive PIDFILE COMM: the pid file names a live process whose comm is COMM.
 pid_alive() {
   local pidfile=$1 comm=$2 pid
-  [[ -r $pidfile ]] || return 1
-  pid=$(tr -dc '0-9' <"$pidfile")
-  [[ -n $pid && -r /proc/$pid/comm ]] || return 1
-  [[ $(</proc/"$pid"/comm) == "$comm" ]]
+  # the daemon may remove its pid file (or exit) between any two of these reads
+  pid=$(tr -dc '0-9' 2>/dev/null <"$pidfile") || return 1
+  [[ -n $pid ]] || return 1
+  [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$comm" ]]
 }
 
-pid_of() { tr -dc '0-9' <"$1"; }
+pid_of() { tr -dc '0-9' 2>/dev/null <"$1" || true; }
 
 # pids_by_comm COMM: live processes named COMM (no procps needed).
 pids_by_comm() {
@@ -142,13 +142,18 @@ json_str() {
   printf '"%s"' "$s"
 }
 
-virsh_root() { virsh -q -c "$LIBVIRT_URI" "$@"; }
+virsh_root() { timeout 120 virsh -q -c "$LIBVIRT_URI" "$@"; }
 
 gluster_cli() { timeout 60 gluster --mode=script "$@"; }
 
 require_root() {
   if [[ $(id -u) -ne 0 ]]; then
-    die "lab $1 needs root: it installs Debian packages, creates the user $LAB_USER and starts sshd, glusterd and libvirtd. Run: sudo npx gluster-libvirt lab $1"
+    local missing=""
+    if [[ $1 == up ]] && command -v dpkg-query >/dev/null; then
+      missing=$(missing_packages | tr '\n' ' ')
+      [[ -n $missing ]] && missing=" Debian packages it would install: ${missing% }."
+    fi
+    die "lab $1 needs root: it installs Debian packages, creates the user $LAB_USER and starts sshd, glusterd and libvirtd.$missing Run: sudo npx gluster-libvirt lab $1"
   fi
 }
 
@@ -275,9 +280,9 @@ PasswordAuthentication yes
 KbdInteractiveAuthentication no
 PermitRootLogin no
 AllowUsers $LAB_USER
-# tests open many connections at once
+# Parallel tests open many connections at once; MaxSessions stays at OpenSSH's default (10)
+# so the provider's channel queueing meets a stock server.
 MaxStartups 100:30:200
-MaxSessions 20
 PrintMotd no
 X11Forwarding no
 AcceptEnv LANG LC_*
@@ -326,6 +331,16 @@ is_local_address() {
   ip -o addr show 2>/dev/null | awk '{split($4, a, "/"); print a[1]}' | grep -qxF "$addr"
 }
 
+# resolves_local HOST: HOST is, or resolves to, an address of this machine.
+resolves_local() {
+  local addr
+  is_local_address "$1" && return 0
+  while read -r addr _; do
+    is_local_address "$addr" && return 0
+  done < <(getent ahosts "$1" 2>/dev/null)
+  return 1
+}
+
 # The brick host. Gluster refuses localhost/127.0.0.1 as a brick host; the machine's own
 # global address works (and is reachable from network namespaces, unlike 127.0.0.x).
 # Fallback on a machine without one: 127.0.0.2 (loopback, accepted by glusterd).
@@ -342,7 +357,7 @@ choose_gluster_host() {
     GLUSTER_HOST=$(ip -4 -o addr show scope global 2>/dev/null | awk '{split($4, a, "/"); print a[1]; exit}')
     GLUSTER_HOST=${GLUSTER_HOST:-127.0.0.2}
   fi
-  if ! is_local_address "$GLUSTER_HOST" && ! getent hosts "$GLUSTER_HOST" >/dev/null; then
+  if ! resolves_local "$GLUSTER_HOST"; then
     die_component gluster "" "brick host $GLUSTER_HOST of volume $VOLUME is not an address of this machine (did its address change?): run 'gluster-libvirt lab down' and 'lab up' again"
   fi
   printf '%s\n' "$GLUSTER_HOST" >"$GLUSTER_DIR/server"
@@ -409,7 +424,8 @@ ensure_volume() {
     log "restarting the brick of $VOLUME"
     gluster_cli volume start "$VOLUME" force >&2 || die_component gluster "$logfile" "volume start $VOLUME force failed"
   fi
-  wait_for 60 gluster "/var/log/glusterfs/bricks" "the brick of $VOLUME to come online" brick_online
+  local brick_log=${BRICK_DIR#/}
+  wait_for 60 gluster "/var/log/glusterfs/bricks/${brick_log//\//-}.log" "the brick of $VOLUME to come online" brick_online
 }
 
 # ---------------------------------------------------------------- libvirt
