@@ -66,25 +66,35 @@ wait_for() {
   done
 }
 
-# pid_alive PIDFILE COMM: the pid file names a live process whose comm is COMM.
+# proc_live PID COMM: PID is a running process named COMM. A zombie does not count: with
+# no real init here, a daemon that exited may linger unreaped.
+proc_live() {
+  local pid=$1 comm=$2 stat
+  [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$comm" ]] || return 1
+  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat%% *} != Z ]]
+}
+
+# pid_alive PIDFILE COMM: the pid file names a running process whose comm is COMM.
 pid_alive() {
   local pidfile=$1 comm=$2 pid
   # the daemon may remove its pid file (or exit) between any two of these reads
   pid=$(tr -dc '0-9' 2>/dev/null <"$pidfile") || return 1
   [[ -n $pid ]] || return 1
-  [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$comm" ]]
+  proc_live "$pid" "$comm"
 }
 
 pid_of() { tr -dc '0-9' 2>/dev/null <"$1" || true; }
 
-# pids_by_comm COMM: live processes named COMM (no procps needed).
+# pids_by_comm COMM: running processes named COMM (no procps needed).
 pids_by_comm() {
   local comm=$1 f pid
   for f in /proc/[0-9]*/comm; do
-    [[ -r $f ]] || continue
-    if [[ $(<"$f") == "$comm" ]] 2>/dev/null; then
-      pid=${f#/proc/}
-      printf '%s\n' "${pid%/comm}"
+    pid=${f#/proc/}
+    pid=${pid%/comm}
+    if proc_live "$pid" "$comm"; then
+      printf '%s\n' "$pid"
     fi
   done
 }

@@ -81,11 +81,13 @@ function pidFile(rel: string): string | undefined {
   }
 }
 
-/** Processes whose comm is `name`. */
+/** Running processes whose comm is `name` (zombies left unreaped by this init excluded). */
 function processesNamed(name: string): string[] {
   return fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
     try {
-      return fs.readFileSync(`/proc/${p}/comm`, "utf8").trim() === name;
+      const stat = fs.readFileSync(`/proc/${p}/stat`, "utf8");
+      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+      return fs.readFileSync(`/proc/${p}/comm`, "utf8").trim() === name && state !== "Z";
     } catch {
       return false;
     }
