@@ -15,7 +15,7 @@ import { GlusterLibvirtError, InputError, isNotFound } from "./errors";
 import { libvirtName } from "./fields";
 import { getHost, type Host } from "./host";
 import { inspectPool, qemuOwnership } from "./pool";
-import { checkInputs, connectionRule, diffByTable, plainOutputs, type Props, type ReplacementTable } from "./resource";
+import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, type Props, type ReplacementTable } from "./resource";
 import { connectionSchema } from "./ssh/settings";
 import {
   buildDiskXml, parseDomainDisks, parseDomainSummary,
@@ -413,7 +413,7 @@ export const diskAttachment: Required<Omit<pulumi.dynamic.ResourceProvider, "con
   },
 
   async create(inputs: Props) {
-    const args = diskSchema.parse(inputs);
+    const args = parseArgs(diskSchema, inputs);
     const host = getHost(args.connection);
     const plan = await planAttachment(host, args);
     // One call: libvirt applies the live attach first and saves the definition only if it worked.
@@ -437,7 +437,7 @@ export const diskAttachment: Required<Omit<pulumi.dynamic.ResourceProvider, "con
 
   async update(_id: string, olds: Props, news: Props) {
     const old = olds as DiskOutputs;
-    const args = diskSchema.parse(news);
+    const args = parseArgs(diskSchema, news);
     const host = getHost(args.connection);
     const dom = await inspectDomain(host, args.domain);
     if (!dom) throw new GlusterLibvirtError(`domain '${args.domain}' is no longer defined on ${host.label}`);

@@ -10,57 +10,47 @@ import { glusterPool, type PoolOutputs } from "../../provider/pool";
 import type { Props } from "../../provider/resource";
 import { parseDomainDisks, type DomainDisk } from "../../provider/xml/disk";
 import { buildVolumeXml } from "../../provider/xml/volume";
+import { cloneLabDomain, dropDomain } from "../helpers/domain";
 import { getLab, type LabInfo } from "../helpers/lab";
-import { labConnection, tryVirsh, uniqueName, virsh } from "../helpers/local";
+import { createGlusterVolume, labConnection, uniqueName, virsh } from "../helpers/local";
 
 /*
- * Each test works on its own copies of the lab's domains (same ACPI + virtio-scsi
- * definition, new name and uuid), so nothing here changes lab-running/lab-stopped
- * that other tests share. Disks are FUSE file disks (~0.1 s to hot-plug) except the
+ * Each test works on its own copies of the lab's domains (helpers/domain.ts), so
+ * nothing here changes lab-running/lab-stopped that other tests share. The copies
+ * start after the pool is mounted: on the lab, / is not a shared mount, so a FUSE
+ * mount made later would not reach an already running QEMU (see explainAttachFailure). Disks are FUSE file disks (~0.1 s to hot-plug) except the
  * one gfapi test (~20 s each way, see LAB.md). The lab is observed directly with
  * root's virsh, independently of the SSH transport under test.
  */
 
 let lab: LabInfo;
 let pool: PoolOutputs;
+let gluster: ReturnType<typeof createGlusterVolume>;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "it-disk-"));
 const domains: string[] = [];
 
 before(async () => {
   lab = await getLab();
+  // libvirt allows one netfs pool per Gluster source and host: a volume of our own
+  gluster = createGlusterVolume(lab, uniqueName("itdisk").replace(/-/g, "_"));
   const r = await glusterPool.create((await glusterPool.check({}, {
-    connection: labConnection(lab), name: uniqueName("itdisk"), volume: lab.gluster.volume, servers: lab.gluster.servers,
+    connection: labConnection(lab), name: uniqueName("itdisk"), volume: gluster.name, servers: lab.gluster.servers,
   })).inputs as Props);
   pool = r.outs as PoolOutputs;
 });
 
 after(async () => {
   for (const name of domains) dropDomain(name);
-  for (const vol of fs.readdirSync(pool.targetPath!).filter((f) => f.startsWith("itvol-"))) {
-    tryVirsh("vol-delete", "--pool", pool.name, vol);
-  }
   await glusterPool.delete(pool.uuid, pool);
+  gluster.remove();
   closeAllHosts();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-/** A private copy of a lab domain, started or not. */
-function cloneDomain(from: "running" | "stopped", start = from === "running"): string {
-  const name = uniqueName(`itdom-${from}`);
-  const xml = virsh("dumpxml", "--inactive", lab.domains[from])
-    .replace(/<name>[^<]*<\/name>/, `<name>${name}</name>`)
-    .replace(/\s*<uuid>[^<]*<\/uuid>/, "");
-  const file = path.join(tmp, `${name}.xml`);
-  fs.writeFileSync(file, xml);
-  virsh("define", file);
+function cloneDomain(from: "running" | "stopped"): string {
+  const name = cloneLabDomain(lab, from);
   domains.push(name);
-  if (start) virsh("start", name);
   return name;
-}
-
-function dropDomain(name: string): void {
-  tryVirsh("destroy", name);
-  tryVirsh("undefine", name);
 }
 
 /** A raw volume in the test pool; `owner` set = defined from XML with QEMU's ownership. */
@@ -247,12 +237,12 @@ describe("DiskAttachment on the lab", () => {
     const volume = newVolume({ qemuOwned: true });
     const outs = await attach({ domain, volume, target: "sdh", access: "auto" });
     assert.equal(outs.resolvedAccess, "gfapi", "the lab's QEMU has the gluster block driver");
-    assert.equal(outs.sourcePath, `${lab.gluster.volume}/${volume}`);
+    assert.equal(outs.sourcePath, `${gluster.name}/${volume}`);
     for (const flavour of ["live", "persistent"] as const) {
       const disk = diskAt(domain, flavour, "sdh");
       assert.equal(disk?.type, "network", flavour);
       assert.equal(disk?.source?.protocol, "gluster", flavour);
-      assert.equal(disk?.source?.name, `${lab.gluster.volume}/${volume}`, flavour);
+      assert.equal(disk?.source?.name, `${gluster.name}/${volume}`, flavour);
       assert.deepEqual(disk?.source?.hosts?.map((h) => h.name), lab.gluster.servers, flavour);
     }
     assert.equal(outs.attachedLive, true);

@@ -1,0 +1,33 @@
+/**
+ * Private copies of the lab's test domains (same ACPI + virtio-scsi definition, new
+ * name and uuid), so tests that attach disks, start or stop a VM never change the
+ * shared lab-running / lab-stopped.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { LabInfo } from "./lab";
+import { tryVirsh, uniqueName, virsh } from "./local";
+
+/** Defines a copy of the lab's running or stopped domain; starts it when asked (default: like the original). */
+export function cloneLabDomain(lab: LabInfo, from: "running" | "stopped", opts: { start?: boolean } = {}): string {
+  const name = uniqueName(`dom-${from}`);
+  const xml = virsh("dumpxml", "--inactive", lab.domains[from])
+    .replace(/<name>[^<]*<\/name>/, `<name>${name}</name>`)
+    .replace(/\s*<uuid>[^<]*<\/uuid>/, "");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "domain-"));
+  try {
+    fs.writeFileSync(path.join(dir, "domain.xml"), xml);
+    virsh("define", path.join(dir, "domain.xml"));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  if (opts.start ?? from === "running") virsh("start", name);
+  return name;
+}
+
+/** Stops and undefines a domain; fine if it is already gone. */
+export function dropDomain(name: string): void {
+  tryVirsh("destroy", name);
+  tryVirsh("undefine", name);
+}
