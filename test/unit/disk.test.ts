@@ -174,6 +174,14 @@ test("source: the file on the mount for fuse, the path inside the volume with ev
     buildDiskXml({ source: diskSourceFor("fuse", { ...netfs, targetPath: "/mnt/libvirt/primary_gluster" }, "/mnt/libvirt/primary_gluster/data.img"), target: "sdb", bus: "scsi", format: "raw", readonly: true, shareable: true }),
     fixture("disk-file.xml"),
   );
+  const pool: PoolInfo = { ...netfs, volume: "primary", servers: ["gs1.example.net", "gs2.example.net"], targetPath: "/mnt/p", directory: "/vms" };
+  assert.equal(
+    buildDiskXml({
+      source: diskSourceFor("gfapi", pool, "/mnt/p/vm1-root.qcow2"), target: "vdb", bus: "virtio", format: "qcow2",
+      io: "native", discard: "unmap", serial: "vm1-root",
+    }),
+    fixture("disk-gfapi-2hosts.xml"),
+  );
 });
 
 test("gfapi needs a file QEMU's user may open itself (Gluster checks the libgfapi client's uid)", () => {
