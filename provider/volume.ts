@@ -17,8 +17,6 @@
  *  - The content sha256 of a local file is computed while uploading (one pass) and,
  *    in diff, by hashing the file again: a changed file replaces the volume.
  */
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { isAbsolute, resolve } from "node:path";
 import { isDeepStrictEqual } from "node:util";
@@ -33,7 +31,7 @@ import { formatSize, parseSize } from "./size";
 import { connectionSchema } from "./ssh/settings";
 import { describeUses, findDiskUses } from "./usage";
 import { parseNames } from "./virshOutput";
-import { appendZeros, downloadToVolume, hostSha256, type ProgressReporter, uploadAndVerify, type VolumeTarget } from "./volumeContent";
+import { appendZeros, downloadToVolume, fileSha256, hostSha256, type ProgressReporter, uploadAndVerify, type VolumeTarget } from "./volumeContent";
 import { diskReferencesVolume, type VolumeReference } from "./xml/disk";
 import type { PoolInfo } from "./xml/pool";
 import { buildVolumeXml, parseVolumeXml, type VolumeFormat, type VolumeInfo, type VolumeSpec } from "./xml/volume";
@@ -241,15 +239,13 @@ async function localFileSize(path: string): Promise<number> {
   }
 }
 
-/** sha256 of a local file (diff: has the source changed?). */
-export async function fileSha256(path: string): Promise<string> {
-  const hash = createHash("sha256");
+/** sha256 of the local source file (diff: has it changed?). */
+async function hashSource(path: string): Promise<string> {
   try {
-    for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
+    return await fileSha256(path);
   } catch (err) {
     throw new InputError("source.path", `cannot read ${path}: ${(err as Error).message}`);
   }
-  return hash.digest("hex");
 }
 
 /** Progress on stderr for uploads of 64 MiB or more: every 10 %, and not more often than every 5 s. */
@@ -262,7 +258,7 @@ function progressFor(what: string, size: number): ProgressReporter | undefined {
     if (pct < shown + 10 || Date.now() - last < 5000) return;
     shown = pct;
     last = Date.now();
-    console.error(`gluster-libvirt: uploading ${what}: ${pct}% (${formatSize(done)} of ${formatSize(total)})`);
+    console.error(`gluster-libvirt: uploading ${what}: ${pct}% (${Math.round(done / 2 ** 20)} of ${Math.round(total / 2 ** 20)} MiB)`);
   };
 }
 
@@ -470,7 +466,7 @@ export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "config
     const replaces = [...(result.replaces ?? [])];
     const path = news.source?.path;
     if (!replaces.includes("source") && typeof path === "string" && path !== UNKNOWN && olds.sha256 !== undefined) {
-      if ((await fileSha256(path)) !== olds.sha256) replaces.push("source");
+      if ((await hashSource(path)) !== olds.sha256) replaces.push("source");
     }
     const shrinking = typeof wanted.capacity === "number" && typeof olds.capacity === "number" && wanted.capacity < olds.capacity;
     if (shrinking && replaces.length === 0) {

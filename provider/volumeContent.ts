@@ -1,8 +1,9 @@
 /**
  * Putting bytes into a volume that already exists, and proving they arrived.
  *
- * Upload of a local file: one pass over the file, in 64 KiB blocks. Every block feeds
- * the content sha256; all-zero blocks are not sent. Runs of data become *extents*, each
+ * Upload of a local file: one pass over the file, in 64 KiB blocks; all-zero blocks
+ * are not sent. The content sha256 is computed by a worker thread reading the file in
+ * parallel, so hashing does not compete with ssh2's encryption on the main thread. Runs of data become *extents*, each
  * streamed by its own `virsh vol-upload --offset O` (fed from stdin, over the pooled
  * SSH connection) into a file that was created sparse at its full size, so what is
  * skipped reads back as zeros. Holes shorter than MIN_HOLE are sent as zeros: a new
@@ -21,6 +22,7 @@ import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { createReadStream } from "node:fs";
 import { PassThrough } from "node:stream";
+import { Worker } from "node:worker_threads";
 import { GlusterLibvirtError } from "./errors";
 import type { Host } from "./host";
 
@@ -50,8 +52,6 @@ export interface UploadResult {
   size: number;
   /** the ranges sent (what the host verifies) */
   extents: Extent[];
-  /** sha256 of the bytes sent, extents in order */
-  sentSha256: string;
 }
 
 export type ProgressReporter = (bytesRead: number, totalBytes: number) => void;
@@ -145,34 +145,62 @@ function isZeroBlock(block: Buffer): boolean {
   return block.length === BLOCK_SIZE ? block.equals(ZERO_BLOCK) : block.equals(ZERO_BLOCK.subarray(0, block.length));
 }
 
+const HASH_WORKER = `
+const { parentPort, workerData } = require("node:worker_threads");
+const fs = require("node:fs");
+const hash = require("node:crypto").createHash("sha256");
+const buf = Buffer.allocUnsafe(1 << 20);
+const fd = fs.openSync(workerData.path, "r");
+try {
+  const ranges = workerData.ranges ?? [{ offset: 0, length: Infinity }];
+  for (const { offset, length } of ranges) {
+    for (let pos = offset, end = offset + length; pos < end; ) {
+      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, end - pos), pos);
+      if (n === 0) {
+        if (length === Infinity) break;
+        throw new Error("file ended before " + end + " bytes");
+      }
+      hash.update(buf.subarray(0, n));
+      pos += n;
+    }
+  }
+} finally {
+  fs.closeSync(fd);
+}
+parentPort.postMessage(hash.digest("hex"));
+`;
+
+/** sha256 of a local file, or of the concatenation of `ranges` of it, computed on a worker thread. */
+export function fileSha256(path: string, ranges?: readonly Extent[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(HASH_WORKER, { eval: true, workerData: { path, ranges } });
+    worker.once("message", resolve);
+    worker.once("error", reject);
+    worker.once("exit", (code) => reject(new GlusterLibvirtError(`hashing ${path} stopped (exit ${code})`)));
+  });
+}
+
 /**
  * Streams a local file into an existing volume of at least its size, skipping holes.
  * On failure the volume holds partial data: the caller deletes it.
  */
 export async function uploadFile(target: VolumeTarget, path: string, expectedSize: number, onProgress?: ProgressReporter): Promise<UploadResult> {
-  const whole = createHash("sha256");
-  const sent = createHash("sha256");
+  const whole = fileSha256(path);
+  whole.catch(() => undefined); // awaited below, unless the upload fails first
   const planner = new ExtentPlanner();
   let current: ExtentStream | undefined;
   let offset = 0;
-  const send = async (buf: Buffer) => {
-    sent.update(buf);
-    await current!.write(buf);
-  };
   try {
     for await (const chunk of createReadStream(path, { highWaterMark: READ_SIZE })) {
       for (const block of blocksOf(chunk as Buffer)) {
-        whole.update(block);
         const step = planner.feed(offset, block.length, isZeroBlock(block));
         if (step.end) {
           await current!.end();
           current = undefined;
         }
-        if (step.start) {
-          current = new ExtentStream(target, offset);
-        }
-        if (step.zeros) for (let z = step.zeros; z > 0; z -= BLOCK_SIZE) await send(ZERO_BLOCK.subarray(0, Math.min(z, BLOCK_SIZE)));
-        if (step.send) await send(block);
+        if (step.start) current = new ExtentStream(target, offset);
+        for (let z = step.zeros ?? 0; z > 0; z -= BLOCK_SIZE) await current!.write(ZERO_BLOCK.subarray(0, Math.min(z, BLOCK_SIZE)));
+        if (step.send) await current!.write(block);
         offset += block.length;
       }
       onProgress?.(offset, expectedSize);
@@ -186,7 +214,7 @@ export async function uploadFile(target: VolumeTarget, path: string, expectedSiz
   if (offset !== expectedSize) {
     throw new GlusterLibvirtError(`${path} changed size while it was uploaded (${expectedSize} bytes before, ${offset} read)`);
   }
-  return { sha256: whole.digest("hex"), size: offset, extents: planner.extents, sentSha256: sent.digest("hex") };
+  return { sha256: await whole, size: offset, extents: planner.extents };
 }
 
 /** sha256 of the empty string: what a file with no data extents sends. */
@@ -217,9 +245,12 @@ export async function hostSha256(target: VolumeTarget, extents: readonly Extent[
 /** Upload, then have the host prove it holds what was sent. */
 export async function uploadAndVerify(target: VolumeTarget, path: string, size: number, onProgress?: ProgressReporter): Promise<UploadResult> {
   const result = await uploadFile(target, path, size, onProgress);
-  const onHost = await hostSha256(target, result.extents);
-  if (onHost !== result.sentSha256) {
-    throw new GlusterLibvirtError(`upload of ${path} to ${target.pool}/${target.volume} on ${target.host.label} is corrupt: the host read back sha256 ${onHost}, ${result.sentSha256} was sent`);
+  const { extents } = result;
+  const wholeFile = extents.length === 1 && extents[0].offset === 0 && extents[0].length === size;
+  // Both sides hash the same ranges at once: the host from the volume, we from the file.
+  const [onHost, sent] = await Promise.all([hostSha256(target, extents), wholeFile ? result.sha256 : fileSha256(path, extents)]);
+  if (onHost !== sent) {
+    throw new GlusterLibvirtError(`upload of ${path} to ${target.pool}/${target.volume} on ${target.host.label} is corrupt (or the file changed meanwhile): the host read back sha256 ${onHost}, the file has ${sent}`);
   }
   return result;
 }
