@@ -667,7 +667,7 @@ remove_lab_pools() {
   local pool
   while read -r pool; do
     [[ -n $pool ]] || continue
-    log "removing libvirt pool $pool (its source is $VOLUME)"
+    log "removing libvirt pool $pool (its source is a lab volume)"
     virsh_root pool-destroy "$pool" >/dev/null 2>&1 || true
     virsh_root pool-undefine "$pool" >/dev/null 2>&1 || true
   done < <(lab_pools)
