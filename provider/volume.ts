@@ -3,7 +3,7 @@
  * local file, downloaded by the host from a URL, a full clone of another volume, or a
  * qcow2 overlay on a backing volume.
  *
- * Decisions (docs/architecture.md has the long form):
+ * Decisions:
  *  - Volumes are defined from XML (`vol-create`, `vol-create-from`) so the file gets
  *    `<permissions>`: the `permissions` input, else the pool's owner/group, else the
  *    host's QEMU user; mode 0660 unless given (owner and group read/write, no others).
@@ -11,8 +11,9 @@
  *    then libvirt's probe names its format; a mismatch with `format` is an error.
  *  - Every qcow2 file we create is padded to a multiple of 512 bytes (libgfapi).
  *  - Native `gluster` pools cannot create volumes: empty volumes and overlays are made
- *    with `qemu-img create gluster://…` and a pool refresh; content sources are
- *    refused there (use a netfs pool on the same Gluster volume).
+ *    with `qemu-img create gluster://…` run as the volume's owner (`setpriv`, so a root
+ *    login or `sudo: true`) and a pool refresh; content sources are refused there (use
+ *    a netfs pool on the same Gluster volume). Not yet proven on the lab.
  *  - Creation is all-or-nothing: any failure once the volume exists deletes it.
  *  - The content sha256 of a local file is computed while uploading (one pass) and,
  *    in diff, by hashing the file again: a changed file replaces the volume.
@@ -404,7 +405,13 @@ async function createInGlusterPool(host: Host, pool: PoolInfo, args: VolumeArgs)
   if (args.preallocation !== "off") argv.push("-o", `preallocation=${args.preallocation}`);
   argv.push(glusterUrlOf(pool, args.name));
   if (args.capacity !== undefined) argv.push(String(args.capacity));
-  await host.exec(argv);
+  // libgfapi creates the file as the calling uid: run qemu-img as the volume's owner
+  // (needs root or `sudo: true`), so QEMU can open it for writing.
+  const perms = await volumePermissions(host, pool, args.permissions);
+  const asOwner = perms?.owner !== undefined && perms.group !== undefined
+    ? ["setpriv", `--reuid=${perms.owner}`, `--regid=${perms.group}`, "--clear-groups"]
+    : [];
+  await host.exec([...asOwner, ...argv]);
   await host.virsh(["pool-refresh", args.pool]);
   return {};
 }
