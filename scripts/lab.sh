@@ -311,13 +311,31 @@ ssh_lab() {
 
 port_open() { (exec 3<>"/dev/tcp/$SSH_HOST/$SSH_PORT") 2>/dev/null; }
 
+# A listener running the lab's config whose pid file was lost: adopt it instead of
+# reporting the port as taken.
+adopt_sshd_listener() {
+  local f pid cmdline
+  for f in /proc/[0-9]*/cmdline; do
+    pid=${f#/proc/}
+    pid=${pid%/cmdline}
+    proc_live "$pid" sshd || continue
+    cmdline=$(tr '\0' ' ' 2>/dev/null <"$f") || continue
+    if [[ $cmdline == *" -f $SSH_DIR/sshd_config "* && $cmdline == *"[listener]"* ]]; then
+      log "adopting the lab's sshd listener (pid $pid), whose pid file was missing"
+      printf '%s\n' "$pid" >"$SSH_DIR/sshd.pid"
+      return 0
+    fi
+  done
+  return 1
+}
+
 ensure_sshd() {
   local pidfile=$SSH_DIR/sshd.pid logfile=$SSH_DIR/sshd.log
   write_sshd_config
   mkdir -p /run/sshd
   chmod 755 /run/sshd
   /usr/sbin/sshd -t -f "$SSH_DIR/sshd_config" 2>"$logfile" || die_component sshd "$logfile" "sshd rejects its config $SSH_DIR/sshd_config"
-  if pid_alive "$pidfile" sshd; then
+  if pid_alive "$pidfile" sshd || adopt_sshd_listener; then
     # pick up a changed config without dropping connections
     kill -HUP "$(pid_of "$pidfile")"
   else
@@ -625,7 +643,11 @@ check_lab() {
   if [[ $states == "running|shut off|" ]]; then
     report OK domains "$DOM_RUNNING running, $DOM_STOPPED shut off (virsh as $LAB_USER)"
   else
-    report DOWN domains "want '$DOM_RUNNING running, $DOM_STOPPED shut off'; virsh as $LAB_USER says: ${states:-nothing}"
+    local hint=""
+    if ! pid_alive "$LIBVIRT_DIR/libvirtd.pid" libvirtd && grep -qiE 'system bus|polkit|authentication|permission denied' <<<"$states"; then
+      hint=" (libvirtd was not started by the lab: let group libvirt use its socket, see docs/lab.md)"
+    fi
+    report DOWN domains "want '$DOM_RUNNING running, $DOM_STOPPED shut off'; virsh as $LAB_USER says: ${states:-nothing}$hint"
   fi
   return "$ok"
 }
