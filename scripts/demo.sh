@@ -32,3 +32,5 @@ pulumi config set glusterVolume "$(lab gluster.volume)"
 pulumi config set vm "$(lab domains.running)"
 pulumi preview --diff
 pulumi up --yes
+echo "demo: the lab now has the example's pool, volume and disk; remove them with:" >&2
+echo "  source scripts/env.sh && cd examples/${EXAMPLE:-basic} && PULUMI_CONFIG_PASSPHRASE=$PULUMI_CONFIG_PASSPHRASE PULUMI_BACKEND_URL=$PULUMI_BACKEND_URL pulumi destroy" >&2

@@ -488,6 +488,21 @@ ensure_kvm_access() {
   fi
 }
 
+# libvirt runs each QEMU in its own mount namespace, a slave of the host's: a FUSE pool
+# mounted after a VM started reaches that VM only if / is a shared mount, as systemd
+# makes it on real hypervisors. Without systemd / is private here, so the lab makes it
+# shared and restarts a running lab domain that started before (its namespace saw
+# nothing propagate).
+ensure_shared_mounts() {
+  [[ $(findmnt -no PROPAGATION /) == shared* ]] && return 0
+  log "making / a shared mount (as systemd does) so FUSE pools reach running VMs"
+  mount --make-rshared /
+  if [[ $(domain_state "$DOM_RUNNING") == running ]]; then
+    log "restarting $DOM_RUNNING so its QEMU sees later mounts"
+    virsh_root destroy "$DOM_RUNNING" >&2 || true
+  fi
+}
+
 # Two cheap calls must be cheap: otherwise libvirtd is re-probing QEMU each time.
 check_libvirtd_speed() {
   local t0
@@ -802,6 +817,7 @@ lab_up() {
   step ensure_kvm_access
   step ensure_virtlogd
   step ensure_libvirtd
+  step ensure_shared_mounts
   step ensure_domain "$DOM_STOPPED" "shut off"
   step ensure_domain "$DOM_RUNNING" running
   if ! VERBOSE=0 check_lab; then
