@@ -15,7 +15,7 @@ import { GlusterLibvirtError, InputError, isNotFound } from "./errors";
 import { libvirtName } from "./fields";
 import { getHost, type Host } from "./host";
 import { inspectPool, qemuOwnership } from "./pool";
-import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, type Props, type ReplacementTable } from "./resource";
+import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stateOf, type Props, type ReplacementTable } from "./resource";
 import { connectionSchema } from "./ssh/settings";
 import {
   buildDiskXml, parseDomainDisks, parseDomainSummary,
@@ -425,7 +425,7 @@ export const diskAttachment: Required<Omit<pulumi.dynamic.ResourceProvider, "con
   },
 
   async read(id: string, props?: Props) {
-    const old = props as DiskOutputs;
+    const old = stateOf<DiskOutputs>(props);
     const host = getHost(old.connection);
     const dom = await inspectDomain(host, old.domain);
     if (!dom) return {}; // the domain, and with it the disk, is gone
@@ -436,7 +436,7 @@ export const diskAttachment: Required<Omit<pulumi.dynamic.ResourceProvider, "con
   },
 
   async update(_id: string, olds: Props, news: Props) {
-    const old = olds as DiskOutputs;
+    const old = stateOf<DiskOutputs>(olds);
     const args = parseArgs(diskSchema, news);
     const host = getHost(args.connection);
     const dom = await inspectDomain(host, args.domain);
@@ -452,7 +452,7 @@ export const diskAttachment: Required<Omit<pulumi.dynamic.ResourceProvider, "con
   },
 
   async delete(_id: string, props: Props) {
-    const old = props as DiskOutputs;
+    const old = stateOf<DiskOutputs>(props);
     const host = getHost(old.connection);
     const dom = await inspectDomain(host, old.domain);
     if (!dom) return; // domain gone: so is the disk

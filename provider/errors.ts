@@ -17,6 +17,9 @@ export class GlusterLibvirtError extends Error {
   }
 }
 
+/** XML that cannot be built (unrepresentable value) or parsed (malformed, not what libvirt prints). */
+export class XmlError extends GlusterLibvirtError {}
+
 /** A resource input is wrong; `field` is the dotted path of the input (`connection.port`). */
 export class InputError extends GlusterLibvirtError {
   constructor(readonly field: string, reason: string) {

@@ -8,7 +8,7 @@ import { z } from "zod";
 import { GlusterLibvirtError, InputError, isNotFound } from "./errors";
 import { absolutePath, glusterVolumeName, libvirtName, permissions, serverAddress } from "./fields";
 import { getHost, type Host } from "./host";
-import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, type Props, type ReplacementTable } from "./resource";
+import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stateOf, type Props, type ReplacementTable } from "./resource";
 import { connectionSchema } from "./ssh/settings";
 import { describeUses, findDiskUses } from "./usage";
 import { parseInfo } from "./virshOutput";
@@ -233,8 +233,7 @@ export const glusterPool: Required<Omit<pulumi.dynamic.ResourceProvider, "config
   },
 
   async read(id: string, props?: Props) {
-    const { __provider: _ignored, ...rest } = props ?? {};
-    const old = rest as PoolOutputs;
+    const old = stateOf<PoolOutputs>(props);
     const host = getHost(old.connection);
     const live = await inspectPool(host, old.name);
     if (!live) return {}; // gone: the engine drops it from state
@@ -263,7 +262,7 @@ export const glusterPool: Required<Omit<pulumi.dynamic.ResourceProvider, "config
   },
 
   async delete(_id: string, props: Props) {
-    const old = props as PoolOutputs;
+    const old = stateOf<PoolOutputs>(props);
     const host = getHost(old.connection);
     const live = await inspectPool(host, old.name);
     if (!live) return; // already gone

@@ -123,6 +123,12 @@ export function parseArgs<S extends z.ZodType>(schema: S, props: Props): z.outpu
   throw new InputError(propertyPath(issue.path) || "(inputs)", issue.message);
 }
 
+/** A resource's recorded state as read/update/delete receive it, without the engine's `__provider`. */
+export function stateOf<T>(props: Props | undefined): T {
+  const { __provider: _ignored, ...state } = props ?? {};
+  return state as T;
+}
+
 /** Outputs must be plain JSON: drops `undefined` (Pulumi rejects it), keeps nulls. */
 export function plainOutputs<T extends object>(value: T): T {
   return JSON.parse(JSON.stringify(value)) as T;

@@ -27,7 +27,7 @@ import { GlusterLibvirtError, InputError, isCommandError, isNotFound, SshError }
 import { libvirtName, permissions, type PermissionsInput } from "./fields";
 import { getHost, type Host } from "./host";
 import { inspectPool, qemuOwnership } from "./pool";
-import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, type Props, type ReplacementTable, UNKNOWN } from "./resource";
+import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stateOf, type Props, type ReplacementTable, UNKNOWN } from "./resource";
 import { formatSize, parseSize } from "./size";
 import { connectionSchema } from "./ssh/settings";
 import { describeUses, findDiskUses } from "./usage";
@@ -172,6 +172,16 @@ export async function inspectVolume(host: Host, pool: string, name: string): Pro
     return parseVolumeXml(await host.virsh(["vol-dumpxml", "--pool", pool, name]));
   } catch (err) {
     if (isNotFound(err, "volume")) return undefined;
+    throw err;
+  }
+}
+
+/** The volume, or undefined when it or its whole pool is gone (as far as libvirt can tell). */
+async function findVolume(host: Host, pool: string, name: string): Promise<VolumeInfo | undefined> {
+  try {
+    return await inspectVolume(host, pool, name);
+  } catch (err) {
+    if (isNotFound(err, "pool")) return undefined;
     throw err;
   }
 }
@@ -514,21 +524,15 @@ export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "config
   },
 
   async read(id: string, props?: Props) {
-    const old = props as VolumeOutputs;
+    const old = stateOf<VolumeOutputs>(props);
     const host = getHost(old.connection);
-    let live: VolumeInfo | undefined;
-    try {
-      live = await inspectVolume(host, old.pool, old.name);
-    } catch (err) {
-      if (isNotFound(err, "pool")) return {}; // no pool, no volume (as far as libvirt can tell)
-      throw err;
-    }
+    const live = await findVolume(host, old.pool, old.name);
     if (!live) return {};
     return { id: live.key ?? id, props: outputsOf(old, live, old.glusterUrl, old.sha256) };
   },
 
   async update(_id: string, olds: Props, news: Props) {
-    const old = olds as VolumeOutputs;
+    const old = stateOf<VolumeOutputs>(olds);
     const args = parseArgs(volumeSchema, news);
     const host = getHost(args.connection);
     const target = { host, pool: args.pool, volume: args.name };
@@ -546,15 +550,9 @@ export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "config
   },
 
   async delete(_id: string, props: Props) {
-    const old = props as VolumeOutputs;
+    const old = stateOf<VolumeOutputs>(props);
     const host = getHost(old.connection);
-    let live: VolumeInfo | undefined;
-    try {
-      live = await inspectVolume(host, old.pool, old.name);
-    } catch (err) {
-      if (isNotFound(err, "pool")) return; // the pool is gone, and the volume with it
-      throw err;
-    }
+    const live = await findVolume(host, old.pool, old.name);
     if (!live) return; // already gone
     await refuseWhileUsed(host, old, live, (await inspectPool(host, old.pool))?.info);
     await host.virsh(["vol-delete", "--pool", old.pool, old.name]).catch((err: unknown) => {

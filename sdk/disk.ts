@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { DiskInputs, DiskOutputs } from "../provider/disk";
 import { connectionInput, type Connection } from "./connection";
-import { makeProvider, withOutputs } from "./provider";
+import { makeProvider, withOutputs, type SameKeys } from "./provider";
 
 export interface DiskAttachmentArgs {
   /** The hypervisor, reached over SSH. Changing `host` replaces the attachment; other connection settings update in place. */
@@ -47,7 +47,6 @@ export interface DiskAttachmentArgs {
 }
 
 // Every provider input has an Args field and vice versa.
-type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never] ? true : never;
 const argsMatchSchema: SameKeys<DiskAttachmentArgs, DiskInputs> = true;
 void argsMatchSchema;
 

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { PoolInputs, PoolOutputs } from "../provider/pool";
 import { connectionInput, type Connection } from "./connection";
-import { makeProvider, withOutputs } from "./provider";
+import { makeProvider, withOutputs, type SameKeys } from "./provider";
 
 export interface GlusterPoolArgs {
   /** The hypervisor, reached over SSH. Changing `host` replaces the pool; other connection settings update in place. */
@@ -43,7 +43,6 @@ export interface GlusterPoolArgs {
 }
 
 // Every provider input has an Args field and vice versa.
-type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never] ? true : never;
 const argsMatchSchema: SameKeys<GlusterPoolArgs, PoolInputs> = true;
 void argsMatchSchema;
 

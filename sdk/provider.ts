@@ -34,6 +34,9 @@ export function makeProvider(kind: ResourceKind): pulumi.dynamic.ResourceProvide
   };
 }
 
+/** `true` only when A and B have the same keys: every provider input has an Args field and vice versa. */
+export type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never] ? true : never;
+
 /**
  * Resource props with every output key present: Pulumi creates an Output property
  * only for keys it is given, so inputs left unset and computed outputs are passed

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { VolumeInputs, VolumeOutputs } from "../provider/volume";
 import { connectionInput, type Connection } from "./connection";
-import { makeProvider, withOutputs } from "./provider";
+import { makeProvider, withOutputs, type SameKeys } from "./provider";
 
 /** Where an ImageVolume's content comes from; give exactly one of `path`, `url`, `volume`. */
 export interface ImageVolumeSource {
@@ -66,7 +66,6 @@ export interface ImageVolumeArgs {
 }
 
 // Every provider input has an Args field and vice versa.
-type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never] ? true : never;
 const argsMatchSchema: SameKeys<ImageVolumeArgs, VolumeInputs> = true;
 void argsMatchSchema;
 

@@ -17,8 +17,9 @@ import { InputError, attachHidden } from "../errors";
 import { type PinnedHostKey, parsePinnedHostKey } from "./knownHosts";
 import { type SshConfigValues, readUserSshConfig } from "./sshConfig";
 
-/** What the Pulumi engine sends for a value not known yet during preview. */
-export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+// The preview placeholder for values not known yet; defined once, in resource.ts.
+import { UNKNOWN } from "../resource";
+export { UNKNOWN };
 
 /** An optional field that also tolerates the preview placeholder (read as "not set yet"). */
 function optional<T extends z.ZodType>(schema: T) {

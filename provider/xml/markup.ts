@@ -5,6 +5,9 @@
 * created per call, so nothing here can end up captured in serialized state).
 */
 import { XMLParser, XMLValidator } from "fast-xml-parser";
+import { XmlError } from "../errors";
+
+export { XmlError };
 
 /** An element as fast-xml-parser returns it with the options below: attributes
 *  under "@name", text under "#text", every child element name mapped to an
@@ -14,9 +17,6 @@ export interface XmlElement {
 }
 
 /** Thrown when a document is not well-formed or lacks what its kind requires. */
-export class XmlError extends Error {
-  override name = "XmlError";
-}
 
 /** Escape for element text and for attribute values (we quote with `'`, as libvirt
 *  does, but escaping both quote kinds keeps the output valid whichever is used). */

@@ -6,7 +6,7 @@ import { parseDomainDisks } from "../../provider/xml/disk";
 import { cloneLabDomain, dropDomain } from "../helpers/domain";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { createGlusterVolume, tryVirsh, uniqueName, virsh } from "../helpers/local";
-import { newStack, type TestStack } from "../helpers/stack";
+import { newStack, type TestStack, changes, labCredentials } from "../helpers/stack";
 
 /*
  * The core scenario in one `pulumi up`: a Gluster volume as a pool, an image in it,
@@ -50,12 +50,7 @@ before(async () => {
   lab = await getLab();
   gluster = createGlusterVolume(lab, uniqueName("e2edisk").replace(/-/g, "_"));
   domain = cloneLabDomain(lab, "stopped");
-  t = await newStack("disk", program, {
-    "gluster-libvirt:user": { value: lab.ssh.user },
-    "gluster-libvirt:port": { value: String(lab.ssh.port) },
-    "gluster-libvirt:privateKeyPath": { value: lab.ssh.privateKeyPath },
-    "gluster-libvirt:knownHostsFile": { value: lab.ssh.knownHostsFile },
-  });
+  t = await newStack("disk", program, labCredentials(lab));
 });
 
 after(async () => {
@@ -66,8 +61,6 @@ after(async () => {
   gluster?.remove();
 });
 
-const changed = (summary: Record<string, number | undefined> = {}) =>
-  Object.fromEntries(Object.entries(summary).filter(([op, n]) => op !== "same" && n));
 const diskAt = (flavour: "live" | "persistent") =>
   parseDomainDisks(virsh("dumpxml", ...(flavour === "persistent" ? ["--inactive"] : []), domain)).find((d) => d.target === "sdb");
 
@@ -75,7 +68,7 @@ describe("DiskAttachment through the Pulumi engine, with GlusterPool and ImageVo
   test("one up: pool, image, and the image in the VM's definition", async () => {
     const up = await t.stack.up();
     assert.equal(up.summary.result, "succeeded");
-    assert.deepEqual(changed(up.summary.resourceChanges), { create: 4 }, "the stack, the pool, the image, the disk");
+    assert.deepEqual(changes(up.summary.resourceChanges), { create: 4 }, "the stack, the pool, the image, the disk");
     assert.equal(up.outputs.resolvedAccess.value, "fuse");
     assert.equal(up.outputs.attachedPersistent.value, true);
     assert.equal(up.outputs.attachedLive.value, false, "the VM is shut off");
@@ -85,14 +78,14 @@ describe("DiskAttachment through the Pulumi engine, with GlusterPool and ImageVo
 
   test("a second up changes nothing", async () => {
     const up = await t.stack.up();
-    assert.deepEqual(changed(up.summary.resourceChanges), {});
+    assert.deepEqual(changes(up.summary.resourceChanges), {});
   });
 
   test("preview: detachTimeout updates in place, readonly replaces", async () => {
     await t.stack.setConfig("detachTimeout", { value: "60" });
-    assert.deepEqual(changed((await t.stack.preview({ diff: true })).changeSummary), { update: 1 });
+    assert.deepEqual(changes((await t.stack.preview({ diff: true })).changeSummary), { update: 1 });
     await t.stack.setConfig("readonly", { value: "true" });
-    assert.deepEqual(changed((await t.stack.preview({ diff: true })).changeSummary), { replace: 1 });
+    assert.deepEqual(changes((await t.stack.preview({ diff: true })).changeSummary), { replace: 1 });
     await t.stack.removeConfig("readonly");
     await t.stack.removeConfig("detachTimeout");
   });

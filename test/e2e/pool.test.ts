@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { GlusterPool } from "../../sdk";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { createGlusterVolume, isMounted, tryVirsh, uniqueName, virsh } from "../helpers/local";
-import { newStack, type TestStack } from "../helpers/stack";
+import { newStack, type TestStack, changes, labCredentials } from "../helpers/stack";
 
 let lab: LabInfo;
 let t: TestStack;
@@ -28,12 +28,7 @@ function program(): Promise<Record<string, unknown>> {
 before(async () => {
   lab = await getLab();
   volume = createGlusterVolume(lab, uniqueName("e2epool").replace(/-/g, "_"));
-  t = await newStack("pool", program, {
-    "gluster-libvirt:user": { value: lab.ssh.user },
-    "gluster-libvirt:port": { value: String(lab.ssh.port) },
-    "gluster-libvirt:privateKeyPath": { value: lab.ssh.privateKeyPath },
-    "gluster-libvirt:knownHostsFile": { value: lab.ssh.knownHostsFile },
-  });
+  t = await newStack("pool", program, labCredentials(lab));
 });
 after(async () => {
   await t?.cleanup();
@@ -42,8 +37,6 @@ after(async () => {
   volume?.remove();
 });
 
-const changed = (summary: Record<string, number | undefined> = {}) =>
-  Object.fromEntries(Object.entries(summary).filter(([op, n]) => op !== "same" && n));
 
 describe("GlusterPool through the Pulumi engine", () => {
   test("up creates the pool on the lab host", async () => {
@@ -56,7 +49,7 @@ describe("GlusterPool through the Pulumi engine", () => {
 
   test("a second up with unchanged inputs changes nothing", async () => {
     const up = await t.stack.up();
-    assert.deepEqual(changed(up.summary.resourceChanges), {});
+    assert.deepEqual(changes(up.summary.resourceChanges), {});
   });
 
   test("the state holds a tiny provider that loads the installed package at call time", async () => {
@@ -71,18 +64,18 @@ describe("GlusterPool through the Pulumi engine", () => {
   test("preview classifies edits as the replacement table says", async () => {
     await t.stack.setConfig("autostart", { value: "false" });
     const update = await t.stack.preview({ diff: true });
-    assert.deepEqual(changed(update.changeSummary), { update: 1 });
+    assert.deepEqual(changes(update.changeSummary), { update: 1 });
     assert.match(update.stdout, /~ .*GlusterPool.*update/);
 
     await t.stack.setConfig("targetPath", { value: `/var/lib/libvirt/gluster/${poolName}-moved` });
     const replace = await t.stack.preview({ diff: true });
-    assert.deepEqual(changed(replace.changeSummary), { replace: 1 });
+    assert.deepEqual(changes(replace.changeSummary), { replace: 1 });
     await t.stack.removeConfig("targetPath");
   });
 
   test("up applies the in-place update on the host", async () => {
     const up = await t.stack.up();
-    assert.deepEqual(changed(up.summary.resourceChanges), { update: 1 });
+    assert.deepEqual(changes(up.summary.resourceChanges), { update: 1 });
     assert.match(virsh("pool-info", poolName), /Autostart:\s+no/);
     await t.stack.removeConfig("autostart");
   });
@@ -91,9 +84,9 @@ describe("GlusterPool through the Pulumi engine", () => {
     await t.stack.up(); // back to autostart: true
     virsh("pool-destroy", poolName);
     const refresh = await t.stack.refresh();
-    assert.deepEqual(changed(refresh.summary.resourceChanges), { update: 1 });
+    assert.deepEqual(changes(refresh.summary.resourceChanges), { update: 1 });
     const up = await t.stack.up();
-    assert.deepEqual(changed(up.summary.resourceChanges), { update: 1 });
+    assert.deepEqual(changes(up.summary.resourceChanges), { update: 1 });
     assert.match(virsh("pool-info", poolName), /State:\s+running/);
   });
 

@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import { GlusterPool } from "../../sdk";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { createGlusterVolume, tryVirsh, uniqueName } from "../helpers/local";
-import { exportStackRaw, newStack, readTree, type TestStack } from "../helpers/stack";
+import { exportStackRaw, labCredentials, newStack, readTree, type TestStack } from "../helpers/stack";
 
 let lab: LabInfo;
 let volume: ReturnType<typeof createGlusterVolume>;
@@ -43,12 +43,9 @@ async function upAndInspect(
   config: Record<string, { value: string; secret?: boolean }>,
   verbose = false,
 ): Promise<string> {
-  const t = await newStack(name, program, {
-    "gluster-libvirt:user": { value: lab.ssh.user },
-    "gluster-libvirt:port": { value: String(lab.ssh.port) },
-    "gluster-libvirt:knownHostsFile": { value: lab.ssh.knownHostsFile },
-    ...config,
-  });
+  // The lab's credentials, less the key: each test says how the key is given.
+  const { "gluster-libvirt:privateKeyPath": _keyFile, ...credentials } = labCredentials(lab);
+  const t = await newStack(name, program, { ...credentials, ...config });
   stacks.push(t);
   const logs = verbose ? { logVerbosity: 9, logToStdErr: true, debug: true } : {};
   let state = "";

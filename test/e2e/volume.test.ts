@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { GlusterPool, ImageVolume } from "../../sdk";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { createGlusterVolume, tryVirsh, uniqueName, virsh } from "../helpers/local";
-import { newStack, type TestStack } from "../helpers/stack";
+import { newStack, type TestStack, changes, labCredentials } from "../helpers/stack";
 
 /* One create -> no-op -> resize -> destroy cycle of an uploaded volume through the engine. */
 
@@ -40,12 +40,7 @@ before(async () => {
   fs.ftruncateSync(fd, 32 * 1024 * 1024);
   fs.writeSync(fd, Buffer.from("e2e boot sector"), 0, 15, 0);
   fs.closeSync(fd);
-  t = await newStack("volume", program, {
-    "gluster-libvirt:user": { value: lab.ssh.user },
-    "gluster-libvirt:port": { value: String(lab.ssh.port) },
-    "gluster-libvirt:privateKeyPath": { value: lab.ssh.privateKeyPath },
-    "gluster-libvirt:knownHostsFile": { value: lab.ssh.knownHostsFile },
-  });
+  t = await newStack("volume", program, labCredentials(lab));
 });
 
 after(async () => {
@@ -57,8 +52,6 @@ after(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-const changed = (summary: Record<string, number | undefined> = {}) =>
-  Object.fromEntries(Object.entries(summary).filter(([op, n]) => op !== "same" && n));
 
 describe("ImageVolume through the Pulumi engine", () => {
   test("up uploads the image into the pool", async () => {
@@ -72,15 +65,15 @@ describe("ImageVolume through the Pulumi engine", () => {
 
   test("a second up with unchanged inputs changes nothing", async () => {
     const up = await t.stack.up();
-    assert.deepEqual(changed(up.summary.resourceChanges), {});
+    assert.deepEqual(changes(up.summary.resourceChanges), {});
   });
 
   test("growing capacity is an in-place update; shrinking fails the preview", async () => {
     await t.stack.setConfig("capacity", { value: "64MiB" });
     const preview = await t.stack.preview({ diff: true });
-    assert.deepEqual(changed(preview.changeSummary), { update: 1 });
+    assert.deepEqual(changes(preview.changeSummary), { update: 1 });
     const up = await t.stack.up();
-    assert.deepEqual(changed(up.summary.resourceChanges), { update: 1 });
+    assert.deepEqual(changes(up.summary.resourceChanges), { update: 1 });
     assert.equal(up.outputs.capacity.value, 64 * 1024 * 1024);
     assert.match(virsh("vol-info", "--pool", poolName, volumeName, "--bytes"), /Capacity:\s+67108864 bytes/);
 

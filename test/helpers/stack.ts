@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
 import { LocalWorkspace, type ConfigMap, type PulumiFn, type Stack } from "@pulumi/pulumi/automation";
+import type { LabInfo } from "./lab";
 
 /** The repository root (this file runs from dist/test/helpers). */
 export const repoRoot = path.resolve(__dirname, "../../..");
@@ -84,4 +85,19 @@ export function exportStackRaw(t: TestStack): string {
     encoding: "utf8",
     env: { ...process.env, PULUMI_CONFIG_PASSPHRASE: passphrase },
   });
+}
+
+/** Stack config that points the provider's default credentials at the lab. */
+export function labCredentials(lab: LabInfo): ConfigMap {
+  return {
+    "gluster-libvirt:user": { value: lab.ssh.user },
+    "gluster-libvirt:port": { value: String(lab.ssh.port) },
+    "gluster-libvirt:privateKeyPath": { value: lab.ssh.privateKeyPath },
+    "gluster-libvirt:knownHostsFile": { value: lab.ssh.knownHostsFile },
+  };
+}
+
+/** An engine change summary without the unchanged count: `{ update: 1 }`, `{}` for none. */
+export function changes(summary: Record<string, number | undefined> = {}): Record<string, number> {
+  return Object.fromEntries(Object.entries(summary).filter(([op, n]) => op !== "same" && n)) as Record<string, number>;
 }
