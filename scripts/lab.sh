@@ -4,6 +4,9 @@
 #   glusterd + a started volume "labvol" (brick in the state dir)
 #   virtlogd + libvirtd (QEMU driver) with two small test domains
 #
+#   optional hypervisor #2 (GLUSTER_LIBVIRT_LAB_HOSTS=2): its own libvirtd, virtlogd and
+#   sshd (127.0.0.3:2222) in a private mount namespace, the same glusterd
+#
 # Usage: lab.sh up|down|status      (Debian, as root; see docs/lab.md)
 # stdout carries exactly one JSON object (up, status) and nothing else; all
 # progress and errors go to stderr.
@@ -24,6 +27,10 @@ readonly SSH_DIR=$STATE_DIR/ssh
 readonly GLUSTER_DIR=$STATE_DIR/gluster
 readonly BRICK_DIR=$GLUSTER_DIR/brick
 readonly LIBVIRT_DIR=$STATE_DIR/libvirt
+readonly HV2_DIR=$STATE_DIR/host2
+readonly HV2_SSH_HOST=127.0.0.3
+readonly HV2_DOM_RUNNING=lab2-running
+readonly HV2_DOM_STOPPED=lab2-stopped
 
 readonly PACKAGES=(
   openssh-server openssh-client libvirt-daemon-system libvirt-clients
@@ -87,13 +94,15 @@ pid_alive() {
 
 pid_of() { tr -dc '0-9' 2>/dev/null <"$1" || true; }
 
-# pids_by_comm COMM: running processes named COMM (no procps needed).
+# pids_by_comm COMM: running processes named COMM (no procps needed), in our mount
+# namespace: a daemon in another one (hypervisor 2's libvirtd) does not serve our /run.
 pids_by_comm() {
-  local comm=$1 f pid
+  local comm=$1 f pid self_ns
+  self_ns=$(readlink /proc/$$/ns/mnt)
   for f in /proc/[0-9]*/comm; do
     pid=${f#/proc/}
     pid=${pid%/comm}
-    if proc_live "$pid" "$comm"; then
+    if proc_live "$pid" "$comm" && [[ $(readlink "/proc/$pid/ns/mnt" 2>/dev/null) == "$self_ns" ]]; then
       printf '%s\n' "$pid"
     fi
   done
@@ -152,7 +161,9 @@ json_str() {
   printf '"%s"' "$s"
 }
 
-virsh_root() { timeout 120 virsh -q -c "$LIBVIRT_URI" "$@"; }
+# IN_NS: a command prefix (nsenter into hypervisor 2's mount namespace), empty for host 1.
+IN_NS=()
+virsh_root() { "${IN_NS[@]}" timeout 120 virsh -q -c "$LIBVIRT_URI" "$@"; }
 
 gluster_cli() { timeout 60 gluster --mode=script "$@"; }
 
@@ -272,8 +283,20 @@ ensure_ssh_keys() {
   chmod 600 "$SSH_DIR/ssh_host_ed25519_key" "$SSH_DIR/id_ed25519"
   # sshd reads authorized_keys as the login user: readable, owned by root, not writable by others.
   install -m 644 "$SSH_DIR/id_ed25519.pub" "$SSH_DIR/authorized_keys"
-  printf '[%s]:%s %s\n' "$SSH_HOST" "$SSH_PORT" "$(cut -d' ' -f1,2 "$SSH_DIR/ssh_host_ed25519_key.pub")" >"$SSH_DIR/known_hosts"
-  chmod 644 "$SSH_DIR/known_hosts"
+  write_known_hosts
+}
+
+# known_hosts: host 1's key, and hypervisor 2's while it has one. Replaced atomically:
+# tests read it while `up` runs.
+write_known_hosts() {
+  {
+    printf '[%s]:%s %s\n' "$SSH_HOST" "$SSH_PORT" "$(cut -d' ' -f1,2 "$SSH_DIR/ssh_host_ed25519_key.pub")"
+    if [[ -s $HV2_DIR/ssh/ssh_host_ed25519_key.pub ]]; then
+      printf '[%s]:%s %s\n' "$HV2_SSH_HOST" "$SSH_PORT" "$(cut -d' ' -f1,2 "$HV2_DIR/ssh/ssh_host_ed25519_key.pub")"
+    fi
+  } >"$SSH_DIR/known_hosts.new"
+  chmod 644 "$SSH_DIR/known_hosts.new"
+  mv -f "$SSH_DIR/known_hosts.new" "$SSH_DIR/known_hosts"
 }
 
 write_sshd_config() {
@@ -302,11 +325,16 @@ EOF
 }
 
 # ssh_lab CMD: run CMD on the lab as LAB_USER with the lab key, host key checked strictly.
-ssh_lab() {
+ssh_lab() { ssh_to "$SSH_HOST" "$@"; }
+
+# ssh_to ADDRESS CMD: the same, to the lab sshd on ADDRESS (host 1 or hypervisor 2).
+ssh_to() {
+  local address=$1
+  shift
   timeout 30 ssh -F none -i "$SSH_DIR/id_ed25519" -p "$SSH_PORT" \
     -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes \
     -o UserKnownHostsFile="$SSH_DIR/known_hosts" -o GlobalKnownHostsFile=/dev/null \
-    -o ConnectTimeout=10 -o LogLevel=ERROR "$LAB_USER@$SSH_HOST" "$@" </dev/null
+    -o ConnectTimeout=10 -o LogLevel=ERROR "$LAB_USER@$address" "$@" </dev/null
 }
 
 port_open() { (exec 3<>"/dev/tcp/$SSH_HOST/$SSH_PORT") 2>/dev/null; }
@@ -664,6 +692,7 @@ check_lab() {
     fi
     report DOWN domains "want '$DOM_RUNNING running, $DOM_STOPPED shut off'; virsh as $LAB_USER says: ${states:-nothing}$hint"
   fi
+  if hv2_requested; then check_hv2; fi
   return "$ok"
 }
 
@@ -676,6 +705,7 @@ print_json() {
   printf '"gluster":{"servers":[%s],"volume":%s},' "$(json_str "$(<"$GLUSTER_DIR/server")")" "$(json_str "$VOLUME")" >&3
   printf '"domains":{"running":%s,"stopped":%s},' "$(json_str "$DOM_RUNNING")" "$(json_str "$DOM_STOPPED")" >&3
   printf '"libvirtUri":%s,"stateDir":%s,' "$(json_str "$LIBVIRT_URI")" "$(json_str "$STATE_DIR")" >&3
+  printf '"hypervisors":[%s],' "$(hypervisors_json "$fp")" >&3
   printf '"qemu":{"user":%s,"uid":%d,"gid":%d}}\n' "$(json_str "$QEMU_USER")" "$QEMU_UID" "$QEMU_GID" >&3
 }
 
@@ -771,6 +801,7 @@ stop_volume() {
 }
 
 lab_down() {
+  hv2_down
   if glusterd_answers >/dev/null 2>&1; then
     mapfile -t LAB_VOLUMES < <(lab_volumes | awk '!seen[$0]++')
   fi
@@ -800,9 +831,278 @@ lab_down() {
   log "lab is down (user $LAB_USER is kept; remove it with: userdel -r $LAB_USER)"
 }
 
+# ---------------------------------------------------------------- hypervisor 2
+
+# A second hypervisor on this machine without network namespaces (LAB.md): libvirtd and
+# virtlogd in a private mount namespace with a tmpfs on /run and their own copies of
+# libvirt's directories bind-mounted in place, plus an sshd in that namespace on
+# 127.0.0.3. SSH to that address reaches a separate libvirt (its own domains, pools and
+# FUSE mounts) next to the same glusterd. A `sleep` holds the namespace; every later
+# command enters it with nsenter. Opt-in (GLUSTER_LIBVIRT_LAB_HOSTS=2); once made it is
+# part of the lab — status checks it, a plain `up` repairs it — until `down`, or
+# GLUSTER_LIBVIRT_LAB_HOSTS=1 `up`, removes it.
+
+readonly HV2_BINDS=(/etc/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt)
+
+hv2_requested() { [[ -d $HV2_DIR ]]; }
+
+# The copy of DIR that hypervisor 2 sees at DIR: /etc/libvirt -> <state>/host2/root/etc-libvirt.
+hv2_copy_of() {
+  local d=${1#/}
+  printf '%s/root/%s\n' "$HV2_DIR" "${d//\//-}"
+}
+
+hv2_ns_pid() { pid_of "$HV2_DIR/ns.pid"; }
+
+# The namespace holder runs, in a mount namespace other than ours.
+hv2_ns_alive() {
+  pid_alive "$HV2_DIR/ns.pid" sleep || return 1
+  [[ $(readlink "/proc/$(hv2_ns_pid)/ns/mnt" 2>/dev/null) != "$(readlink /proc/$$/ns/mnt)" ]]
+}
+
+in_hv2() { nsenter -t "$(hv2_ns_pid)" -m -- "$@"; }
+
+# copy_dir_tree SRC DST: SRC's directories with their owners and modes, none of its files;
+# not into pool mounts nor libvirt's per-domain directories.
+copy_dir_tree() {
+  local src=$1 dst=$2 d
+  while IFS= read -r -d '' d; do
+    mkdir -p "$dst/$d"
+    chown --reference="$src/$d" "$dst/$d"
+    chmod --reference="$src/$d" "$dst/$d"
+  done < <(cd "$src" && find . -xdev \( -path './gluster/*' -o -name 'domain-*' \) -prune -o -type d -print0)
+}
+
+# Made once: libvirt's config without host 1's domains, pools, secrets and autostart
+# links; empty state and log trees; a copy of the QEMU capability cache (saves libvirtd's
+# first probe, ~1 min here).
+hv2_make_dirs() {
+  mkdir -p "$HV2_DIR/ssh" "$HV2_DIR/libvirt" "$HV2_DIR/root"
+  chmod 755 "$HV2_DIR" "$HV2_DIR/ssh"
+  local d copy
+  for d in "${HV2_BINDS[@]}"; do
+    copy=$(hv2_copy_of "$d")
+    [[ -d $copy ]] && continue
+    rm -rf "$copy.new"
+    mkdir -p "$d"
+    case $d in
+    /etc/libvirt)
+      cp -a "$d" "$copy.new"
+      rm -rf "$copy.new"/qemu/*.xml "$copy.new"/qemu/autostart "$copy.new"/storage/*.xml \
+        "$copy.new"/storage/autostart "$copy.new"/qemu/networks/autostart/* "$copy.new"/secrets/*
+      ;;
+    /var/cache/libvirt) cp -a "$d" "$copy.new" ;;
+    *) copy_dir_tree "$d" "$copy.new" ;;
+    esac
+    mv "$copy.new" "$copy"
+  done
+  # its own identity: libvirt tells hosts apart by it (migration refuses "the same host")
+  [[ -s $HV2_DIR/host_uuid ]] || cat /proc/sys/kernel/random/uuid >"$HV2_DIR/host_uuid"
+}
+
+# The namespace: private from ours, then shared inside (like host 1's /) so hypervisor 2's
+# FUSE pools reach its running QEMUs; nothing propagates back to host 1.
+hv2_start_ns() {
+  local d binds=""
+  for d in "${HV2_BINDS[@]}"; do
+    binds+="mount --bind $(printf %q "$(hv2_copy_of "$d")") $(printf %q "$d")"$'\n'
+  done
+  rm -f "$HV2_DIR/ns.pid"
+  log "hypervisor 2: making its mount namespace (tmpfs on /run; libvirt's directories from $HV2_DIR/root)"
+  setsid unshare -m --propagation private -- bash -c "set -e
+mount --make-rshared /
+mount -t tmpfs -o mode=755,size=64m gllab-host2-run /run
+mkdir -p /run/sshd /run/libvirt /run/lock /run/gluster
+chmod 1777 /run/lock
+$binds
+echo \$\$ >$(printf %q "$HV2_DIR/ns.pid")
+exec sleep infinity" </dev/null >>"$HV2_DIR/ns.log" 2>&1 3>&- 9>&- &
+  wait_for 15 "hypervisor 2" "$HV2_DIR/ns.log" "its mount namespace" hv2_ns_alive
+}
+
+# hv2_daemon COMPONENT COMM PIDFILE LOGFILE CMD...: start a self-daemonizing COMM in the
+# namespace unless its pid file names a live one.
+hv2_daemon() {
+  local component=$1 comm=$2 pidfile=$3 logfile=$4
+  shift 4
+  pid_alive "$pidfile" "$comm" && return 0
+  log "hypervisor 2: starting $component"
+  start_daemon "$logfile" in_hv2 "$@" || die_component "hypervisor 2 $component" "$logfile" "$component did not start"
+}
+
+hv2_port_open() { (exec 3<>"/dev/tcp/$HV2_SSH_HOST/$SSH_PORT") 2>/dev/null; }
+
+hv2_stop_daemons() {
+  stop_pidfile "hypervisor 2 libvirtd" "$HV2_DIR/libvirt/libvirtd.pid" libvirtd
+  stop_pidfile "hypervisor 2 virtlogd" "$HV2_DIR/libvirt/virtlogd.pid" virtlogd
+  stop_pidfile "hypervisor 2 sshd" "$HV2_DIR/ssh/sshd.pid" sshd
+}
+
+ensure_hv2() {
+  hv2_make_dirs
+  if ! hv2_ns_alive; then
+    # daemons left in an earlier namespace whose holder died would keep its port
+    hv2_stop_daemons
+    hv2_start_ns
+  fi
+  local IN_NS=(nsenter -t "$(hv2_ns_pid)" -m --) lv=$HV2_DIR/libvirt hs=$HV2_DIR/ssh
+
+  hv2_daemon virtlogd virtlogd "$lv/virtlogd.pid" "$lv/virtlogd.log" /usr/sbin/virtlogd -d -p "$lv/virtlogd.pid"
+  wait_for 15 "hypervisor 2 virtlogd" "$lv/virtlogd.log" "its socket" in_hv2 test -S /run/libvirt/virtlogd-sock
+  # host 1's config (ensure_libvirtd wrote it), with its own log and host UUID
+  { sed "s|$LIBVIRT_DIR/libvirtd.log|$lv/libvirtd.log|" "$LIBVIRT_DIR/libvirtd.conf"
+    printf 'host_uuid = "%s"\n' "$(<"$HV2_DIR/host_uuid")"; } >"$lv/libvirtd.conf"
+  hv2_daemon libvirtd libvirtd "$lv/libvirtd.pid" "$lv/libvirtd.log" /usr/sbin/libvirtd -d -f "$lv/libvirtd.conf" -p "$lv/libvirtd.pid"
+  wait_for 300 "hypervisor 2 libvirtd" "$lv/libvirtd.log" "virsh -c $LIBVIRT_URI to answer" libvirtd_answers
+  ensure_domain "$HV2_DOM_STOPPED" "shut off"
+  ensure_domain "$HV2_DOM_RUNNING" running
+
+  # the same login user and client key; its own host key, also in the lab's known_hosts
+  if [[ ! -s $hs/ssh_host_ed25519_key ]]; then
+    rm -f "$hs"/ssh_host_ed25519_key "$hs"/ssh_host_ed25519_key.pub
+    ssh-keygen -q -t ed25519 -N '' -C "gluster-libvirt-lab-host2" -f "$hs/ssh_host_ed25519_key" </dev/null
+  fi
+  write_known_hosts
+  sed -e "s|^# gluster-libvirt lab sshd .*|# gluster-libvirt lab hypervisor 2 sshd (derived from $SSH_DIR/sshd_config by lab.sh)|" \
+    -e "s|^ListenAddress .*|ListenAddress $HV2_SSH_HOST|" \
+    -e "s|^HostKey .*|HostKey \"$hs/ssh_host_ed25519_key\"|" \
+    -e "s|^PidFile .*|PidFile \"$hs/sshd.pid\"|" "$SSH_DIR/sshd_config" >"$hs/sshd_config"
+  in_hv2 /usr/sbin/sshd -t -f "$hs/sshd_config" 2>"$hs/sshd.log" || die_component "hypervisor 2 sshd" "$hs/sshd.log" "sshd rejects its config $hs/sshd_config"
+  if pid_alive "$hs/sshd.pid" sshd; then
+    kill -HUP "$(pid_of "$hs/sshd.pid")"
+  else
+    if hv2_port_open; then
+      die_component "hypervisor 2 sshd" "" "port $HV2_SSH_HOST:$SSH_PORT is taken by another process"
+    fi
+    hv2_daemon sshd sshd "$hs/sshd.pid" "$hs/sshd.log" /usr/sbin/sshd -f "$hs/sshd_config" -E "$hs/sshd.log"
+  fi
+  wait_for 15 "hypervisor 2 sshd" "$hs/sshd.log" "sshd to listen on $HV2_SSH_HOST:$SSH_PORT" hv2_port_open
+  wait_for 30 "hypervisor 2 sshd" "$hs/sshd.log" "a key login as $LAB_USER" ssh_to "$HV2_SSH_HOST" true
+
+  # the same Gluster servers, seen from inside (over TCP: glusterd's socket is on host 1's /run)
+  local server
+  server=$(<"$GLUSTER_DIR/server")
+  in_hv2 timeout 30 gluster --mode=script --remote-host="$server" volume info "$VOLUME" >/dev/null 2>&1 ||
+    die_component "hypervisor 2" "" "cannot reach glusterd at $server from its namespace"
+}
+
+# Removes hypervisor 2: everything on it is the lab's (pools, domains, mounts).
+hv2_down() {
+  [[ -d $HV2_DIR ]] || return 0
+  local ns_id="" pid target fstype rest
+  if hv2_ns_alive; then
+    ns_id=$(readlink "/proc/$(hv2_ns_pid)/ns/mnt")
+    local IN_NS=(nsenter -t "$(hv2_ns_pid)" -m --)
+    if virsh_root uri >/dev/null 2>&1; then
+      while read -r pid; do
+        [[ -n $pid ]] || continue
+        log "hypervisor 2: removing pool $pid"
+        virsh_root pool-destroy "$pid" >/dev/null 2>&1 || true
+        virsh_root pool-undefine "$pid" >/dev/null 2>&1 || true
+      done < <(virsh_root pool-list --all --name 2>/dev/null)
+      while read -r pid; do
+        [[ -n $pid ]] || continue
+        log "hypervisor 2: removing domain $pid"
+        virsh_root destroy "$pid" >/dev/null 2>&1 || true
+        virsh_root undefine "$pid" >/dev/null 2>&1 || true
+      done < <(virsh_root list --all --name 2>/dev/null)
+    fi
+    # its FUSE clients live in the namespace and keep it alive while mounted
+    while read -r _ target fstype rest; do
+      [[ $fstype == fuse.glusterfs ]] || continue
+      target=$(printf '%b' "$target")
+      log "hypervisor 2: unmounting $target, lazily"
+      in_hv2 umount -l "$target" 2>/dev/null || true
+    done < <(tac "/proc/$(hv2_ns_pid)/mounts")
+  fi
+  hv2_stop_daemons
+  stop_pidfile "hypervisor 2 namespace holder" "$HV2_DIR/ns.pid" sleep
+  if [[ -n $ns_id ]]; then
+    local f
+    for f in /proc/[0-9]*/ns/mnt; do
+      [[ $(readlink "$f" 2>/dev/null) == "$ns_id" ]] || continue
+      pid=${f#/proc/}
+      pid=${pid%%/*}
+      log "hypervisor 2: ending leftover process $pid ($(cat "/proc/$pid/comm" 2>/dev/null)) in its namespace"
+      kill -TERM "$pid" 2>/dev/null || true
+    done
+  fi
+  log "removing $HV2_DIR"
+  rm -rf --one-file-system "$HV2_DIR"
+  if [[ -s $SSH_DIR/ssh_host_ed25519_key.pub ]]; then write_known_hosts; fi
+}
+
+# check_hv2: hypervisor 2's part of check_lab (uses its report/ok).
+check_hv2() {
+  local comp pidfile ns_id=""
+  if hv2_ns_alive; then
+    ns_id=$(readlink "/proc/$(hv2_ns_pid)/ns/mnt")
+    report OK hv2-ns "pid $(hv2_ns_pid) holds its mount namespace"
+  else
+    report DOWN hv2-ns "its namespace holder is not running (pid file $HV2_DIR/ns.pid)"
+  fi
+  for comp in sshd virtlogd libvirtd; do
+    pidfile=$HV2_DIR/libvirt/$comp.pid
+    [[ $comp == sshd ]] && pidfile=$HV2_DIR/ssh/sshd.pid
+    if pid_alive "$pidfile" "$comp" && [[ -n $ns_id && $(readlink "/proc/$(pid_of "$pidfile")/ns/mnt") == "$ns_id" ]]; then
+      report OK "hv2-$comp" "pid $(pid_of "$pidfile")"
+    else
+      report DOWN "hv2-$comp" "not running in its namespace (pid file $pidfile)"
+    fi
+  done
+  local out want
+  want=$(cat "$HV2_DIR/host_uuid" 2>/dev/null)
+  out=$(ssh_to "$HV2_SSH_HOST" "sudo -n true && echo sudo-ok; virsh -q -c $LIBVIRT_URI domstate $HV2_DOM_RUNNING; virsh -q -c $LIBVIRT_URI domstate $HV2_DOM_STOPPED; virsh -q -c $LIBVIRT_URI capabilities | sed -n 's|.*<uuid>\(.*\)</uuid>.*|uuid=\1|p' | head -n 1" 2>&1) || true
+  if grep -q '^sudo-ok$' <<<"$out"; then report OK hv2-login "ssh $LAB_USER@$HV2_SSH_HOST:$SSH_PORT, sudo -n"; else report DOWN hv2-login "ssh/sudo as $LAB_USER failed: $(head -n 2 <<<"$out" | tr '\n' ' ')"; fi
+  local states
+  states=$(grep -v -e '^sudo-ok$' -e '^$' <<<"$out" | tr '\n' '|')
+  if [[ $states == "running|shut off|uuid=$want|" ]]; then
+    report OK hv2-domains "$HV2_DOM_RUNNING running, $HV2_DOM_STOPPED shut off, host UUID $want (virsh as $LAB_USER)"
+  else
+    report DOWN hv2-domains "want '$HV2_DOM_RUNNING running, $HV2_DOM_STOPPED shut off, uuid=$want'; virsh as $LAB_USER says: ${states:-nothing}"
+  fi
+}
+
+# ssh_json ADDRESS FINGERPRINT: the "ssh" object of a hypervisor in the lab JSON.
+ssh_json() {
+  printf '{"host":%s,"port":%d,"user":%s,"privateKeyPath":%s,"knownHostsFile":%s,"hostKeyFingerprint":%s,"passwordFile":%s}' \
+    "$(json_str "$1")" "$SSH_PORT" "$(json_str "$LAB_USER")" "$(json_str "$SSH_DIR/id_ed25519")" \
+    "$(json_str "$SSH_DIR/known_hosts")" "$(json_str "$2")" "$(json_str "$SSH_DIR/password")"
+}
+
+# hypervisors_json HOST1_FINGERPRINT: host 1, then hypervisor 2 when it is part of the lab.
+hypervisors_json() {
+  printf '{"ssh":%s,"domains":{"running":%s,"stopped":%s}}' "$(ssh_json "$SSH_HOST" "$1")" "$(json_str "$DOM_RUNNING")" "$(json_str "$DOM_STOPPED")"
+  if hv2_requested; then
+    local fp
+    fp=$(ssh-keygen -l -E sha256 -f "$HV2_DIR/ssh/ssh_host_ed25519_key.pub" | awk '{print $2}')
+    printf ',{"ssh":%s,"domains":{"running":%s,"stopped":%s}}' "$(ssh_json "$HV2_SSH_HOST" "$fp")" "$(json_str "$HV2_DOM_RUNNING")" "$(json_str "$HV2_DOM_STOPPED")"
+  fi
+}
+
+# GLUSTER_LIBVIRT_LAB_HOSTS: unset keeps what the lab has; 2 adds hypervisor 2; 1 removes it.
+check_hosts_setting() {
+  case ${GLUSTER_LIBVIRT_LAB_HOSTS:-} in
+  "" | 1 | 2) ;;
+  *) die "GLUSTER_LIBVIRT_LAB_HOSTS must be 1 or 2 (got '${GLUSTER_LIBVIRT_LAB_HOSTS}')" ;;
+  esac
+}
+
+ensure_hypervisors() {
+  case ${GLUSTER_LIBVIRT_LAB_HOSTS:-} in
+  1) if hv2_requested; then
+      log "GLUSTER_LIBVIRT_LAB_HOSTS=1: removing hypervisor 2"
+      hv2_down
+    fi ;;
+  2) step ensure_hv2 ;;
+  *) if hv2_requested; then step ensure_hv2; fi ;;
+  esac
+}
+
 # ---------------------------------------------------------------- main
 
 lab_up() {
+  check_hosts_setting
   ensure_packages
   load_qemu_identity
   with_lock
@@ -820,6 +1120,7 @@ lab_up() {
   step ensure_shared_mounts
   step ensure_domain "$DOM_STOPPED" "shut off"
   step ensure_domain "$DOM_RUNNING" running
+  ensure_hypervisors
   if ! VERBOSE=0 check_lab; then
     log "the lab came up but does not pass its own checks:"
     VERBOSE=1 check_lab || true
