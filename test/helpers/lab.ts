@@ -8,6 +8,12 @@ import { promisify } from "node:util";
 
 const execFileAsync = promisify(execFile);
 
+/** One hypervisor of the lab: how to log in to it and its test domains. */
+export interface LabHypervisor {
+  ssh: LabInfo["ssh"];
+  domains: { running: string; stopped: string };
+}
+
 /** What `gluster-libvirt lab up` / `lab status` print (docs/architecture.md). */
 export interface LabInfo {
   ssh: {
@@ -26,6 +32,11 @@ export interface LabInfo {
   libvirtUri: string;
   stateDir: string;
   qemu: { user: string; uid: number; gid: number };
+  /**
+   * Every hypervisor of the lab, host 1 (the top-level `ssh`/`domains`) first; a second one
+   * when the lab was brought up with `GLUSTER_LIBVIRT_LAB_HOSTS=2` (docs/lab.md).
+   */
+  hypervisors: LabHypervisor[];
 }
 
 /** The repository root: this file is dist/test/helpers/lab.js once compiled. */
@@ -76,6 +87,14 @@ export function parseLabInfo(text: string): LabInfo {
   str(v?.qemu?.user, "qemu.user");
   int(v?.qemu?.uid, "qemu.uid");
   int(v?.qemu?.gid, "qemu.gid");
+  if (!Array.isArray(v?.hypervisors) || v.hypervisors.length === 0) problems.push("hypervisors is empty");
+  else
+    v.hypervisors.forEach((h, i) => {
+      str(h?.ssh?.host, `hypervisors[${i}].ssh.host`);
+      int(h?.ssh?.port, `hypervisors[${i}].ssh.port`);
+      str(h?.ssh?.knownHostsFile, `hypervisors[${i}].ssh.knownHostsFile`);
+      str(h?.domains?.running, `hypervisors[${i}].domains.running`);
+    });
   if (problems.length > 0) throw new Error(`the lab's JSON is malformed: ${problems.join("; ")}\n${text}`);
   return v;
 }
