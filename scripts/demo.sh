@@ -10,8 +10,7 @@ lab_json=$(node dist/sdk/cli.js lab status 2>/dev/null || node dist/sdk/cli.js l
 lab() { node -e 'const l=JSON.parse(process.argv[1]); console.log(process.argv[2].split(".").reduce((o,k)=>o[k],l))' "$lab_json" "$1"; }
 
 # Examples depend on the packed package, exactly as a user's project would.
-npm pack --silent --pack-destination dist >/dev/null
-mv -f "dist/pulumi-gluster-libvirt-$(node -p 'require("./package.json").version').tgz" dist/pulumi-gluster-libvirt.tgz
+bash scripts/pack.sh >/dev/null
 
 example="$root/examples/${EXAMPLE:-basic}"
 cd "$example"

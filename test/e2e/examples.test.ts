@@ -1,0 +1,224 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { execFileSync } from "node:child_process";
+import { parseDomainDisks } from "../../provider/xml/disk";
+import { cloneLabDomain, dropDomain } from "../helpers/domain";
+import { getLab, type LabInfo } from "../helpers/lab";
+import { createGlusterVolume, tryVirsh, uniqueName, virsh } from "../helpers/local";
+import { exampleProject, packPackage, summaryCounts, type ExampleProject } from "../helpers/project";
+
+/*
+ * Every example, run the way a user runs it: the packed package installed with npm into
+ * a copy of the example, the real `pulumi` CLI and Node language host, stack config
+ * from the lab's JSON, preview --diff, up, a no-op up, destroy; then the host is checked.
+ * Each example gets its own Gluster volume (one netfs pool per volume and host) and its
+ * own copies of the lab's running VM; disks are FUSE files to keep it quick.
+ */
+
+let lab: LabInfo;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "e2e-examples-"));
+
+interface Ctx {
+  gluster: string;
+  poolName: string;
+  vms: string[];
+}
+
+interface Case {
+  example: string;
+  vms: number;
+  /** libvirt pool name the example will use */
+  poolName(): string;
+  /** stack config besides the lab's credentials; a string value is written as YAML text */
+  config(ctx: Ctx): Record<string, unknown>;
+  /** resources an up creates, the stack included */
+  resources: number;
+  /** disk targets each VM gets */
+  targets: string[];
+  /** more steps between the no-op up and destroy */
+  more?(p: ExampleProject, ctx: Ctx, writeConfig: (extra?: Record<string, unknown>) => void): Promise<void>;
+}
+
+const common = (ctx: Ctx) => ({
+  host: lab.ssh.host,
+  glusterServer: lab.gluster.servers[0],
+  glusterVolume: ctx.gluster,
+});
+
+/** The stack-config example's layout, as a user writes it in Pulumi.<stack>.yaml. */
+function layoutYaml(ctx: Ctx, extraImage = "", mistake = false): string {
+  return [
+    "",
+    "    hosts:",
+    `      ${JSON.stringify(lab.ssh.host)}:`,
+    "        pools:",
+    `          ${ctx.poolName}:`,
+    `            volume: ${ctx.gluster}`,
+    `            servers: [${lab.gluster.servers.join(", ")}]`,
+    "            images:",
+    "              base.qcow2: { capacity: 8MiB }",
+    "              clone.qcow2: { backing: base.qcow2 }",
+    `              data.img: { capacity: ${mistake ? "lots" : "1MiB"} }`,
+    ...(extraImage ? [`              ${extraImage}: { capacity: 1MiB }`] : []),
+    "        disks:",
+    `          ${ctx.vms[0]}:`,
+    "            sdb: { image: " + `${ctx.poolName}/clone.qcow2, access: fuse }`,
+    `            sdc: { image: ${ctx.poolName}/${mistake ? "dta.img" : "data.img"}, access: fuse }`,
+  ].join("\n");
+}
+
+const cases: Case[] = [
+  {
+    example: "basic",
+    vms: 1,
+    poolName: () => "primary_gluster", // fixed in the example
+    config: (ctx) => ({ ...common(ctx), vm: ctx.vms[0], dataSize: "1MiB" }),
+    resources: 4,
+    targets: ["sdb"],
+  },
+  {
+    example: "fuse-only",
+    vms: 1,
+    poolName: () => uniqueName("exfuse").replace(/-/g, "_"),
+    config: (ctx) => ({ ...common(ctx), vm: ctx.vms[0], poolName: ctx.poolName, systemSize: "2MiB", scratchSize: "1MiB" }),
+    resources: 6,
+    targets: ["sdb", "sdc"],
+  },
+  {
+    example: "golden-image",
+    vms: 2,
+    poolName: () => uniqueName("exgolden").replace(/-/g, "_"),
+    config: (ctx) => {
+      const image = path.join(tmp, "golden.qcow2");
+      if (!fs.existsSync(image)) execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", image, "16M"]);
+      return { ...common(ctx), vms: ctx.vms, poolName: ctx.poolName, baseImage: image, access: "fuse" };
+    },
+    resources: 7,
+    targets: ["sdb"],
+  },
+  {
+    example: "stack-config",
+    vms: 1,
+    poolName: () => uniqueName("exlayout").replace(/-/g, "_"),
+    config: (ctx) => ({ "gluster-stack-config:layout": layoutYaml(ctx) }),
+    resources: 7,
+    targets: ["sdb", "sdc"],
+    async more(p, ctx, writeConfig) {
+      // a mistake in the YAML: refused before anything runs, naming where it is
+      writeConfig({ "gluster-stack-config:layout": layoutYaml(ctx, "", true) });
+      const bad = await p.pulumi(["preview", "--diff"], { check: false });
+      assert.notEqual(bad.code, 0);
+      const said = bad.stdout + bad.stderr;
+      assert.match(said, /gluster-stack-config:layout\.hosts\["127\.0\.0\.1"\]\.pools\.\w+\.images\["data\.img"\]\.capacity: a size such as/);
+      assert.match(said, /gluster-stack-config:layout\.hosts\["127\.0\.0\.1"\]\.disks\[?"?[\w-]+"?\]?\.sdc\.image: no image 'dta\.img'/);
+      assert.doesNotMatch(said, /at Object\.|\.ts:\d+:\d+/, "no stack trace, just the problems");
+
+      // one image more in the YAML: exactly one create
+      writeConfig({ "gluster-stack-config:layout": layoutYaml(ctx, "extra.img") });
+      const preview = await p.pulumi(["preview", "--diff"]);
+      assert.deepEqual(summaryCounts(preview.stdout), { create: 1 }, preview.stdout);
+      assert.match(preview.stdout, /\+ pulumi-nodejs:dynamic\/gluster-libvirt:ImageVolume: \(create\)[\s\S]*name\s*: "extra\.img"/);
+      const up = await p.pulumi(["up", "--yes", "--skip-preview"]);
+      assert.deepEqual(summaryCounts(up.stdout), { create: 1 }, up.stdout);
+      assert.ok(virsh("vol-list", ctx.poolName).includes("extra.img"));
+    },
+  },
+];
+
+before(async () => {
+  lab = await getLab();
+  await packPackage();
+});
+
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** Files on the Gluster volume's brick (what is really stored), without Gluster's own. */
+const brickFiles = (gluster: string) => fs.readdirSync(path.join(lab.stateDir, "bricks", gluster)).filter((f) => !f.startsWith("."));
+
+// EXAMPLES=golden-image,basic runs only those
+const only = process.env.EXAMPLES?.split(",");
+
+describe("examples through the pulumi CLI", { concurrency: true }, () => {
+  for (const c of cases.filter((c) => !only || only.includes(c.example))) {
+    test(c.example, async (t) => {
+      const gluster = createGlusterVolume(lab, uniqueName(`ex${c.example}`).replace(/-/g, "_"));
+      const ctx: Ctx = { gluster: gluster.name, poolName: c.poolName(), vms: [] };
+      let p: ExampleProject | undefined;
+      let destroyed = false;
+      try {
+        for (let i = 0; i < c.vms; i++) ctx.vms.push(cloneLabDomain(lab, "running"));
+        p = await exampleProject(c.example);
+        const project = p;
+        const salt = fs.readFileSync(p.stackFile, "utf8").match(/^encryptionsalt:.*$/m)?.[0] ?? "";
+        // the lab's address and credentials go into stack config, as they would for real hosts
+        const writeConfig = (config = c.config(ctx)) => {
+          const all: Record<string, unknown> = {
+            "gluster-libvirt:port": String(lab.ssh.port),
+            "gluster-libvirt:user": lab.ssh.user,
+            "gluster-libvirt:privateKeyPath": lab.ssh.privateKeyPath,
+            "gluster-libvirt:knownHostsFile": lab.ssh.knownHostsFile,
+            ...Object.fromEntries(Object.entries(config).map(([k, v]) => [k.includes(":") ? k : `gluster-${c.example}:${k}`, v])),
+          };
+          const lines = Object.entries(all).map(([k, v]) => `  ${k}: ${typeof v === "string" && v.startsWith("\n") ? v : JSON.stringify(v)}`);
+          fs.writeFileSync(project.stackFile, `${salt}\nconfig:\n${lines.join("\n")}\n`);
+        };
+        writeConfig();
+
+        await t.test("preview --diff shows every create", async () => {
+          const preview = await project.pulumi(["preview", "--diff"]);
+          assert.deepEqual(summaryCounts(preview.stdout), { create: c.resources }, preview.stdout);
+        });
+
+        await t.test("up creates the pool, images and disks on the host", async () => {
+          const up = await project.pulumi(["up", "--yes", "--skip-preview"]);
+          assert.deepEqual(summaryCounts(up.stdout), { create: c.resources }, up.stdout);
+          assert.match(virsh("pool-info", ctx.poolName), /State:\s+running/);
+          const mount = virsh("pool-dumpxml", ctx.poolName).match(/<path>([^<]+)<\/path>/)?.[1];
+          for (const vm of ctx.vms) {
+            const disks = parseDomainDisks(virsh("dumpxml", vm));
+            assert.deepEqual(disks.map((d) => d.target).sort(), c.targets, `${vm}'s live disks`);
+            for (const d of disks) {
+              // basic uses access "auto": libgfapi on this lab; the others ask for FUSE files
+              const onGluster = d.source?.protocol === "gluster" ? d.source.name?.startsWith(`${ctx.gluster}/`) : mount && d.source?.file?.startsWith(`${mount}/`);
+              assert.ok(onGluster, `${vm} ${d.target}: ${JSON.stringify(d.source)} is not on the Gluster volume`);
+            }
+          }
+          assert.ok(brickFiles(ctx.gluster).length > 0, "images are on the Gluster volume");
+        });
+
+        await t.test("a second up changes nothing", async () => {
+          const up = await project.pulumi(["up", "--yes"]);
+          assert.deepEqual(summaryCounts(up.stdout), {}, up.stdout);
+        });
+
+        if (c.more) await t.test("edits", () => c.more!(project, ctx, (extra) => writeConfig(extra)));
+
+        await t.test("destroy leaves nothing on the host", async () => {
+          const down = await project.pulumi(["destroy", "--yes", "--skip-preview"]);
+          if (process.env.EXAMPLES_VERBOSE) console.log(down.stdout);
+          destroyed = true;
+          assert.ok((summaryCounts(down.stdout).delete ?? 0) >= c.resources, down.stdout);
+          assert.notEqual(tryVirsh("pool-info", ctx.poolName).code, 0, "pool gone");
+          for (const vm of ctx.vms) {
+            assert.deepEqual(parseDomainDisks(virsh("dumpxml", vm)), [], `${vm}: no live disks`);
+            assert.deepEqual(parseDomainDisks(virsh("dumpxml", "--inactive", vm)), [], `${vm}: no disks defined`);
+          }
+          assert.deepEqual(brickFiles(ctx.gluster), [], "no images left on the Gluster volume");
+        });
+      } finally {
+        if (p && !destroyed) await p.pulumi(["destroy", "--yes", "--skip-preview"], { check: false });
+        p?.remove();
+        ctx.vms.forEach(dropDomain);
+        // only a pool on our own Gluster volume (basic's pool name is fixed)
+        if (tryVirsh("pool-dumpxml", ctx.poolName).stdout.includes(ctx.gluster)) {
+          tryVirsh("pool-destroy", ctx.poolName);
+          tryVirsh("pool-undefine", ctx.poolName);
+        }
+        gluster.remove();
+      }
+    });
+  }
+});
