@@ -692,7 +692,6 @@ check_lab() {
     fi
     report DOWN domains "want '$DOM_RUNNING running, $DOM_STOPPED shut off'; virsh as $LAB_USER says: ${states:-nothing}$hint"
   fi
-  if hv2_requested; then check_hv2; fi
   return "$ok"
 }
 
@@ -932,6 +931,37 @@ hv2_daemon() {
 
 hv2_port_open() { (exec 3<>"/dev/tcp/$HV2_SSH_HOST/$SSH_PORT") 2>/dev/null; }
 
+# Hypervisor 2's processes that lost their pid files (a `down` by an older lab.sh removes
+# the state dir under a running hypervisor 2): its daemons, found by command lines naming
+# $HV2_DIR, everything else in their mount namespace (holder, sessions, FUSE clients), and
+# its QEMUs (guest=lab2-…).
+hv2_reap_orphans() {
+  local f pid comm args namespaces="" ns self_ns
+  self_ns=$(readlink /proc/$$/ns/mnt)
+  for f in /proc/[0-9]*/comm; do
+    pid=${f#/proc/}
+    pid=${pid%/comm}
+    read -r comm <"$f" 2>/dev/null || continue
+    case $comm in sshd | libvirtd | virtlogd | qemu-system-*) ;; *) continue ;; esac
+    mapfile -d '' args <"/proc/$pid/cmdline" 2>/dev/null || continue
+    if [[ " ${args[*]} " == *" $HV2_DIR/"* || ( $comm == qemu-system-* && " ${args[*]} " == *" guest=lab2-"* ) ]]; then
+      ns=$(readlink "/proc/$pid/ns/mnt" 2>/dev/null) || continue
+      [[ $comm != qemu-system-* && $ns != "$self_ns" ]] && namespaces+=" $ns "
+      log "hypervisor 2: ending orphaned $comm (pid $pid)"
+      kill -TERM "$pid" 2>/dev/null || true
+    fi
+  done
+  [[ -n $namespaces ]] || return 0
+  for f in /proc/[0-9]*/ns/mnt; do
+    ns=$(readlink "$f" 2>/dev/null) || continue
+    [[ $namespaces == *" $ns "* ]] || continue
+    pid=${f#/proc/}
+    pid=${pid%%/*}
+    log "hypervisor 2: ending orphaned process $pid in its namespace"
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+}
+
 hv2_stop_daemons() {
   stop_pidfile "hypervisor 2 libvirtd" "$HV2_DIR/libvirt/libvirtd.pid" libvirtd
   stop_pidfile "hypervisor 2 virtlogd" "$HV2_DIR/libvirt/virtlogd.pid" virtlogd
@@ -943,6 +973,7 @@ ensure_hv2() {
   if ! hv2_ns_alive; then
     # daemons left in an earlier namespace whose holder died would keep its port
     hv2_stop_daemons
+    hv2_reap_orphans
     hv2_start_ns
   fi
   local IN_NS=(nsenter -t "$(hv2_ns_pid)" -m --) lv=$HV2_DIR/libvirt hs=$HV2_DIR/ssh
@@ -988,7 +1019,10 @@ ensure_hv2() {
 
 # Removes hypervisor 2: everything on it is the lab's (pools, domains, mounts).
 hv2_down() {
-  [[ -d $HV2_DIR ]] || return 0
+  if [[ ! -d $HV2_DIR ]]; then
+    hv2_reap_orphans
+    return 0
+  fi
   local ns_id="" pid target fstype rest
   if hv2_ns_alive; then
     ns_id=$(readlink "/proc/$(hv2_ns_pid)/ns/mnt")
@@ -1027,12 +1061,24 @@ hv2_down() {
       kill -TERM "$pid" 2>/dev/null || true
     done
   fi
+  hv2_reap_orphans
   log "removing $HV2_DIR"
   rm -rf --one-file-system "$HV2_DIR"
   if [[ -s $SSH_DIR/ssh_host_ed25519_key.pub ]]; then write_known_hosts; fi
 }
 
-# check_hv2: hypervisor 2's part of check_lab (uses its report/ok).
+# check_hv2_all: check_lab for hypervisor 2 alone (VERBOSE=1: a line per component on
+# stderr); non-zero if any part is down.
+check_hv2_all() {
+  local ok=0
+  report() { # report OK|DOWN COMPONENT DETAIL
+    [[ $1 == OK ]] || ok=1
+    if [[ ${VERBOSE:-0} == 1 ]]; then printf '  %-12s %-4s %s\n' "$2" "$1" "$3" >&2; fi
+  }
+  check_hv2
+  return "$ok"
+}
+
 check_hv2() {
   local comp pidfile ns_id=""
   if hv2_ns_alive; then
@@ -1070,10 +1116,12 @@ ssh_json() {
     "$(json_str "$SSH_DIR/known_hosts")" "$(json_str "$2")" "$(json_str "$SSH_DIR/password")"
 }
 
-# hypervisors_json HOST1_FINGERPRINT: host 1, then hypervisor 2 when it is part of the lab.
+# hypervisors_json HOST1_FINGERPRINT: host 1, then hypervisor 2 when it is part of the lab
+# and passed its checks (HV2_IN_JSON).
+HV2_IN_JSON=""
 hypervisors_json() {
   printf '{"ssh":%s,"domains":{"running":%s,"stopped":%s}}' "$(ssh_json "$SSH_HOST" "$1")" "$(json_str "$DOM_RUNNING")" "$(json_str "$DOM_STOPPED")"
-  if hv2_requested; then
+  if [[ -n $HV2_IN_JSON ]]; then
     local fp
     fp=$(ssh-keygen -l -E sha256 -f "$HV2_DIR/ssh/ssh_host_ed25519_key.pub" | awk '{print $2}')
     printf ',{"ssh":%s,"domains":{"running":%s,"stopped":%s}}' "$(ssh_json "$HV2_SSH_HOST" "$fp")" "$(json_str "$HV2_DOM_RUNNING")" "$(json_str "$HV2_DOM_STOPPED")"
@@ -1126,6 +1174,14 @@ lab_up() {
     VERBOSE=1 check_lab || true
     exit 1
   fi
+  if hv2_requested; then
+    if ! VERBOSE=0 check_hv2_all; then
+      log "hypervisor 2 came up but does not pass its own checks:"
+      VERBOSE=1 check_hv2_all || true
+      exit 1
+    fi
+    HV2_IN_JSON=1
+  fi
   print_json
   log "lab is up (${SECONDS} s)"
 }
@@ -1133,10 +1189,23 @@ lab_up() {
 lab_status() {
   if VERBOSE=0 check_lab; then
     load_qemu_identity
+    # A broken hypervisor 2 does not fail status (host 1 serves everyone else's tests): it is
+    # reported here and left out of the JSON, so what needs it sees one hypervisor and
+    # runs GLUSTER_LIBVIRT_LAB_HOSTS=2 `up`, which repairs it.
+    if hv2_requested; then
+      if VERBOSE=0 check_hv2_all; then
+        HV2_IN_JSON=1
+      else
+        log "hypervisor 2 is not up (host 1 is; the JSON lists host 1 only):"
+        VERBOSE=1 check_hv2_all || true
+        log "repair it with: GLUSTER_LIBVIRT_LAB_HOSTS=2 npx gluster-libvirt lab up"
+      fi
+    fi
     print_json
   else
     printf 'lab: not up (state dir %s):\n' "$STATE_DIR" >&2
     VERBOSE=1 check_lab || true
+    if hv2_requested; then VERBOSE=1 check_hv2_all || true; fi
     printf 'lab: run `npx gluster-libvirt lab up` to start or repair it\n' >&2
     exit 1
   fi
