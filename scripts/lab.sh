@@ -283,20 +283,8 @@ ensure_ssh_keys() {
   chmod 600 "$SSH_DIR/ssh_host_ed25519_key" "$SSH_DIR/id_ed25519"
   # sshd reads authorized_keys as the login user: readable, owned by root, not writable by others.
   install -m 644 "$SSH_DIR/id_ed25519.pub" "$SSH_DIR/authorized_keys"
-  write_known_hosts
-}
-
-# known_hosts: host 1's key, and hypervisor 2's while it has one. Replaced atomically:
-# tests read it while `up` runs.
-write_known_hosts() {
-  {
-    printf '[%s]:%s %s\n' "$SSH_HOST" "$SSH_PORT" "$(cut -d' ' -f1,2 "$SSH_DIR/ssh_host_ed25519_key.pub")"
-    if [[ -s $HV2_DIR/ssh/ssh_host_ed25519_key.pub ]]; then
-      printf '[%s]:%s %s\n' "$HV2_SSH_HOST" "$SSH_PORT" "$(cut -d' ' -f1,2 "$HV2_DIR/ssh/ssh_host_ed25519_key.pub")"
-    fi
-  } >"$SSH_DIR/known_hosts.new"
-  chmod 644 "$SSH_DIR/known_hosts.new"
-  mv -f "$SSH_DIR/known_hosts.new" "$SSH_DIR/known_hosts"
+  printf '[%s]:%s %s\n' "$SSH_HOST" "$SSH_PORT" "$(cut -d' ' -f1,2 "$SSH_DIR/ssh_host_ed25519_key.pub")" >"$SSH_DIR/known_hosts"
+  chmod 644 "$SSH_DIR/known_hosts"
 }
 
 write_sshd_config() {
@@ -327,13 +315,15 @@ EOF
 # ssh_lab CMD: run CMD on the lab as LAB_USER with the lab key, host key checked strictly.
 ssh_lab() { ssh_to "$SSH_HOST" "$@"; }
 
-# ssh_to ADDRESS CMD: the same, to the lab sshd on ADDRESS (host 1 or hypervisor 2).
+# ssh_to ADDRESS CMD: the same, to the lab sshd on ADDRESS (host 1, or hypervisor 2 with
+# its own known_hosts).
 ssh_to() {
-  local address=$1
+  local address=$1 known_hosts=$SSH_DIR/known_hosts
   shift
+  [[ $address == "$HV2_SSH_HOST" ]] && known_hosts=$HV2_DIR/ssh/known_hosts
   timeout 30 ssh -F none -i "$SSH_DIR/id_ed25519" -p "$SSH_PORT" \
     -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes \
-    -o UserKnownHostsFile="$SSH_DIR/known_hosts" -o GlobalKnownHostsFile=/dev/null \
+    -o UserKnownHostsFile="$known_hosts" -o GlobalKnownHostsFile=/dev/null \
     -o ConnectTimeout=10 -o LogLevel=ERROR "$LAB_USER@$address" "$@" </dev/null
 }
 
@@ -993,7 +983,12 @@ ensure_hv2() {
     rm -f "$hs"/ssh_host_ed25519_key "$hs"/ssh_host_ed25519_key.pub
     ssh-keygen -q -t ed25519 -N '' -C "gluster-libvirt-lab-host2" -f "$hs/ssh_host_ed25519_key" </dev/null
   fi
-  write_known_hosts
+  # Host 1's known_hosts keeps exactly host 1's key (older lab.sh rewrites it on every up);
+  # this one knows both hosts, so one knownHostsFile serves a stack that uses both.
+  { cat "$SSH_DIR/known_hosts"
+    printf '[%s]:%s %s\n' "$HV2_SSH_HOST" "$SSH_PORT" "$(cut -d' ' -f1,2 "$hs/ssh_host_ed25519_key.pub")"; } >"$hs/known_hosts.new"
+  chmod 644 "$hs/known_hosts.new"
+  mv -f "$hs/known_hosts.new" "$hs/known_hosts"
   sed -e "s|^# gluster-libvirt lab sshd .*|# gluster-libvirt lab hypervisor 2 sshd (derived from $SSH_DIR/sshd_config by lab.sh)|" \
     -e "s|^ListenAddress .*|ListenAddress $HV2_SSH_HOST|" \
     -e "s|^HostKey .*|HostKey \"$hs/ssh_host_ed25519_key\"|" \
@@ -1064,7 +1059,6 @@ hv2_down() {
   hv2_reap_orphans
   log "removing $HV2_DIR"
   rm -rf --one-file-system "$HV2_DIR"
-  if [[ -s $SSH_DIR/ssh_host_ed25519_key.pub ]]; then write_known_hosts; fi
 }
 
 # check_hv2_all: check_lab for hypervisor 2 alone (VERBOSE=1: a line per component on
@@ -1109,22 +1103,22 @@ check_hv2() {
   fi
 }
 
-# ssh_json ADDRESS FINGERPRINT: the "ssh" object of a hypervisor in the lab JSON.
+# ssh_json ADDRESS FINGERPRINT KNOWN_HOSTS: the "ssh" object of a hypervisor in the lab JSON.
 ssh_json() {
   printf '{"host":%s,"port":%d,"user":%s,"privateKeyPath":%s,"knownHostsFile":%s,"hostKeyFingerprint":%s,"passwordFile":%s}' \
     "$(json_str "$1")" "$SSH_PORT" "$(json_str "$LAB_USER")" "$(json_str "$SSH_DIR/id_ed25519")" \
-    "$(json_str "$SSH_DIR/known_hosts")" "$(json_str "$2")" "$(json_str "$SSH_DIR/password")"
+    "$(json_str "$3")" "$(json_str "$2")" "$(json_str "$SSH_DIR/password")"
 }
 
 # hypervisors_json HOST1_FINGERPRINT: host 1, then hypervisor 2 when it is part of the lab
 # and passed its checks (HV2_IN_JSON).
 HV2_IN_JSON=""
 hypervisors_json() {
-  printf '{"ssh":%s,"domains":{"running":%s,"stopped":%s}}' "$(ssh_json "$SSH_HOST" "$1")" "$(json_str "$DOM_RUNNING")" "$(json_str "$DOM_STOPPED")"
+  printf '{"ssh":%s,"domains":{"running":%s,"stopped":%s}}' "$(ssh_json "$SSH_HOST" "$1" "$SSH_DIR/known_hosts")" "$(json_str "$DOM_RUNNING")" "$(json_str "$DOM_STOPPED")"
   if [[ -n $HV2_IN_JSON ]]; then
     local fp
     fp=$(ssh-keygen -l -E sha256 -f "$HV2_DIR/ssh/ssh_host_ed25519_key.pub" | awk '{print $2}')
-    printf ',{"ssh":%s,"domains":{"running":%s,"stopped":%s}}' "$(ssh_json "$HV2_SSH_HOST" "$fp")" "$(json_str "$HV2_DOM_RUNNING")" "$(json_str "$HV2_DOM_STOPPED")"
+    printf ',{"ssh":%s,"domains":{"running":%s,"stopped":%s}}' "$(ssh_json "$HV2_SSH_HOST" "$fp" "$HV2_DIR/ssh/known_hosts")" "$(json_str "$HV2_DOM_RUNNING")" "$(json_str "$HV2_DOM_STOPPED")"
   fi
 }
 

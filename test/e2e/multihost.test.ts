@@ -2,10 +2,10 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
 import { GlusterStorage, ImageVolume } from "../../sdk";
-import { getMultiHostLab, runOnHypervisor, virshOn } from "../helpers/hypervisors";
+import { getMultiHostLab, multiHostCredentials, runOnHypervisor, virshOn } from "../helpers/hypervisors";
 import type { LabHypervisor, LabInfo } from "../helpers/lab";
 import { createGlusterVolume, uniqueName } from "../helpers/local";
-import { newStack, type TestStack, changes, labCredentials } from "../helpers/stack";
+import { newStack, type TestStack, changes } from "../helpers/stack";
 
 /*
  * GlusterStorage on two hypervisors of the lab (host 1 and hypervisor 2, a separate
@@ -52,7 +52,7 @@ before(async () => {
   lab = await getMultiHostLab(2);
   [hv1, hv2] = lab.hypervisors;
   gluster = createGlusterVolume(lab, uniqueName("e2emh").replace(/-/g, "_"));
-  t = await newStack("multihost", program, labCredentials(lab));
+  t = await newStack("multihost", program, multiHostCredentials(lab));
 });
 
 after(async () => {

@@ -3,8 +3,13 @@
  * getting it, and reaching one hypervisor of it over SSH with the helpers of ./lab.
  */
 import { execFile } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { promisify } from "node:util";
+import type { ConfigMap } from "@pulumi/pulumi/automation";
 import { cliPath, getLab, parseLabInfo, runOnLab, type LabHypervisor, type LabInfo, type LabRun } from "./lab";
+import { labCredentials } from "./stack";
 
 const execFileAsync = promisify(execFile);
 
@@ -55,4 +60,23 @@ export function runOnHypervisor(lab: LabInfo, h: LabHypervisor, argv: readonly s
 /** `virsh -c <lab uri> …` on hypervisor `h`, as the lab user over SSH; throws on failure. */
 export async function virshOn(lab: LabInfo, h: LabHypervisor, ...args: string[]): Promise<string> {
   return (await runOnHypervisor(lab, h, ["virsh", "-q", "-c", lab.libvirtUri, ...args])).stdout;
+}
+
+/**
+ * A known_hosts file with the host key of every hypervisor of the lab (host 1's own file
+ * holds only host 1's), for a stack whose one `gluster-libvirt:knownHostsFile` serves them all.
+ */
+export function knownHostsOfAll(lab: LabInfo): string {
+  const lines = new Set<string>();
+  for (const h of lab.hypervisors) {
+    for (const line of fs.readFileSync(h.ssh.knownHostsFile, "utf8").split("\n")) if (line.trim()) lines.add(line);
+  }
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "lab-known-hosts-")), "known_hosts");
+  fs.writeFileSync(file, [...lines].join("\n") + "\n");
+  return file;
+}
+
+/** `labCredentials` for a stack that logs in to every hypervisor of the lab. */
+export function multiHostCredentials(lab: LabInfo): ConfigMap {
+  return { ...labCredentials(lab), "gluster-libvirt:knownHostsFile": { value: knownHostsOfAll(lab) } };
 }

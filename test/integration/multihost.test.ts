@@ -49,9 +49,11 @@ describe("the lab's second hypervisor", () => {
     assert.deepEqual(hv1.ssh, lab.ssh);
     assert.deepEqual(hv1.domains, lab.domains);
     assert.equal(hv2.ssh.host, "127.0.0.3");
-    assert.equal(hv2.ssh.knownHostsFile, lab.ssh.knownHostsFile);
-    const knownHosts = fs.readFileSync(lab.ssh.knownHostsFile, "utf8");
-    assert.match(knownHosts, /^\[127\.0\.0\.3\]:\d+ ssh-ed25519 /m, "its host key is in the lab's known_hosts");
+    // its own known_hosts knows both hosts; host 1's keeps exactly host 1's key
+    const knownHosts = fs.readFileSync(hv2.ssh.knownHostsFile, "utf8");
+    assert.match(knownHosts, /^\[127\.0\.0\.3\]:\d+ ssh-ed25519 /m);
+    assert.match(knownHosts, new RegExp(`^\\[${lab.ssh.host.replace(/\./g, "\\.")}\\]:${lab.ssh.port} ssh-ed25519 `, "m"));
+    assert.equal(fs.readFileSync(lab.ssh.knownHostsFile, "utf8").trim().split("\n").length, 1);
   });
 
   test("answers with its own libvirt: own domains, own host UUID", async () => {
