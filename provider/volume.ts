@@ -11,9 +11,13 @@
  *    then libvirt's probe names its format; a mismatch with `format` is an error.
  *  - Every qcow2 file we create is padded to a multiple of 512 bytes (libgfapi).
  *  - Native `gluster` pools cannot create volumes: empty volumes and overlays are made
- *    with `qemu-img create gluster://…` run as the volume's owner (`setpriv`, so a root
- *    login or `sudo: true`) and a pool refresh; content sources are refused there (use
- *    a netfs pool on the same Gluster volume). Not yet proven on the lab.
+ *    with `qemu-img create gluster://…` and a pool refresh (checked on the lab). libgfapi
+ *    creates the file as the calling uid, with mode 0600 (QEMU's gluster driver), so
+ *    qemu-img runs as the volume's owner: directly when the login is that user, else
+ *    through `setpriv` (root login or `sudo: true`); any other login is refused before
+ *    anything is created. Content sources are refused there (use a netfs pool on the
+ *    same Gluster volume). A FUSE mount was not chosen: it would need root to mount and
+ *    leave a mount behind on failure; qemu-img needs neither.
  *  - Creation is all-or-nothing: any failure once the volume exists deletes it.
  *  - The content sha256 of a local file is computed while uploading (one pass) and,
  *    in diff, by hashing the file again: a changed file replaces the volume.
@@ -32,7 +36,7 @@ import { formatSize, parseSize } from "./size";
 import { connectionSchema } from "./ssh/settings";
 import { describeUses, findDiskUses } from "./usage";
 import { parseNames } from "./virshOutput";
-import { appendZeros, downloadToVolume, fileSha256, hostSha256, type ProgressReporter, uploadAndVerify, type VolumeTarget } from "./volumeContent";
+import { appendZeros, directFile, downloadToVolume, fileSha256, hostSha256, type ProgressReporter, uploadAndVerify, type VolumeTarget } from "./volumeContent";
 import { diskReferencesVolume, type VolumeReference } from "./xml/disk";
 import type { PoolInfo } from "./xml/pool";
 import { buildVolumeXml, parseVolumeXml, type VolumeFormat, type VolumeInfo, type VolumeSpec } from "./xml/volume";
@@ -307,8 +311,11 @@ async function defineVolume(host: Host, pool: PoolInfo, args: VolumeArgs, conten
 }
 
 /** Step 2: content, verified. Returns the content sha256. */
-async function fillVolume(target: VolumeTarget, args: VolumeArgs, localSize: number | undefined): Promise<string | undefined> {
+async function fillVolume(volume: VolumeTarget, args: VolumeArgs, localSize: number | undefined): Promise<string | undefined> {
   const src = args.source;
+  if (src?.path === undefined && src?.url === undefined) return undefined;
+  // Straight into the file on the FUSE mount when this login may write it; else through libvirt.
+  const target = { ...volume, file: await directFile(volume.host, (await requireVolume(volume.host, args.pool, args.name, "name")).path) };
   if (src?.path !== undefined) {
     const r = await uploadAndVerify(target, src.path, localSize!, progressFor(`${src.path} to ${args.pool}/${args.name}`, localSize!));
     return r.sha256;
@@ -362,16 +369,19 @@ async function createInNetfsPool(host: Host, pool: PoolInfo, args: VolumeArgs): 
     await finishVolume(target, args);
     return { sha256 };
   } catch (err) {
-    const leftover = await removePartialVolume(host, args.pool, args.name);
-    if (leftover) {
-      throw new PartialVolumeError(
-        `creating volume '${args.name}' in pool '${args.pool}' on ${host.label} failed (${(err as Error).message}), and the partial volume could not be removed: ${leftover}; ` +
-          `remove it with \`virsh vol-delete --pool ${args.pool} ${args.name}\``,
-        { cause: err },
-      );
-    }
-    throw err;
+    throw await afterFailedCreation(host, args, err, () => removePartialVolume(host, args.pool, args.name));
   }
+}
+
+/** The error to report once the volume may exist: the original one if `remove` cleaned up, else a PartialVolumeError. */
+async function afterFailedCreation(host: Host, args: VolumeArgs, err: unknown, remove: () => Promise<string | undefined>): Promise<unknown> {
+  const leftover = await remove();
+  if (!leftover) return err;
+  return new PartialVolumeError(
+    `creating volume '${args.name}' in pool '${args.pool}' on ${host.label} failed (${(err as Error).message}), and the partial volume could not be removed: ${leftover}; ` +
+      `remove it with \`virsh pool-refresh ${args.pool}; virsh vol-delete --pool ${args.pool} ${args.name}\``,
+    { cause: err },
+  );
 }
 
 /** A failed creation that left a volume behind (its message says how to remove it). */
@@ -401,10 +411,15 @@ async function removePartialVolume(host: Host, pool: string, name: string): Prom
 /**
  * Native gluster pool: libvirt cannot create volumes there, qemu-img can (through
  * libgfapi, which pads qcow2 files itself). Content sources need a netfs pool.
+ * Each libgfapi client (qemu-img, and libvirt's pool-refresh and vol-delete) takes
+ * ~10 s on glfs_fini, so this costs ~20 s.
  */
 async function createInGlusterPool(host: Host, pool: PoolInfo, args: VolumeArgs): Promise<Created> {
   if (args.source) {
     throw new InputError("source", `pool '${args.pool}' is a native gluster pool, which cannot take uploads or clones; use a netfs GlusterPool on the same Gluster volume`);
+  }
+  if (args.permissions?.mode !== undefined && args.permissions.mode !== GLUSTER_POOL_FILE_MODE) {
+    throw new InputError("permissions", `files in native gluster pool '${args.pool}' are created with mode ${GLUSTER_POOL_FILE_MODE} by QEMU's gluster driver and cannot be changed; use a netfs pool for another mode`);
   }
   const argv = ["qemu-img", "create", "-q", "-f", args.format];
   if (args.backingVolume) {
@@ -415,15 +430,41 @@ async function createInGlusterPool(host: Host, pool: PoolInfo, args: VolumeArgs)
   if (args.preallocation !== "off") argv.push("-o", `preallocation=${args.preallocation}`);
   argv.push(glusterUrlOf(pool, args.name));
   if (args.capacity !== undefined) argv.push(String(args.capacity));
-  // libgfapi creates the file as the calling uid: run qemu-img as the volume's owner
-  // (needs root or `sudo: true`), so QEMU can open it for writing.
-  const perms = await volumePermissions(host, pool, args.permissions);
-  const asOwner = perms?.owner !== undefined && perms.group !== undefined
-    ? ["setpriv", `--reuid=${perms.owner}`, `--regid=${perms.group}`, "--clear-groups"]
-    : [];
-  await host.exec([...asOwner, ...argv]);
-  await host.virsh(["pool-refresh", args.pool]);
+  const asOwner = await runAsOwner(host, args.pool, await volumePermissions(host, pool, args.permissions));
+  try {
+    await host.exec([...asOwner, ...argv]);
+    await host.virsh(["pool-refresh", args.pool]);
+    await requireVolume(host, args.pool, args.name, "name");
+  } catch (err) {
+    // qemu-img may have made the file before failing: libvirt sees it only after a refresh.
+    throw await afterFailedCreation(host, args, err, () =>
+      host.virsh(["pool-refresh", args.pool]).then(
+        () => removePartialVolume(host, args.pool, args.name),
+        (e: Error) => `pool-refresh failed: ${e.message}`,
+      ),
+    );
+  }
   return {};
+}
+
+/** The mode QEMU's gluster driver gives the files it creates (0600, seen on the lab). */
+const GLUSTER_POOL_FILE_MODE = "0600";
+
+/**
+ * The argv prefix that runs a command as the volume's owner: nothing when the login
+ * (after sudo) already is that user and group, `setpriv` when it is root. libgfapi
+ * has no chown, so any other login would leave a file QEMU cannot open: refused.
+ */
+async function runAsOwner(host: Host, pool: string, perms: VolumeSpec["permissions"]): Promise<string[]> {
+  if (perms?.owner === undefined || perms.group === undefined) return [];
+  const [uid, gid] = await Promise.all([host.exec(["id", "-u"]), host.exec(["id", "-g"])]).then((r) => r.map((x) => Number(x.stdout.trim())));
+  if (uid === perms.owner && gid === perms.group) return [];
+  if (uid === 0) return ["setpriv", `--reuid=${perms.owner}`, `--regid=${perms.group}`, "--clear-groups"];
+  throw new InputError(
+    "connection",
+    `volumes in native gluster pool '${pool}' are created by qemu-img as their owner (uid ${perms.owner}, gid ${perms.group}), but ${host.label} runs commands as uid ${uid}, gid ${gid}; ` +
+      "log in as root or set `connection.sudo: true` (or use a netfs pool)",
+  );
 }
 
 async function adoptVolume(host: Host, args: VolumeArgs, live: VolumeInfo): Promise<void> {
@@ -501,6 +542,8 @@ export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "config
     const args = parseArgs(volumeSchema, inputs);
     const host = getHost(args.connection);
     const pool = await requireRunningPool(host, args.pool);
+    // A native pool lists only what it saw at its last refresh; qemu-img would truncate a file it does not list.
+    if (pool.type === "gluster") await host.virsh(["pool-refresh", args.pool]);
     const existing = await inspectVolume(host, args.pool, args.name);
     let created: Created = {};
     if (existing && !args.adopt) {

@@ -4,16 +4,23 @@
  * Upload of a local file: one pass over the file, in 64 KiB blocks; all-zero blocks
  * are not sent. The content sha256 is computed by a worker thread reading the file in
  * parallel, so hashing does not compete with ssh2's encryption on the main thread. Runs of data become *extents*, each
- * streamed by its own `virsh vol-upload --offset O` (fed from stdin, over the pooled
- * SSH connection) into a file that was created sparse at its full size, so what is
- * skipped reads back as zeros. Holes shorter than MIN_HOLE are sent as zeros: a new
- * extent costs a virsh start and a libvirt stream (~50 ms), more than a few MiB of
- * zeros. Node cannot SEEK_DATA/SEEK_HOLE, so holes are found by reading them (fast:
- * the kernel returns zeros without touching a disk), and the sha256 covers every byte.
+ * streamed over the pooled SSH connection into a file that was created sparse at its
+ * full size, so what is skipped reads back as zeros. Each extent is written either
+ *  - straight into the volume's file on the pool's FUSE mount (`dd … conv=notrunc`),
+ *    when the connection may write that file (root, `sudo: true`, or its owner): the
+ *    bytes go sshd → dd → FUSE, one copy fewer than through libvirt; or
+ *  - by `virsh vol-upload --offset O` (sshd → virsh → libvirtd → file), which needs
+ *    no file permissions: the fallback.
+ * Holes shorter than MIN_HOLE are sent as zeros: a new extent costs a remote process
+ * (and for vol-upload a libvirt stream, ~50 ms), more than a few MiB of zeros. Node
+ * cannot SEEK_DATA/SEEK_HOLE, so holes are found by reading them (fast: the kernel
+ * returns zeros without touching a disk), and the sha256 covers every byte.
  *
- * Verification: the host reads back every extent it was sent through libvirt
- * (`vol-download`, so no file permissions are needed) and hashes them with `sha256sum`;
- * that must equal the hash of the bytes we sent. Holes are zero by construction.
+ * Verification: the host reads back every extent it was sent — from the file when it
+ * may read it, else through libvirt (`vol-download`) — and hashes them with
+ * `openssl dgst -sha256` (SHA extensions: ~5x coreutils' `sha256sum` here; `sha256sum`
+ * where there is no openssl); that must equal the hash of the bytes we sent. Holes are
+ * zero by construction.
  *
  * Download of a URL: the hypervisor runs `curl | virsh vol-upload` itself; the data
  * never passes through the machine running Pulumi.
@@ -44,6 +51,18 @@ export interface VolumeTarget {
   host: Host;
   pool: string;
   volume: string;
+  /** the volume's file on the host's FUSE mount, when this connection may read and write it directly */
+  file?: string;
+}
+
+/**
+ * The volume's file when the connection may read and write it (as root, through sudo,
+ * or as its owner): uploads then bypass libvirt's stream. Undefined otherwise.
+ */
+export async function directFile(host: Host, path: string | undefined): Promise<string | undefined> {
+  if (!path?.startsWith("/")) return undefined; // native gluster pool: no file on the host
+  const r = await host.exec(["test", "-f", path, "-a", "-r", path, "-a", "-w", path], { check: false });
+  return r.code === 0 ? path : undefined;
 }
 
 export interface UploadResult {
@@ -103,15 +122,24 @@ export class ExtentPlanner {
   }
 }
 
-/** One `vol-upload --offset` in flight, fed through a stream with backpressure. */
+/** The remote command that writes one extent from its stdin. */
+function writeExtent(target: VolumeTarget, offset: number, stdin: PassThrough): Promise<unknown> {
+  if (target.file !== undefined) {
+    // iflag=fullblock: whole 1 MiB writes into FUSE whatever the pipe hands dd.
+    const dd = ["dd", `of=${target.file}`, "bs=1M", "iflag=fullblock", "oflag=seek_bytes", `seek=${offset}`, "conv=notrunc", "status=none"];
+    return target.host.exec(dd, { stdin });
+  }
+  return target.host.virsh(["vol-upload", "--pool", target.pool, "--offset", String(offset), target.volume, "/dev/stdin"], { stdin });
+}
+
+/** One extent's remote writer in flight, fed through a stream with backpressure. */
 class ExtentStream {
   private readonly stream = new PassThrough({ highWaterMark: READ_SIZE });
   private readonly done: Promise<unknown>;
   private failed: unknown;
 
   constructor(target: VolumeTarget, offset: number) {
-    this.done = target.host
-      .virsh(["vol-upload", "--pool", target.pool, "--offset", String(offset), target.volume, "/dev/stdin"], { stdin: this.stream })
+    this.done = writeExtent(target, offset, this.stream)
       .catch((err: unknown) => {
         this.failed = err;
         throw err;
@@ -225,20 +253,25 @@ async function libvirtUri(host: Host): Promise<string> {
   return (await host.virsh(["uri"])).trim();
 }
 
+/** Shell function `hash`: sha256 of stdin as `HEX  -`; openssl where present (SHA extensions), else coreutils. */
+const HASH_FN = 'hash() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; else sha256sum; fi; }; ';
+
 /**
  * sha256 of the volume's bytes in `extents` (concatenated), computed on the host from
- * what libvirt reads back. bash for `pipefail`: a failed read must not hash as "empty".
+ * what it reads back: the file itself (direct targets) or libvirt's `vol-download`.
+ * bash for `pipefail`: a failed read must not hash as "empty".
  */
 export async function hostSha256(target: VolumeTarget, extents: readonly Extent[]): Promise<string> {
   if (extents.length === 0) return EMPTY_SHA256;
-  const script =
-    'uri=$1 pool=$2 vol=$3; shift 3; ' +
-    'while [ $# -gt 0 ]; do virsh -q -c "$uri" vol-download --pool "$pool" --offset "$1" --length "$2" "$vol" /dev/stdout || exit 1; shift 2; done | sha256sum';
-  const argv = ["bash", "-o", "pipefail", "-c", script, "bash", await libvirtUri(target.host), target.pool, target.volume];
+  const read = target.file !== undefined
+    ? 'f=$1; shift; while [ $# -gt 0 ]; do dd if="$f" bs=1M iflag=skip_bytes,count_bytes skip="$1" count="$2" status=none || exit 1; shift 2; done'
+    : 'uri=$1 pool=$2 vol=$3; shift 3; while [ $# -gt 0 ]; do virsh -q -c "$uri" vol-download --pool "$pool" --offset "$1" --length "$2" "$vol" /dev/stdout || exit 1; shift 2; done';
+  const argv = ["bash", "-o", "pipefail", "-c", `${HASH_FN}${read} | hash`, "bash"];
+  argv.push(...(target.file !== undefined ? [target.file] : [await libvirtUri(target.host), target.pool, target.volume]));
   for (const e of extents) argv.push(String(e.offset), String(e.length));
   const r = await target.host.exec(argv);
   const hash = /^[0-9a-f]{64}\b/.exec(r.stdout.trim());
-  if (!hash) throw new GlusterLibvirtError(`sha256sum on ${target.host.label} printed no hash`, { details: r.stdout });
+  if (!hash) throw new GlusterLibvirtError(`hashing on ${target.host.label} printed no sha256`, { details: r.stdout });
   return hash[0];
 }
 

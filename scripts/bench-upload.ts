@@ -1,8 +1,10 @@
 /**
  * Benchmark: uploading local image files to the lab host, ours vs OpenSSH, in one run.
- *   ours      ImageVolume upload: pooled ssh2 connection, `virsh vol-upload --offset`
- *             per data extent (holes skipped); "transfer" is the upload alone,
- *             "create" the whole resource create (plus host-side sha256 verify).
+ *   ours      ImageVolume upload over the pooled ssh2 connection, per data extent
+ *             (holes skipped), two ways: "direct" (`sudo: true`: `dd` straight into the
+ *             volume's file on the FUSE mount) and "vol-upload" (the plain login:
+ *             `virsh vol-upload --offset`, through libvirtd); "transfer" is the upload
+ *             alone, "create" the whole resource create (plus host-side sha256 verify).
  *   ssh cat   `ssh host 'cat > FILE' < file` into the same Gluster FUSE mount
  *   scp       `scp file host:FILE` into the same mount
  * Files: 1 GiB of random data, a 4 GiB sparse file holding 64 MiB of data (64 x 1 MiB
@@ -19,7 +21,7 @@ import { closeAllHosts, getHost } from "../provider/host";
 import { glusterPool, type PoolOutputs } from "../provider/pool";
 import type { Props } from "../provider/resource";
 import { imageVolume, type VolumeOutputs } from "../provider/volume";
-import { uploadFile } from "../provider/volumeContent";
+import { directFile, uploadFile } from "../provider/volumeContent";
 import { buildVolumeXml } from "../provider/xml/volume";
 
 interface Lab {
@@ -32,6 +34,8 @@ const MiB = 1024 * 1024;
 const lab: Lab = JSON.parse(execFileSync("bash", [`${__dirname}/../../scripts/lab.sh`, "status"], { encoding: "utf8" }));
 const workDir = fs.mkdtempSync(path.join(process.argv[2] ?? "/var/tmp", "bench-upload-"));
 const connection = { host: lab.ssh.host, port: lab.ssh.port, user: lab.ssh.user, privateKeyPath: lab.ssh.privateKeyPath, knownHostsFile: lab.ssh.knownHostsFile, agent: "" };
+/** The same login through sudo: may write the volume's file, so uploads take the direct path. */
+const sudoConnection = { ...connection, sudo: true };
 const sshArgs = ["-p", String(lab.ssh.port), "-i", lab.ssh.privateKeyPath, "-o", `UserKnownHostsFile=${lab.ssh.knownHostsFile}`,
   "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ControlMaster=no", "-o", "ControlPath=none"];
 const glusterVolume = `benchup_${process.pid}`;
@@ -95,22 +99,27 @@ async function main(): Promise<void> {
     writeSparse(files[1].file, files[1].size, 64);
     writeRandom(files[2].file, files[2].size);
 
-    const host = getHost(connection);
-    await host.virsh(["pool-list"]); // connect before timing
+    const ways = [["direct", sudoConnection], ["vol-upload", connection]] as const;
+    for (const [, conn] of ways) await getHost(conn).virsh(["pool-list"]); // connect before timing
     const rows: { label: string; way: string; s: number; mibs: number; peakRss?: number }[] = [];
     const baseRss = process.memoryUsage.rss();
     for (const f of files) {
       const row = (way: string, m: { s: number; peakRss?: number }) => rows.push({ label: f.label, way, s: m.s, mibs: f.size / MiB / m.s, peakRss: m.peakRss });
-      // Transfer alone, into a volume created sparse at full size (what create does first).
-      const name = `transfer-${path.basename(f.file)}`;
-      await host.virsh(["vol-create", pool.name, "/dev/stdin"], { stdin: buildVolumeXml({ name, capacity: f.size, format: "raw" }) });
-      row("ours: transfer", await measure(() => uploadFile({ host, pool: pool!.name, volume: name }, f.file, f.size)));
-      await host.virsh(["vol-delete", "--pool", pool.name, name]);
-      // The whole resource create: define, upload, host-side sha256 verify, format check.
-      const inputs = (await imageVolume.check({}, { connection, pool: pool.name, name: `create-${path.basename(f.file)}`, source: { path: f.file } })).inputs as Props;
-      let outs: VolumeOutputs | undefined;
-      row("ours: create (+verify)", await measure(async () => (outs = (await imageVolume.create(inputs)).outs as VolumeOutputs)));
-      volumes.push(outs!);
+      for (const [way, conn] of ways) {
+        const host = getHost(conn);
+        // Transfer alone, into a volume created sparse at full size (what create does first).
+        const name = `transfer-${way}-${path.basename(f.file)}`;
+        await host.virsh(["vol-create", pool.name, "/dev/stdin"], { stdin: buildVolumeXml({ name, capacity: f.size, format: "raw" }) });
+        const file = await directFile(host, path.join(pool.targetPath!, name));
+        if ((file !== undefined) !== (way === "direct")) throw new Error(`${way}: expected ${way === "direct" ? "a writable file" : "no file access"} for ${name}`);
+        row(`ours ${way}: transfer`, await measure(() => uploadFile({ host, pool: pool!.name, volume: name, file }, f.file, f.size)));
+        await host.virsh(["vol-delete", "--pool", pool.name, name]);
+        // The whole resource create: define, upload, host-side sha256 verify, format check.
+        const inputs = (await imageVolume.check({}, { connection: conn, pool: pool.name, name: `create-${way}-${path.basename(f.file)}`, source: { path: f.file } })).inputs as Props;
+        let outs: VolumeOutputs | undefined;
+        row(`ours ${way}: create (+verify)`, await measure(async () => (outs = (await imageVolume.create(inputs)).outs as VolumeOutputs)));
+        volumes.push(outs!);
+      }
       const dest = path.join(sshDir, path.basename(f.file));
       const input = fs.openSync(f.file, "r");
       row("OpenSSH ssh cat", await measure(() => run("ssh", [...sshArgs, `${lab.ssh.user}@${lab.ssh.host}`, `cat > ${dest}`], input)));
@@ -123,13 +132,15 @@ async function main(): Promise<void> {
     console.log(`upload to ${lab.ssh.user}@${lab.ssh.host}:${lab.ssh.port}, netfs pool on Gluster volume ${glusterVolume} (FUSE); MiB/s over the file's full size`);
     for (const r of rows) {
       const rss = r.peakRss !== undefined ? `  peak RSS ${(r.peakRss / MiB).toFixed(0)} MiB (+${((r.peakRss - baseRss) / MiB).toFixed(0)})` : "";
-      console.log(`${r.label.padEnd(28)} ${r.way.padEnd(24)} ${r.s.toFixed(2).padStart(7)} s ${r.mibs.toFixed(0).padStart(6)} MiB/s${r.way.startsWith("ours") ? rss : ""}`);
+      console.log(`${r.label.padEnd(28)} ${r.way.padEnd(34)} ${r.s.toFixed(2).padStart(7)} s ${r.mibs.toFixed(0).padStart(6)} MiB/s${r.way.startsWith("ours") ? rss : ""}`);
     }
     const get = (label: string, way: string) => rows.find((r) => r.label === label && r.way === way)!.s;
     const dense = files[0].label;
-    console.log(`dense: ours transfer / ssh cat throughput = ${(get(dense, "OpenSSH ssh cat") / get(dense, "ours: transfer")).toFixed(2)}x (goal >= 0.9x); / scp = ${(get(dense, "OpenSSH scp") / get(dense, "ours: transfer")).toFixed(2)}x`);
-    console.log(`dense: ours create+verify / ssh cat throughput = ${(get(dense, "OpenSSH ssh cat") / get(dense, "ours: create (+verify)")).toFixed(2)}x`);
-    console.log(`sparse: ours transfer 4 GiB sparse / 64 MiB dense time = ${(get(files[1].label, "ours: transfer") / get(files[2].label, "ours: transfer")).toFixed(2)}x (goal <= 2x); create+verify: ${(get(files[1].label, "ours: create (+verify)") / get(files[2].label, "ours: create (+verify)")).toFixed(2)}x`);
+    for (const [way] of ways) {
+      const t = `ours ${way}: transfer`, c = `ours ${way}: create (+verify)`;
+      console.log(`dense, ${way}: transfer / ssh cat throughput = ${(get(dense, "OpenSSH ssh cat") / get(dense, t)).toFixed(2)}x (goal >= 0.9x); / scp = ${(get(dense, "OpenSSH scp") / get(dense, t)).toFixed(2)}x; create+verify / ssh cat = ${(get(dense, "OpenSSH ssh cat") / get(dense, c)).toFixed(2)}x`);
+      console.log(`sparse, ${way}: 4 GiB sparse / 64 MiB dense time, transfer = ${(get(files[1].label, t) / get(files[2].label, t)).toFixed(2)}x (goal <= 2x); create+verify = ${(get(files[1].label, c) / get(files[2].label, c)).toFixed(2)}x`);
+    }
     console.log(`peak RSS of this process: ${(Math.max(...rows.filter((r) => r.peakRss).map((r) => r.peakRss!)) / MiB).toFixed(0)} MiB (baseline ${(baseRss / MiB).toFixed(0)} MiB)`);
   } finally {
     for (const v of volumes) await imageVolume.delete(v.key, v).catch((err) => console.error(`cleanup: ${err.message}`));

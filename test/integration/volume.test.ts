@@ -175,6 +175,29 @@ describe("ImageVolume on the lab", () => {
     assert.equal(fs.existsSync(onMount), false);
   });
 
+  test("with sudo, uploads write straight into the file on the mount (dd): exact bytes, QEMU's ownership; cut off leaves nothing", async () => {
+    const sudo = { ...labConnection(lab), sudo: true };
+    const size = 40 * MiB;
+    const chunks: [number, Buffer][] = [[0, randomBytes(3 * MiB)], [20 * MiB + 7, randomBytes(100_000)], [size - 5, Buffer.from("tail!")]];
+    const file = sparseFile("direct.raw", size, chunks);
+    const v = await create({ connection: sudo, source: { path: file } });
+    assert.equal(v.sha256, sha256(fs.readFileSync(file)));
+    assert.ok(fs.readFileSync(v.path).equals(fs.readFileSync(file)), "byte-for-byte equal on the host");
+    const st = fs.statSync(v.path);
+    assert.deepEqual([st.uid, (st.mode & 0o777).toString(8)], [lab.qemu.uid, "660"]);
+
+    const big = path.join(tmp, "direct-big.bin");
+    fs.writeFileSync(big, randomBytes(64 * MiB));
+    fs.appendFileSync(big, randomBytes(64 * MiB));
+    const name = uniqueName("cutdd") + ".img";
+    const creating = imageVolume.create(await checked(inputs({ connection: sudo, name, source: { path: big } })));
+    while (spawnSync("pgrep", ["-f", `dd of=.*${name}`]).status !== 0) await new Promise((r) => setTimeout(r, 10));
+    closeAllHosts();
+    await assert.rejects(creating, /nothing was left behind/);
+    assert.equal(exists({ name }), false);
+    assert.equal(fs.existsSync(path.join(pool.targetPath!, name)), false);
+  });
+
   test("download by the host from a URL, with checksum; a wrong checksum or a 404 leaves nothing behind", async () => {
     const body = Buffer.concat([randomBytes(3 * MiB), Buffer.alloc(2 * MiB), randomBytes(1234)]);
     const server = http.createServer((req, res) => {
@@ -260,5 +283,70 @@ describe("ImageVolume on the lab", () => {
     virsh("detach-disk", domain, "vdz", "--config");
     await imageVolume.delete(v.key, v);
     assert.equal(exists(v), false);
+  });
+});
+
+describe("ImageVolume in a native gluster pool on the lab", () => {
+  // A Gluster volume and `type: "gluster"` pool of their own. Every libgfapi client
+  // (qemu-img, pool-refresh, vol-delete) waits ~10 s in glfs_fini: these tests are slow.
+  let native: ReturnType<typeof createGlusterVolume>;
+  let nativePool: PoolOutputs;
+  const sudo = () => ({ ...labConnection(lab), sudo: true });
+  const brickFile = (name: string) => path.join(lab.stateDir, "bricks", native.name, name);
+
+  before(async () => {
+    lab = await getLab();
+    native = createGlusterVolume(lab, uniqueName("itnat").replace(/-/g, "_"));
+    const r = await glusterPool.create((await glusterPool.check({}, {
+      connection: labConnection(lab), name: uniqueName("itnatpool"), type: "gluster", volume: native.name, servers: lab.gluster.servers,
+    })).inputs as Props);
+    nativePool = r.outs as PoolOutputs;
+  });
+
+  after(async () => {
+    if (nativePool) {
+      tryVirsh("pool-refresh", nativePool.name);
+      for (const name of fs.readdirSync(path.join(lab.stateDir, "bricks", native.name)).filter((f) => !f.startsWith("."))) {
+        if (name.endsWith(".qcow2")) tryVirsh("vol-delete", "--pool", nativePool.name, name);
+      }
+      await glusterPool.delete(nativePool.uuid, nativePool);
+    }
+    closeAllHosts();
+    native?.remove();
+  });
+
+  async function createNative(over: Props, connection: Props = sudo()): Promise<VolumeOutputs> {
+    return (await imageVolume.create(await checked({ connection, pool: nativePool.name, name: uniqueName("n") + ".img", ...over }))).outs as VolumeOutputs;
+  }
+
+  test("empty raw volume and qcow2 overlay via qemu-img as QEMU's user (sudo); base protected; delete", async () => {
+    const base = await createNative({ capacity: "8MiB" });
+    const url = `gluster://${lab.gluster.servers[0]}/${native.name}/${base.name}`;
+    assert.deepEqual([base.format, base.capacity, base.path, base.key, base.glusterUrl], ["raw", 8 * MiB, url, url, url]);
+    let st = fs.statSync(brickFile(base.name));
+    // Owner as a netfs volume gets it (the host's QEMU user); mode is what QEMU's gluster driver gives.
+    const owner = spawnSync("id", ["-u", lab.qemu.user], { encoding: "utf8" }).stdout.trim();
+    assert.deepEqual([String(st.uid), st.size, (st.mode & 0o777).toString(8)], [owner, 8 * MiB, "600"]);
+
+    const overlay = await createNative({ name: uniqueName("ov") + ".qcow2", backingVolume: { volume: base.name } });
+    assert.deepEqual([overlay.format, overlay.capacity, overlay.backingStore], ["qcow2", 8 * MiB, url]);
+    st = fs.statSync(brickFile(overlay.name));
+    assert.equal(String(st.uid), owner);
+    assert.equal(st.size % 512, 0, "qcow2 file size a multiple of 512 (libgfapi)");
+    assert.match(spawnSync("qemu-img", ["info", brickFile(overlay.name)], { encoding: "utf8" }).stdout, new RegExp(`backing file: ${url.replace(/[./]/g, "\\$&")}`));
+
+    await assert.rejects(imageVolume.delete(base.key, base), /backing file of/);
+    await imageVolume.delete(overlay.key, overlay);
+    await imageVolume.delete(base.key, base);
+    assert.equal(fs.existsSync(brickFile(base.name)), false);
+    assert.equal(fs.existsSync(brickFile(overlay.name)), false);
+  });
+
+  test("refused up front: a login that cannot act as the owner, content sources, another mode", async () => {
+    const name = uniqueName("n") + ".img";
+    await assert.rejects(createNative({ name, capacity: "8MiB" }, labConnection(lab) as Props), /connection: volumes in native gluster pool .* log in as root or set `connection\.sudo: true`/);
+    await assert.rejects(createNative({ name, source: { path: "/etc/hostname" } }), /source: .*native gluster pool.*netfs/);
+    await assert.rejects(createNative({ name, capacity: "8MiB", permissions: { mode: "0660" } }), /permissions: .*mode 0600/);
+    assert.equal(fs.existsSync(brickFile(name)), false, "nothing created");
   });
 });
