@@ -889,23 +889,43 @@ hv2_make_dirs() {
   [[ -s $HV2_DIR/host_uuid ]] || cat /proc/sys/kernel/random/uuid >"$HV2_DIR/host_uuid"
 }
 
-# The namespace: private from ours, then shared inside (like host 1's /) so hypervisor 2's
-# FUSE pools reach its running QEMUs; nothing propagates back to host 1.
-hv2_start_ns() {
-  local d binds=""
-  for d in "${HV2_BINDS[@]}"; do
-    binds+="mount --bind $(printf %q "$(hv2_copy_of "$d")") $(printf %q "$d")"$'\n'
-  done
-  rm -f "$HV2_DIR/ns.pid"
-  log "hypervisor 2: making its mount namespace (tmpfs on /run; libvirt's directories from $HV2_DIR/root)"
-  setsid unshare -m --propagation private -- bash -c "set -e
+# Runs as the namespace's first process: bash -c "$HV2_NS_SETUP" NAME PIDFILE SRC DST ….
+# Private from ours, then shared inside (like host 1's /) so hypervisor 2's FUSE pools reach
+# its running QEMUs; nothing propagates back to host 1. Mounts copied from host 1 go first:
+# its FUSE pools (a copy would keep host 1's Gluster client alive after host 1 unmounts, and
+# make libvirt here believe its own pool at the same path is "already mounted") and what is
+# under /run (network namespaces it would pin).
+read -r -d '' HV2_NS_SETUP <<'EOF' || true
+set -e
+pidfile=$1
+shift
+while read -r target fstype; do
+  target=$(printf '%b' "$target")
+  if [[ $fstype == fuse.* || $target == /run/* ]]; then umount -l "$target" || true; fi
+done < <(findmnt -rn -o TARGET,FSTYPE | tac)
 mount --make-rshared /
 mount -t tmpfs -o mode=755,size=64m gllab-host2-run /run
 mkdir -p /run/sshd /run/libvirt /run/lock /run/gluster
 chmod 1777 /run/lock
-$binds
-echo \$\$ >$(printf %q "$HV2_DIR/ns.pid")
-exec sleep infinity" </dev/null >>"$HV2_DIR/ns.log" 2>&1 3>&- 9>&- &
+while (($#)); do
+  # a peer group of its own: as a peer of /, each mount under it would also appear under SRC
+  mount --bind "$1" "$2"
+  mount --make-private "$2"
+  mount --make-shared "$2"
+  shift 2
+done
+echo $$ >"$pidfile"
+exec sleep infinity
+EOF
+readonly HV2_NS_SETUP
+
+hv2_start_ns() {
+  local d binds=()
+  for d in "${HV2_BINDS[@]}"; do binds+=("$(hv2_copy_of "$d")" "$d"); done
+  rm -f "$HV2_DIR/ns.pid"
+  log "hypervisor 2: making its mount namespace (tmpfs on /run; libvirt's directories from $HV2_DIR/root)"
+  setsid unshare -m --propagation private -- bash -c "$HV2_NS_SETUP" hv2-ns "$HV2_DIR/ns.pid" "${binds[@]}" \
+    </dev/null >>"$HV2_DIR/ns.log" 2>&1 3>&- 9>&- &
   wait_for 15 "hypervisor 2" "$HV2_DIR/ns.log" "its mount namespace" hv2_ns_alive
 }
 

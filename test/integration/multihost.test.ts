@@ -66,6 +66,17 @@ describe("the lab's second hypervisor", () => {
     assert.equal(virsh("domstate", lab.domains.running).trim(), "running");
   });
 
+  test("holds no copies of host 1's FUSE mounts (they would shadow its own pools)", () => {
+    // hypervisor 2's own pools sit on its /var/lib/libvirt bind mount; a copy made when its
+    // namespace was created would sit on its root mount
+    const holder = fs.readFileSync(`${lab.stateDir}/host2/ns.pid`, "utf8").trim();
+    const mounts = fs.readFileSync(`/proc/${holder}/mountinfo`, "utf8").trim().split("\n").map((l) => l.split(" "));
+    const root = mounts.find((m) => m[4] === "/")![0];
+    const copied = mounts.filter((m) => m[1] === root && m.slice(m.indexOf("-") + 1)[0]!.startsWith("fuse"));
+    assert.deepEqual(copied.map((m) => m[4]), []);
+    assert.ok(mounts.some((m) => m[4] === "/run" && m.includes("gllab-host2-run")), "its /run is its own tmpfs");
+  });
+
   test("reaches the same glusterd: both hosts mount one volume, each in its own mount table", async () => {
     await defineAndStart(hv2);
     const on2 = await runOnHypervisor(lab, hv2, ["findmnt", "-n", "-o", "FSTYPE", "--mountpoint", target]);
