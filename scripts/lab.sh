@@ -979,11 +979,15 @@ hv2_stop_daemons() {
 }
 
 ensure_hv2() {
-  hv2_make_dirs
   if ! hv2_ns_alive; then
-    # daemons left in an earlier namespace whose holder died would keep its port
-    hv2_stop_daemons
+    # A namespace whose holder died may still hold daemons, mounts and their Gluster clients:
+    # take it all down (everything on hypervisor 2 is the lab's) and build it afresh.
+    if [[ -e $HV2_DIR/ns.pid ]]; then
+      log "hypervisor 2: its namespace holder is gone: rebuilding hypervisor 2"
+      hv2_down
+    fi
     hv2_reap_orphans
+    hv2_make_dirs
     hv2_start_ns
   fi
   local IN_NS=(nsenter -t "$(hv2_ns_pid)" -m --) lv=$HV2_DIR/libvirt hs=$HV2_DIR/ssh
@@ -1038,10 +1042,17 @@ hv2_down() {
     hv2_reap_orphans
     return 0
   fi
-  local ns_id="" pid target fstype rest
-  if hv2_ns_alive; then
-    ns_id=$(readlink "/proc/$(hv2_ns_pid)/ns/mnt")
-    local IN_NS=(nsenter -t "$(hv2_ns_pid)" -m --)
+  local ns_id="" pid target fstype rest nspid=""
+  # its namespace, through the holder or, if that died, any of its daemons
+  for pid in "ns.pid sleep" "libvirt/libvirtd.pid libvirtd" "ssh/sshd.pid sshd" "libvirt/virtlogd.pid virtlogd"; do
+    if pid_alive "$HV2_DIR/${pid% *}" "${pid#* }"; then
+      nspid=$(pid_of "$HV2_DIR/${pid% *}")
+      break
+    fi
+  done
+  if [[ -n $nspid && $(readlink "/proc/$nspid/ns/mnt") != "$(readlink /proc/$$/ns/mnt)" ]]; then
+    ns_id=$(readlink "/proc/$nspid/ns/mnt")
+    local IN_NS=(nsenter -t "$nspid" -m --)
     if virsh_root uri >/dev/null 2>&1; then
       while read -r pid; do
         [[ -n $pid ]] || continue
@@ -1061,8 +1072,8 @@ hv2_down() {
       [[ $fstype == fuse.glusterfs ]] || continue
       target=$(printf '%b' "$target")
       log "hypervisor 2: unmounting $target, lazily"
-      in_hv2 umount -l "$target" 2>/dev/null || true
-    done < <(tac "/proc/$(hv2_ns_pid)/mounts")
+      "${IN_NS[@]}" umount -l "$target" 2>/dev/null || true
+    done < <(tac "/proc/$nspid/mounts")
   fi
   hv2_stop_daemons
   stop_pidfile "hypervisor 2 namespace holder" "$HV2_DIR/ns.pid" sleep
