@@ -109,7 +109,7 @@ const cases: Case[] = [
     async more(p, ctx, writeConfig) {
       // a mistake in the YAML: refused before anything runs, naming where it is
       writeConfig({ "gluster-stack-config:layout": layoutYaml(ctx, "", true) });
-      const bad = await p.pulumi(["preview", "--diff"], { check: false });
+      const bad = await p.pulumi(["preview", "--diff"], { check: false, transpileOnly: true });
       assert.notEqual(bad.code, 0);
       const said = bad.stdout + bad.stderr;
       assert.match(said, /gluster-stack-config:layout\.hosts\["127\.0\.0\.1"\]\.pools\.\w+\.images\["data\.img"\]\.capacity: a size such as/);
@@ -118,10 +118,10 @@ const cases: Case[] = [
 
       // one image more in the YAML: exactly one create
       writeConfig({ "gluster-stack-config:layout": layoutYaml(ctx, "extra.img") });
-      const preview = await p.pulumi(["preview", "--diff"]);
+      const preview = await p.pulumi(["preview", "--diff"], { transpileOnly: true });
       assert.deepEqual(summaryCounts(preview.stdout), { create: 1 }, preview.stdout);
       assert.match(preview.stdout, /\+ pulumi-nodejs:dynamic\/gluster-libvirt:ImageVolume: \(create\)[\s\S]*name\s*: "extra\.img"/);
-      const up = await p.pulumi(["up", "--yes", "--skip-preview"]);
+      const up = await p.pulumi(["up", "--yes", "--skip-preview"], { transpileOnly: true });
       assert.deepEqual(summaryCounts(up.stdout), { create: 1 }, up.stdout);
       assert.ok(virsh("vol-list", ctx.poolName).includes("extra.img"));
     },
@@ -173,7 +173,8 @@ describe("examples through the pulumi CLI", { concurrency: true }, () => {
         });
 
         await t.test("up creates the pool, images and disks on the host", async () => {
-          const up = await project.pulumi(["up", "--yes", "--skip-preview"]);
+          // the preview above type-checked the program; later runs only transpile it
+          const up = await project.pulumi(["up", "--yes", "--skip-preview"], { transpileOnly: true });
           assert.deepEqual(summaryCounts(up.stdout), { create: c.resources }, up.stdout);
           assert.match(virsh("pool-info", ctx.poolName), /State:\s+running/);
           const mount = virsh("pool-dumpxml", ctx.poolName).match(/<path>([^<]+)<\/path>/)?.[1];
@@ -190,7 +191,7 @@ describe("examples through the pulumi CLI", { concurrency: true }, () => {
         });
 
         await t.test("a second up changes nothing", async () => {
-          const up = await project.pulumi(["up", "--yes"]);
+          const up = await project.pulumi(["up", "--yes"], { transpileOnly: true });
           assert.deepEqual(summaryCounts(up.stdout), {}, up.stdout);
         });
 
