@@ -39,6 +39,7 @@ export const BLOCK_SIZE = 64 * 1024;
 export const MIN_HOLE = 4 * 1024 * 1024;
 const READ_SIZE = 1024 * 1024;
 const ZERO_BLOCK = Buffer.alloc(BLOCK_SIZE);
+const ZERO_READ = Buffer.alloc(READ_SIZE);
 
 /** A byte range of the image that was written. */
 export interface Extent {
@@ -165,8 +166,19 @@ class ExtentStream {
   }
 }
 
-function* blocksOf(chunk: Buffer): Generator<Buffer> {
-  for (let at = 0; at < chunk.length; at += BLOCK_SIZE) yield chunk.subarray(at, Math.min(at + BLOCK_SIZE, chunk.length));
+/**
+ * The pieces of a read chunk and whether each is all zeros: a chunk of zeros (the bulk
+ * of a sparse file) is one piece, one memcmp; anything else is cut into BLOCK_SIZE blocks.
+ */
+function* piecesOf(chunk: Buffer): Generator<[Buffer, boolean]> {
+  if (chunk.length <= READ_SIZE && chunk.equals(ZERO_READ.subarray(0, chunk.length))) {
+    yield [chunk, true];
+    return;
+  }
+  for (let at = 0; at < chunk.length; at += BLOCK_SIZE) {
+    const block = chunk.subarray(at, Math.min(at + BLOCK_SIZE, chunk.length));
+    yield [block, isZeroBlock(block)];
+  }
 }
 
 function isZeroBlock(block: Buffer): boolean {
@@ -220,14 +232,14 @@ export async function uploadFile(target: VolumeTarget, path: string, expectedSiz
   let offset = 0;
   try {
     for await (const chunk of createReadStream(path, { highWaterMark: READ_SIZE })) {
-      for (const block of blocksOf(chunk as Buffer)) {
-        const step = planner.feed(offset, block.length, isZeroBlock(block));
+      for (const [block, isZero] of piecesOf(chunk as Buffer)) {
+        const step = planner.feed(offset, block.length, isZero);
         if (step.end) {
           await current!.end();
           current = undefined;
         }
         if (step.start) current = new ExtentStream(target, offset);
-        for (let z = step.zeros ?? 0; z > 0; z -= BLOCK_SIZE) await current!.write(ZERO_BLOCK.subarray(0, Math.min(z, BLOCK_SIZE)));
+        for (let z = step.zeros ?? 0; z > 0; z -= READ_SIZE) await current!.write(ZERO_READ.subarray(0, Math.min(z, READ_SIZE)));
         if (step.send) await current!.write(block);
         offset += block.length;
       }
