@@ -144,8 +144,15 @@ const only = process.env.EXAMPLES?.split(",");
 describe("examples through the pulumi CLI", { concurrency: true }, () => {
   for (const c of cases.filter((c) => !only || only.includes(c.example))) {
     test(c.example, async (t) => {
+      const poolName = c.poolName();
+      // basic's pool name is fixed: a pool of that name left by scripts/demo.sh would collide
+      assert.notEqual(
+        tryVirsh("pool-info", poolName).code,
+        0,
+        `pool ${poolName} already exists on the lab (left by scripts/demo.sh?): destroy that stack first`,
+      );
       const gluster = createGlusterVolume(lab, uniqueName(`ex${c.example}`).replace(/-/g, "_"));
-      const ctx: Ctx = { gluster: gluster.name, poolName: c.poolName(), vms: [] };
+      const ctx: Ctx = { gluster: gluster.name, poolName, vms: [] };
       let p: ExampleProject | undefined;
       let destroyed = false;
       try {
