@@ -10,7 +10,7 @@ const connection = { host: config.require("host") };
 
 const pool = new GlusterPool("primary", {
   connection,
-  name: "primary_gluster",
+  name: config.get("poolName") ?? "primary_gluster",
   volume: config.require("glusterVolume"),
   servers: [config.require("glusterServer")],
 });

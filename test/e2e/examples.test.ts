@@ -74,8 +74,8 @@ const cases: Case[] = [
   {
     example: "basic",
     vms: 1,
-    poolName: () => "primary_gluster", // fixed in the example
-    config: (ctx) => ({ ...common(ctx), vm: ctx.vms[0], dataSize: "1MiB" }),
+    poolName: () => uniqueName("exbasic").replace(/-/g, "_"),
+    config: (ctx) => ({ ...common(ctx), vm: ctx.vms[0], poolName: ctx.poolName, dataSize: "1MiB" }),
     resources: 4,
     targets: ["sdb"],
   },
@@ -145,12 +145,6 @@ describe("examples through the pulumi CLI", { concurrency: true }, () => {
   for (const c of cases.filter((c) => !only || only.includes(c.example))) {
     test(c.example, async (t) => {
       const poolName = c.poolName();
-      // basic's pool name is fixed: a pool of that name left by scripts/demo.sh would collide
-      assert.notEqual(
-        tryVirsh("pool-info", poolName).code,
-        0,
-        `pool ${poolName} already exists on the lab (left by scripts/demo.sh?): destroy that stack first`,
-      );
       const gluster = createGlusterVolume(lab, uniqueName(`ex${c.example}`).replace(/-/g, "_"));
       const ctx: Ctx = { gluster: gluster.name, poolName, vms: [] };
       let p: ExampleProject | undefined;
@@ -220,7 +214,7 @@ describe("examples through the pulumi CLI", { concurrency: true }, () => {
         if (p && !destroyed) await p.pulumi(["destroy", "--yes", "--skip-preview"], { check: false });
         p?.remove();
         ctx.vms.forEach(dropDomain);
-        // only a pool on our own Gluster volume (basic's pool name is fixed)
+        // only a pool on our own Gluster volume
         if (tryVirsh("pool-dumpxml", ctx.poolName).stdout.includes(ctx.gluster)) {
           tryVirsh("pool-destroy", ctx.poolName);
           tryVirsh("pool-undefine", ctx.poolName);
