@@ -1,10 +1,12 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import { GlusterStorage, ImageVolume } from "../../sdk";
 import { getMultiHostLab, multiHostCredentials, runOnHypervisor, virshOn } from "../helpers/hypervisors";
 import type { LabHypervisor, LabInfo } from "../helpers/lab";
 import { createGlusterVolume, uniqueName } from "../helpers/local";
+import { exampleProject, summaryCounts, type ExampleProject } from "../helpers/project";
 import { newStack, type TestStack, changes } from "../helpers/stack";
 
 /*
@@ -118,5 +120,55 @@ describe("GlusterStorage on two hypervisors through the Pulumi engine", () => {
     const d = await t.stack.destroy();
     assert.equal(d.summary.result, "succeeded");
     for (const h of [hv1, hv2]) assert.equal(await poolState(h), undefined, `pool left on ${h.ssh.host}`);
+  });
+});
+
+describe("examples/multi-host through the pulumi CLI on both hypervisors", () => {
+  let p: ExampleProject | undefined;
+  let vol: ReturnType<typeof createGlusterVolume> | undefined;
+  const pool = uniqueName("exmh").replace(/-/g, "_");
+  after(async () => {
+    if (p) await p.pulumi(["destroy", "--yes", "--skip-preview"], { check: false });
+    p?.remove();
+    for (const h of lab?.hypervisors ?? []) {
+      await runOnHypervisor(lab, h, ["sh", "-c", `virsh -c ${lab.libvirtUri} pool-destroy ${pool}; virsh -c ${lab.libvirtUri} pool-undefine ${pool}`], { check: false });
+    }
+    vol?.remove();
+  });
+
+  test("preview, up, the image seen from host 2 after pool-refresh, destroy", async () => {
+    vol = createGlusterVolume(lab, uniqueName("exmh").replace(/-/g, "_"));
+    p = await exampleProject("multi-host");
+    const salt = fs.readFileSync(p.stackFile, "utf8").match(/^encryptionsalt:.*$/m)?.[0] ?? "";
+    const config: Record<string, unknown> = {
+      "gluster-multi-host:hypervisors": lab.hypervisors.map((h) => h.ssh.host),
+      "gluster-multi-host:glusterServers": lab.gluster.servers,
+      "gluster-multi-host:glusterVolume": vol.name,
+      "gluster-multi-host:poolName": pool,
+      "gluster-multi-host:imageSize": "8MiB",
+      "gluster-libvirt:port": String(lab.ssh.port),
+      "gluster-libvirt:user": lab.ssh.user,
+      "gluster-libvirt:privateKeyPath": lab.ssh.privateKeyPath,
+      // hypervisor 2's known_hosts knows both hosts (docs/lab.md)
+      "gluster-libvirt:knownHostsFile": hv2.ssh.knownHostsFile,
+    };
+    fs.writeFileSync(p.stackFile, `${salt}\nconfig:\n${Object.entries(config).map(([k, v]) => `  ${k}: ${JSON.stringify(v)}`).join("\n")}\n`);
+
+    const preview = await p.pulumi(["preview", "--diff"]);
+    assert.deepEqual(summaryCounts(preview.stdout), { create: 5 }, preview.stdout);
+    const up = await p.pulumi(["up", "--yes", "--skip-preview"], { transpileOnly: true });
+    assert.deepEqual(summaryCounts(up.stdout), { create: 5 }, up.stdout);
+    const outputs = JSON.parse((await p.pulumi(["stack", "output", "--json"])).stdout) as { imagePath: string; mountPoints: Record<string, string> };
+    assert.deepEqual(Object.keys(outputs.mountPoints).sort(), lab.hypervisors.map((h) => h.ssh.host).sort());
+
+    await virshOn(lab, hv2, "pool-refresh", pool);
+    assert.equal((await virshOn(lab, hv2, "vol-path", "--pool", pool, "shared-data.img")).trim(), outputs.imagePath);
+
+    const down = await p.pulumi(["destroy", "--yes", "--skip-preview"], { transpileOnly: true });
+    assert.ok((summaryCounts(down.stdout).delete ?? 0) >= 5, down.stdout);
+    for (const h of [hv1, hv2]) {
+      const r = await runOnHypervisor(lab, h, ["virsh", "-q", "-c", lab.libvirtUri, "pool-info", pool], { check: false });
+      assert.notEqual(r.code, 0, `pool left on ${h.ssh.host}`);
+    }
   });
 });
