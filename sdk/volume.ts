@@ -8,8 +8,10 @@ export interface ImageVolumeSource {
   /**
    * A file on the machine running Pulumi, streamed to the host over the SSH connection.
    * Holes (all-zero 64 KiB blocks) are not sent; the host verifies what it received by
-   * sha256. A changed file (content hash) replaces the volume. Relative paths are
-   * resolved against the program's working directory.
+   * sha256. With a root login or `connection.sudo` the data is written straight into the
+   * file on the pool's FUSE mount, otherwise through `virsh vol-upload`. A changed file
+   * (content hash) replaces the volume. Relative paths are resolved against the
+   * program's working directory. netfs pools only.
    */
   path?: pulumi.Input<string>;
   /** Downloaded by the hypervisor itself (`curl`), never through the Pulumi machine. */
@@ -51,7 +53,9 @@ export interface ImageVolumeArgs {
   /**
    * Ownership (numeric uid/gid) and mode of the file. Default: the pool's owner and
    * group, else the host's QEMU user (`libvirt-qemu`/`qemu`), mode `0660`. Changing it
-   * later chowns the file (needs a root login or `connection.sudo`).
+   * later chowns the file (needs a root login or `connection.sudo`). In a native
+   * `gluster` pool the file is created by `qemu-img` as the owner (root login or
+   * `connection.sudo` required) with mode `0600`, which cannot be changed.
    */
   permissions?: pulumi.Input<VolumeInputs["permissions"]>;
   /** Initial content (at most one kind). Without it the volume is empty (zeros). Replaces on change. */
