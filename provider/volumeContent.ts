@@ -62,7 +62,7 @@ export interface VolumeTarget {
  */
 export async function directFile(host: Host, path: string | undefined): Promise<string | undefined> {
   if (!path?.startsWith("/")) return undefined; // native gluster pool: no file on the host
-  const r = await host.exec(["test", "-f", path, "-a", "-r", path, "-a", "-w", path], { check: false });
+  const r = await host.exec(["test", "-f", path, "-a", "!", "-h", path, "-a", "-r", path, "-a", "-w", path], { check: false });
   return r.code === 0 ? path : undefined;
 }
 
@@ -127,7 +127,8 @@ export class ExtentPlanner {
 function writeExtent(target: VolumeTarget, offset: number, stdin: PassThrough): Promise<unknown> {
   if (target.file !== undefined) {
     // iflag=fullblock: whole 1 MiB writes into FUSE whatever the pipe hands dd.
-    const dd = ["dd", `of=${target.file}`, "bs=1M", "iflag=fullblock", "oflag=seek_bytes", `seek=${offset}`, "conv=notrunc", "status=none"];
+    // nofollow: as root, never write through a symlink someone put in the volume's place.
+    const dd = ["dd", `of=${target.file}`, "bs=1M", "iflag=fullblock", "oflag=seek_bytes,nofollow", `seek=${offset}`, "conv=notrunc", "status=none"];
     return target.host.exec(dd, { stdin });
   }
   return target.host.virsh(["vol-upload", "--pool", target.pool, "--offset", String(offset), target.volume, "/dev/stdin"], { stdin });
@@ -276,7 +277,7 @@ const HASH_FN = 'hash() { if command -v openssl >/dev/null 2>&1; then openssl dg
 export async function hostSha256(target: VolumeTarget, extents: readonly Extent[]): Promise<string> {
   if (extents.length === 0) return EMPTY_SHA256;
   const read = target.file !== undefined
-    ? 'f=$1; shift; while [ $# -gt 0 ]; do dd if="$f" bs=1M iflag=skip_bytes,count_bytes skip="$1" count="$2" status=none || exit 1; shift 2; done'
+    ? 'f=$1; shift; while [ $# -gt 0 ]; do dd if="$f" bs=1M iflag=skip_bytes,count_bytes,nofollow skip="$1" count="$2" status=none || exit 1; shift 2; done'
     : 'uri=$1 pool=$2 vol=$3; shift 3; while [ $# -gt 0 ]; do virsh -q -c "$uri" vol-download --pool "$pool" --offset "$1" --length "$2" "$vol" /dev/stdout || exit 1; shift 2; done';
   const argv = ["bash", "-o", "pipefail", "-c", `${HASH_FN}${read} | hash`, "bash"];
   argv.push(...(target.file !== undefined ? [target.file] : [await libvirtUri(target.host), target.pool, target.volume]));
