@@ -160,3 +160,28 @@ test("ExtentPlanner: data runs become extents; short holes inside data are sent,
   assert.deepEqual(plan("DD...D.DD....", 3), { extents: [[0, 2], [5, 4]], sent: 6 });
   assert.ok(MIN_HOLE >= BLOCK_SIZE);
 });
+
+test("ExtentPlanner: zero runs fed as one long piece (a whole zero read chunk) plan like the same zeros fed block by block", () => {
+  // The upload feeds a read chunk of zeros as one piece; data chunks block by block.
+  const byPieces = (pieces: [number, boolean][], minHoleBlocks: number) => {
+    const planner = new ExtentPlanner(minHoleBlocks * BLOCK_SIZE);
+    let offset = 0;
+    let sent = 0;
+    for (const [blocks, isZero] of pieces) {
+      const step = planner.feed(offset * BLOCK_SIZE, blocks * BLOCK_SIZE, isZero);
+      sent += (step.zeros ?? 0) + (step.send ? blocks * BLOCK_SIZE : 0);
+      offset += blocks;
+    }
+    planner.finish();
+    return { extents: planner.extents.map((e) => [e.offset / BLOCK_SIZE, e.length / BLOCK_SIZE]), sent: sent / BLOCK_SIZE };
+  };
+  const blockMap = (pieces: [number, boolean][]) => pieces.map(([n, z]) => (z ? "." : "D").repeat(n)).join("");
+  for (const pieces of [
+    [[1, false], [16, true], [1, false]],
+    [[1, false], [2, true], [16, true], [3, false], [16, true]],
+    [[16, true], [2, false], [1, true], [1, false], [16, true], [16, true]],
+    [[3, false], [1, true], [16, true]],
+  ] as [number, boolean][][]) {
+    for (const minHole of [2, 4, 16, 32]) assert.deepEqual(byPieces(pieces, minHole), plan(blockMap(pieces), minHole), `${blockMap(pieces)} minHole ${minHole}`);
+  }
+});
