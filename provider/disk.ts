@@ -14,7 +14,7 @@ import { z } from "zod";
 import { GlusterLibvirtError, InputError, isNotFound } from "./errors";
 import { libvirtName } from "./fields";
 import { getHost, type Host } from "./host";
-import { inspectPool, qemuOwnership } from "./pool";
+import { qemuOwnership } from "./pool";
 import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stateOf, type Props, type ReplacementTable } from "./resource";
 import { connectionSchema } from "./ssh/settings";
 import {
@@ -23,7 +23,7 @@ import {
 } from "./xml/disk";
 import type { Permissions } from "./xml/markup";
 import type { PoolInfo } from "./xml/pool";
-import { parseVolumeXml } from "./xml/volume";
+import { requireRunningPool, requireVolume } from "./volume";
 
 export type Access = "gfapi" | "fuse";
 export type HotplugBus = Extract<DiskBus, "virtio" | "scsi" | "sata" | "ide">;
@@ -278,29 +278,20 @@ async function planAttachment(host: Host, args: DiskArgs): Promise<Plan> {
   const problem = hotplug ? hotplugProblem(args.bus, dom.summary) : undefined;
   if (problem) throw new InputError("bus", `cannot hot-plug into running domain '${args.domain}': ${problem}`);
 
-  const pool = await inspectPool(host, args.pool);
-  if (!pool) throw new InputError("pool", `no storage pool named '${args.pool}' on ${host.label}`);
-  if (pool.state !== "running") throw new InputError("pool", `pool '${args.pool}' is ${pool.state}, not running`);
-  let volumeXml: string;
-  try {
-    volumeXml = await host.virsh(["vol-dumpxml", "--pool", args.pool, args.volume]);
-  } catch (err) {
-    if (isNotFound(err, "volume")) throw new InputError("volume", `no volume '${args.volume}' in pool '${args.pool}'`);
-    throw err;
-  }
-  const volume = parseVolumeXml(volumeXml);
+  const poolInfo = await requireRunningPool(host, args.pool);
+  const volume = await requireVolume(host, args.pool, args.volume, "volume");
   if (volume.format !== "raw" && volume.format !== "qcow2") {
     throw new InputError("volume", `'${args.volume}' is ${volume.format ?? "of unknown format"}; only raw and qcow2 images can be attached`);
   }
   if (!volume.path) throw new GlusterLibvirtError(`libvirt reports no path for volume '${args.volume}'`);
 
-  const resolved = resolveAccess(args.access, pool.info.type, args.access === "fuse" ? false : await qemuHasGlusterDriver(host));
+  const resolved = resolveAccess(args.access, poolInfo.type, args.access === "fuse" ? false : await qemuHasGlusterDriver(host));
   if ("problem" in resolved) throw new InputError("access", `${resolved.problem} (host ${host.label})`);
   if (resolved.access === "gfapi" && !qemuMayOpen(volume.permissions, await qemuOwnership(host), args.readonly)) {
     const p = volume.permissions!;
     throw new InputError("volume", `'${args.volume}' is owned by ${p.owner}:${p.group} mode ${p.mode}: QEMU cannot open it through libgfapi; give it QEMU's owner/group (ImageVolume does by default) or use access fuse`);
   }
-  const source = diskSourceFor(resolved.access, pool.info, volume.path);
+  const source = diskSourceFor(resolved.access, poolInfo, volume.path);
   const xml = buildDiskXml({
     source, target: args.target, bus: args.bus, format: volume.format, ...args.driver,
     readonly: args.readonly, shareable: args.shareable, serial: args.serial,

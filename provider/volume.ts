@@ -170,14 +170,25 @@ export interface VolumeOutputs extends VolumeArgs {
 // ---------------------------------------------------------------------------------------
 // Reading the host
 
-/** The volume as libvirt reports it (vol-dumpxml refreshes sizes), or undefined when it does not exist. */
+/**
+ * The volume as libvirt reports it (vol-dumpxml refreshes sizes), or undefined when it
+ * does not exist. libvirt lists a pool's files as of its last refresh, and on shared
+ * storage another hypervisor may have made this one since: a miss refreshes the pool
+ * once and looks again.
+ */
 export async function inspectVolume(host: Host, pool: string, name: string): Promise<VolumeInfo | undefined> {
-  try {
-    return parseVolumeXml(await host.virsh(["vol-dumpxml", "--pool", pool, name]));
-  } catch (err) {
-    if (isNotFound(err, "volume")) return undefined;
-    throw err;
-  }
+  const lookUp = async () => {
+    try {
+      return parseVolumeXml(await host.virsh(["vol-dumpxml", "--pool", pool, name]));
+    } catch (err) {
+      if (isNotFound(err, "volume")) return undefined;
+      throw err;
+    }
+  };
+  const found = await lookUp();
+  if (found) return found;
+  await host.virsh(["pool-refresh", pool]).catch(() => undefined); // an inactive pool answers the lookup itself
+  return lookUp();
 }
 
 /** The volume, or undefined when it or its whole pool is gone (as far as libvirt can tell). */
@@ -190,14 +201,14 @@ async function findVolume(host: Host, pool: string, name: string): Promise<Volum
   }
 }
 
-async function requireRunningPool(host: Host, name: string, field = "pool"): Promise<PoolInfo> {
+export async function requireRunningPool(host: Host, name: string, field = "pool"): Promise<PoolInfo> {
   const pool = await inspectPool(host, name);
   if (!pool) throw new InputError(field, `no storage pool named '${name}' on ${host.label}`);
   if (pool.state !== "running") throw new InputError(field, `storage pool '${name}' on ${host.label} is ${pool.state}, not running`);
   return pool.info;
 }
 
-async function requireVolume(host: Host, pool: string, name: string, field: string): Promise<VolumeInfo> {
+export async function requireVolume(host: Host, pool: string, name: string, field: string): Promise<VolumeInfo> {
   const vol = await inspectVolume(host, pool, name);
   if (!vol) throw new InputError(field, `no volume '${name}' in pool '${pool}' on ${host.label}`);
   return vol;

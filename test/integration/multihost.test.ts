@@ -1,6 +1,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
+import { closeAllHosts, getHost } from "../../provider/host";
+import { inspectVolume } from "../../provider/volume";
 import { getMultiHostLab, runOnHypervisor, virshOn } from "../helpers/hypervisors";
 import type { LabHypervisor, LabInfo } from "../helpers/lab";
 import { createGlusterVolume, isMounted, tryVirsh, uniqueName, virsh } from "../helpers/local";
@@ -91,5 +93,24 @@ describe("the lab's second hypervisor", () => {
     assert.ok(isMounted(target), "removing hypervisor 2's pool left host 1's mount alone");
     assert.equal((await virshOn(lab, hv1, "pool-info", poolName)).match(/State:\s+(\S+)/)?.[1], "running");
     await removePool(hv1);
+  });
+
+  test("an image made through host 1 is found by host 2's lookup without a manual pool-refresh", async () => {
+    await defineAndStart(hv1);
+    await defineAndStart(hv2);
+    try {
+      // host 2's pool was refreshed (started) before the file existed
+      await runOnHypervisor(lab, hv1, ["virsh", "-q", "-c", lab.libvirtUri, "vol-create-as", poolName, "shared.img", "1M"]);
+      assert.doesNotMatch(await virshOn(lab, hv2, "vol-list", poolName), /shared\.img/, "host 2's libvirt does not list it yet");
+      const host2 = getHost({ host: hv2.ssh.host, port: hv2.ssh.port, user: hv2.ssh.user, privateKeyPath: hv2.ssh.privateKeyPath, knownHostsFile: hv2.ssh.knownHostsFile });
+      const found = await inspectVolume(host2, poolName, "shared.img");
+      assert.equal(found?.path, `${target}/shared.img`);
+      assert.equal(found?.capacity, 1024 * 1024);
+      await runOnHypervisor(lab, hv1, ["virsh", "-q", "-c", lab.libvirtUri, "vol-delete", "--pool", poolName, "shared.img"]);
+    } finally {
+      closeAllHosts();
+      await removePool(hv2);
+      await removePool(hv1);
+    }
   });
 });
