@@ -37,6 +37,10 @@ function program(): Promise<Record<string, unknown>> {
     pool: storage.pools[hv1.ssh.host].name,
     name: imageName,
     capacity: "16MiB",
+  }, {
+    // after every host's pool started, so host 2's listing predates the image and the
+    // test below sees what a pool-refresh adds
+    dependsOn: Object.values(storage.pools),
   });
   return Promise.resolve({
     uuids: Object.fromEntries(Object.entries(storage.pools).map(([host, p]) => [host, p.uuid])),
