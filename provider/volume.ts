@@ -553,8 +553,8 @@ export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "config
     const args = parseArgs(volumeSchema, inputs);
     const host = getHost(args.connection);
     const pool = await requireRunningPool(host, args.pool);
-    // A native pool lists only what it saw at its last refresh; qemu-img would truncate a file it does not list.
-    if (pool.type === "gluster") await host.virsh(["pool-refresh", args.pool]);
+    // inspectVolume refreshes the pool on a miss: a file libvirt does not list yet (made
+    // by hand or by another hypervisor) is found, so qemu-img never truncates it.
     const existing = await inspectVolume(host, args.pool, args.name);
     let created: Created = {};
     if (existing && !args.adopt) {
