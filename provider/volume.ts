@@ -19,8 +19,12 @@
  *    same Gluster volume). A FUSE mount was not chosen: it would need root to mount and
  *    leave a mount behind on failure; qemu-img needs neither.
  *  - Creation is all-or-nothing: any failure once the volume exists deletes it.
- *  - The content sha256 of a local file is computed while uploading (one pass) and,
- *    in diff, by hashing the file again: a changed file replaces the volume.
+ *  - A local file is identified by its content digest (localImage.ts), computed while
+ *    uploading and, in diff, by scanning the file again: a changed file replaces the
+ *    volume. It hashes the data only, so a sparse image costs what its data costs. The
+ *    whole file's sha256 (what `sha256sum` prints) costs a hash of every byte, holes
+ *    included: it is computed only when `source.sha256` asks for it, and checked before
+ *    anything is created.
  */
 import { stat } from "node:fs/promises";
 import { isAbsolute, resolve } from "node:path";
@@ -36,7 +40,8 @@ import { formatSize, parseSize } from "./size";
 import { connectionSchema } from "./ssh/settings";
 import { describeUses, findDiskUses } from "./usage";
 import { parseNames } from "./virshOutput";
-import { appendZeros, directFile, downloadToVolume, fileSha256, hostSha256, type ProgressReporter, uploadAndVerify, type VolumeTarget } from "./volumeContent";
+import { fileSha256, localContentDigest } from "./localImage";
+import { appendZeros, directFile, downloadToVolume, hostSha256, type ProgressReporter, uploadAndVerify, type VolumeTarget } from "./volumeContent";
 import { diskReferencesVolume, type VolumeReference } from "./xml/disk";
 import type { PoolInfo } from "./xml/pool";
 import { buildVolumeXml, parseVolumeXml, type VolumeFormat, type VolumeInfo, type VolumeSpec } from "./xml/volume";
@@ -91,7 +96,7 @@ const sourceSchema = z
   .superRefine((s, ctx) => {
     const kinds = (["path", "url", "volume"] as const).filter((k) => s[k] !== undefined);
     if (kinds.length !== 1) ctx.addIssue({ code: "custom", path: [], message: "give exactly one of `path`, `url` or `volume`" });
-    if (s.sha256 !== undefined && s.url === undefined) ctx.addIssue({ code: "custom", path: ["sha256"], message: "applies to `url` sources only" });
+    if (s.sha256 !== undefined && s.volume !== undefined) ctx.addIssue({ code: "custom", path: ["sha256"], message: "applies to `path` and `url` sources only" });
     if (s.pool !== undefined && s.volume === undefined) ctx.addIssue({ code: "custom", path: ["pool"], message: "applies to `volume` sources only" });
   });
 
@@ -163,8 +168,10 @@ export interface VolumeOutputs extends VolumeArgs {
   format: VolumeFormat;
   /** path of the backing image, for overlays */
   backingStore?: string;
-  /** sha256 of the content, when known (uploaded or downloaded volumes) */
+  /** sha256 of the whole content: downloaded volumes, and uploads with `source.sha256` */
   sha256?: string;
+  /** uploaded volumes: the source file's content digest (`sparse-v1:…`, see localImage.ts) */
+  contentDigest?: string;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -223,7 +230,7 @@ function glusterUrlOf(pool: PoolInfo, name: string): string {
   return `gluster://${pool.servers[0]}/${pool.volume}/${glusterPathOf(pool, name)}`;
 }
 
-function outputsOf(args: VolumeArgs, live: VolumeInfo, glusterUrl: string, sha256: string | undefined): VolumeOutputs {
+function outputsOf(args: VolumeArgs, live: VolumeInfo, glusterUrl: string, content: Created): VolumeOutputs {
   return plainOutputs({
     ...args,
     key: live.key ?? live.path ?? "",
@@ -233,7 +240,8 @@ function outputsOf(args: VolumeArgs, live: VolumeInfo, glusterUrl: string, sha25
     allocation: live.allocation,
     format: (live.format ?? args.format) as VolumeFormat,
     backingStore: live.backingStore?.path,
-    sha256,
+    sha256: content.sha256,
+    contentDigest: content.contentDigest,
   });
 }
 
@@ -250,9 +258,7 @@ async function volumePermissions(host: Host, pool: PoolInfo, wanted: Permissions
 }
 
 /** What create learned on the way that the host cannot tell later. */
-interface Created {
-  sha256?: string;
-}
+type Created = Pick<VolumeOutputs, "sha256" | "contentDigest">;
 
 async function localFileSize(path: string): Promise<number> {
   try {
@@ -265,13 +271,21 @@ async function localFileSize(path: string): Promise<number> {
   }
 }
 
-/** sha256 of the local source file (diff: has it changed?). */
-async function hashSource(path: string): Promise<string> {
+/** The local source file's content digest (diff: has it changed?). */
+async function sourceDigest(path: string): Promise<string> {
   try {
-    return await fileSha256(path);
+    return await localContentDigest(path);
   } catch (err) {
     throw new InputError("source.path", `cannot read ${path}: ${(err as Error).message}`);
   }
+}
+
+/** `source.sha256` of a local file is checked before anything is created. */
+async function checkSourceSha256(path: string, size: number, expected: string): Promise<void> {
+  const actual = await fileSha256(path, size).catch((err: Error) => {
+    throw new InputError("source.path", `cannot read ${path}: ${err.message}`);
+  });
+  if (actual !== expected) throw new InputError("source.sha256", `checksum mismatch for ${path}: expected ${expected}, the file has ${actual}`);
 }
 
 /** Progress on stderr for uploads of 64 MiB or more: every 10 %, and not more often than every 5 s. */
@@ -321,15 +335,15 @@ async function defineVolume(host: Host, pool: PoolInfo, args: VolumeArgs, conten
   await host.virsh(["vol-create", args.pool, "/dev/stdin", ...flags], { stdin: buildVolumeXml(spec) });
 }
 
-/** Step 2: content, verified. Returns the content sha256. */
-async function fillVolume(volume: VolumeTarget, args: VolumeArgs, localSize: number | undefined): Promise<string | undefined> {
+/** Step 2: content, verified. Returns what is known of it. */
+async function fillVolume(volume: VolumeTarget, args: VolumeArgs, localSize: number | undefined): Promise<Created> {
   const src = args.source;
-  if (src?.path === undefined && src?.url === undefined) return undefined;
+  if (src?.path === undefined && src?.url === undefined) return {};
   // Straight into the file on the FUSE mount when this login may write it; else through libvirt.
   const target = { ...volume, file: await directFile(volume.host, (await requireVolume(volume.host, args.pool, args.name, "name")).path) };
   if (src?.path !== undefined) {
     const r = await uploadAndVerify(target, src.path, localSize!, progressFor(`${src.path} to ${args.pool}/${args.name}`, localSize!));
-    return r.sha256;
+    return { sha256: src.sha256, contentDigest: r.digest };
   }
   if (src?.url !== undefined) {
     await downloadToVolume(target, src.url);
@@ -338,9 +352,9 @@ async function fillVolume(volume: VolumeTarget, args: VolumeArgs, localSize: num
     if (src.sha256 !== undefined && actual !== src.sha256) {
       throw new InputError("source.sha256", `checksum mismatch for ${src.url}: expected ${src.sha256}, downloaded ${actual}`);
     }
-    return actual;
+    return { sha256: actual };
   }
-  return undefined;
+  return {};
 }
 
 /** Step 3: the format is what was asked for, qcow2 is 512-aligned, capacity is reached. */
@@ -373,12 +387,13 @@ async function growVolume(target: VolumeTarget, args: VolumeArgs): Promise<void>
 async function createInNetfsPool(host: Host, pool: PoolInfo, args: VolumeArgs): Promise<Created> {
   const target = { host, pool: args.pool, volume: args.name };
   const localSize = args.source?.path !== undefined ? await localFileSize(args.source.path) : undefined;
+  if (args.source?.path !== undefined && args.source.sha256 !== undefined) await checkSourceSha256(args.source.path, localSize!, args.source.sha256);
   const contentSize = args.source?.url !== undefined ? 0 : localSize;
   await defineVolume(host, pool, args, contentSize);
   try {
-    const sha256 = await fillVolume(target, args, localSize);
+    const created = await fillVolume(target, args, localSize);
     await finishVolume(target, args);
-    return { sha256 };
+    return created;
   } catch (err) {
     throw await afterFailedCreation(host, args, err, () => removePartialVolume(host, args.pool, args.name));
   }
@@ -534,8 +549,8 @@ export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "config
     const result = diffByTable(volumeChanges, olds, wanted);
     const replaces = [...(result.replaces ?? [])];
     const path = news.source?.path;
-    if (!replaces.includes("source") && typeof path === "string" && path !== UNKNOWN && olds.sha256 !== undefined) {
-      if ((await hashSource(path)) !== olds.sha256) replaces.push("source");
+    if (!replaces.includes("source") && typeof path === "string" && path !== UNKNOWN && olds.contentDigest !== undefined) {
+      if ((await sourceDigest(path)) !== olds.contentDigest) replaces.push("source");
     }
     const shrinking = typeof wanted.capacity === "number" && typeof olds.capacity === "number" && wanted.capacity < olds.capacity;
     if (shrinking && replaces.length === 0) {
@@ -573,7 +588,7 @@ export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "config
       }
     }
     const live = await requireVolume(host, args.pool, args.name, "name");
-    const outs = outputsOf(args, live, glusterUrlOf(pool, args.name), created.sha256);
+    const outs = outputsOf(args, live, glusterUrlOf(pool, args.name), created);
     return { id: outs.key, outs };
   },
 
@@ -582,7 +597,7 @@ export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "config
     const host = getHost(old.connection);
     const live = await findVolume(host, old.pool, old.name);
     if (!live) return {};
-    return { id: live.key ?? id, props: outputsOf(old, live, old.glusterUrl, old.sha256) };
+    return { id: live.key ?? id, props: outputsOf(old, live, old.glusterUrl, old) };
   },
 
   async update(_id: string, olds: Props, news: Props) {
@@ -600,7 +615,7 @@ export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "config
       await applyPermissions(host, live, await volumePermissions(host, await requireRunningPool(host, args.pool), args.permissions));
     }
     const after = await requireVolume(host, args.pool, args.name, "name");
-    return { outs: outputsOf(args, after, old.glusterUrl, old.sha256) };
+    return { outs: outputsOf(args, after, old.glusterUrl, old) };
   },
 
   async delete(_id: string, props: Props) {

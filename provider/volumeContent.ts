@@ -1,20 +1,17 @@
 /**
  * Putting bytes into a volume that already exists, and proving they arrived.
  *
- * Upload of a local file: one pass over the file, in 64 KiB blocks; all-zero blocks
- * are not sent. The content sha256 is computed by a worker thread reading the file in
- * parallel, so hashing does not compete with ssh2's encryption on the main thread. Runs of data become *extents*, each
- * streamed over the pooled SSH connection into a file that was created sparse at its
- * full size, so what is skipped reads back as zeros. Each extent is written either
- *  - straight into the volume's file on the pool's FUSE mount (`dd … conv=notrunc`),
- *    when the connection may write that file (root, `sudo: true`, or its owner): the
- *    bytes go sshd → dd → FUSE, one copy fewer than through libvirt; or
- *  - by `virsh vol-upload --offset O` (sshd → virsh → libvirtd → file), which needs
- *    no file permissions: the fallback.
+ * Upload of a local file: `scanAndHash` (localImage.ts) yields the bytes to send — holes
+ * and all-zero blocks skipped — grouped in extents, into a file that was created sparse
+ * at its full size, so what is skipped reads back as zeros. The bytes go either
+ *  - straight into the volume's file on the pool's FUSE mount, when the connection may
+ *    write that file (root, `sudo: true`, or its owner): one remote shell for the whole
+ *    upload reads frames `OFFSET LENGTH\n<bytes>` and runs `dd … seek=OFFSET count=LENGTH`
+ *    for each (sshd → dd → FUSE, one copy fewer than through libvirt); or
+ *  - by `virsh vol-upload --offset O` per extent (sshd → virsh → libvirtd → file), which
+ *    needs no file permissions: the fallback. Each extent is a libvirt stream, ~30 ms.
  * Holes shorter than MIN_HOLE are sent as zeros: a new extent costs a remote process
- * (and for vol-upload a libvirt stream, ~50 ms), more than a few MiB of zeros. Node
- * cannot SEEK_DATA/SEEK_HOLE, so holes are found by reading them (fast: the kernel
- * returns zeros without touching a disk), and the sha256 covers every byte.
+ * (and for vol-upload a libvirt stream), more than a few MiB of zeros.
  *
  * Verification: the host reads back every extent it was sent — from the file when it
  * may read it, else through libvirt (`vol-download`) — and hashes them with
@@ -27,25 +24,13 @@
  */
 import { createHash } from "node:crypto";
 import { once } from "node:events";
-import { createReadStream } from "node:fs";
 import { PassThrough } from "node:stream";
-import { Worker } from "node:worker_threads";
 import { GlusterLibvirtError } from "./errors";
 import type { Host } from "./host";
+import { type Extent, type Piece, READ_SIZE, scanAndHash, type ScannedContent } from "./localImage";
 
-/** Granularity of hole detection. */
-export const BLOCK_SIZE = 64 * 1024;
-/** Zero runs shorter than this inside data are sent rather than skipped. */
-export const MIN_HOLE = 4 * 1024 * 1024;
-const READ_SIZE = 1024 * 1024;
-const ZERO_BLOCK = Buffer.alloc(BLOCK_SIZE);
-const ZERO_READ = Buffer.alloc(READ_SIZE);
-
-/** A byte range of the image that was written. */
-export interface Extent {
-  offset: number;
-  length: number;
-}
+/** Largest frame of the direct writer: its bytes are held in memory until it is sent. */
+const FRAME_SIZE = 16 * 1024 * 1024;
 
 /** Where content goes: a volume in a (netfs) pool. */
 export interface VolumeTarget {
@@ -66,94 +51,27 @@ export async function directFile(host: Host, path: string | undefined): Promise<
   return r.code === 0 ? path : undefined;
 }
 
-export interface UploadResult {
-  /** sha256 of the whole file, holes included */
-  sha256: string;
-  size: number;
-  /** the ranges sent (what the host verifies) */
-  extents: Extent[];
-}
+export type ProgressReporter = (bytesDone: number, totalBytes: number) => void;
 
-export type ProgressReporter = (bytesRead: number, totalBytes: number) => void;
-
-/**
- * Decides, block by block, what is sent. Pure bookkeeping, no I/O: `feed` returns
- * what to do with the block, so the scan can be tested without hosts.
- */
-export class ExtentPlanner {
-  readonly extents: Extent[] = [];
-  private open: Extent | undefined;
-  /** zero bytes seen since the last data byte of the open extent */
-  private pendingZeros = 0;
-
-  constructor(private readonly minHole = MIN_HOLE) {}
-
-  /**
-   * A block at `offset` (blocks arrive in order, contiguous). Returns the actions:
-   * "start" a new extent here, then "zeros" bytes to send before this block, and
-   * whether the block itself is sent; or "end" the open extent (a hole is long enough).
-   */
-  feed(offset: number, length: number, isZero: boolean): { end?: boolean; start?: boolean; zeros?: number; send: boolean } {
-    if (isZero) {
-      if (!this.open) return { send: false };
-      this.pendingZeros += length;
-      if (this.pendingZeros < this.minHole) return { send: false };
-      this.close();
-      return { end: true, send: false };
-    }
-    if (!this.open) {
-      this.open = { offset, length };
-      this.extents.push(this.open);
-      return { start: true, send: true };
-    }
-    const zeros = this.pendingZeros;
-    this.open.length += zeros + length;
-    this.pendingZeros = 0;
-    return zeros ? { zeros, send: true } : { send: true };
-  }
-
-  /** End of file: trailing zeros are never sent (the file already has its full size). */
-  finish(): void {
-    this.close();
-  }
-
-  private close(): void {
-    this.open = undefined;
-    this.pendingZeros = 0;
-  }
-}
-
-/** The remote command that writes one extent from its stdin. */
-function writeExtent(target: VolumeTarget, offset: number, stdin: PassThrough): Promise<unknown> {
-  if (target.file !== undefined) {
-    // iflag=fullblock: whole 1 MiB writes into FUSE whatever the pipe hands dd.
-    // nofollow: as root, never write through a symlink someone put in the volume's place.
-    const dd = ["dd", `of=${target.file}`, "bs=1M", "iflag=fullblock", "oflag=seek_bytes,nofollow", `seek=${offset}`, "conv=notrunc", "status=none"];
-    return target.host.exec(dd, { stdin });
-  }
-  return target.host.virsh(["vol-upload", "--pool", target.pool, "--offset", String(offset), target.volume, "/dev/stdin"], { stdin });
-}
-
-/** One extent's remote writer in flight, fed through a stream with backpressure. */
-class ExtentStream {
+/** The stdin of one remote command, with backpressure; a failed command fails the next write. */
+class RemoteInput {
   private readonly stream = new PassThrough({ highWaterMark: READ_SIZE });
   private readonly done: Promise<unknown>;
   private failed: unknown;
 
-  constructor(target: VolumeTarget, offset: number) {
-    this.done = writeExtent(target, offset, this.stream)
-      .catch((err: unknown) => {
-        this.failed = err;
-        throw err;
-      });
+  constructor(run: (stdin: PassThrough) => Promise<unknown>) {
+    this.done = run(this.stream).catch((err: unknown) => {
+      this.failed = err;
+      throw err;
+    });
     this.done.catch(() => undefined); // observed in write()/end()
   }
 
   async write(chunk: Buffer): Promise<void> {
     if (this.failed) throw this.failed;
     if (!this.stream.write(chunk)) {
-      // The upload may die while we wait for room: do not wait forever.
-      await Promise.race([once(this.stream, "drain"), this.done.then(() => { throw new GlusterLibvirtError("vol-upload ended before its input did"); })]);
+      // The command may die while we wait for room: do not wait forever.
+      await Promise.race([once(this.stream, "drain"), this.done.then(() => { throw new GlusterLibvirtError("the remote writer ended before its input did"); })]);
     }
   }
 
@@ -167,95 +85,99 @@ class ExtentStream {
   }
 }
 
+/** Writes pieces (contiguous runs form extents) into the volume. */
+interface ExtentWriter {
+  write(piece: Piece): Promise<void>;
+  end(): Promise<void>;
+  abort(err: Error): void;
+}
+
 /**
- * The pieces of a read chunk and whether each is all zeros: a chunk of zeros (the bulk
- * of a sparse file) is one piece, one memcmp; anything else is cut into BLOCK_SIZE blocks.
+ * Direct: one remote shell writes every extent. A frame's length goes before its bytes,
+ * so a frame (at most FRAME_SIZE, never across extents) is gathered before it is sent.
+ * `dd iflag=fullblock,count_bytes` reads exactly the frame; `nofollow`: as root, never
+ * write through a symlink someone put in the volume's place.
  */
-function* piecesOf(chunk: Buffer): Generator<[Buffer, boolean]> {
-  if (chunk.length <= READ_SIZE && chunk.equals(ZERO_READ.subarray(0, chunk.length))) {
-    yield [chunk, true];
-    return;
+class FrameWriter implements ExtentWriter {
+  private static readonly SCRIPT =
+    'f=$1; while read -r off len; do dd of="$f" bs=1M iflag=fullblock,count_bytes count="$len" oflag=seek_bytes,nofollow seek="$off" conv=notrunc status=none || exit 1; done';
+  private input: RemoteInput | undefined;
+  private parts: Buffer[] = [];
+  private start = 0;
+  private length = 0;
+
+  constructor(private readonly host: Host, private readonly file: string) {}
+
+  async write(piece: Piece): Promise<void> {
+    const contiguous = piece.offset === this.start + this.length;
+    if (this.length > 0 && (!contiguous || this.length + piece.bytes.length > FRAME_SIZE)) await this.flush();
+    if (this.length === 0) this.start = piece.offset;
+    this.parts.push(piece.bytes);
+    this.length += piece.bytes.length;
   }
-  for (let at = 0; at < chunk.length; at += BLOCK_SIZE) {
-    const block = chunk.subarray(at, Math.min(at + BLOCK_SIZE, chunk.length));
-    yield [block, isZeroBlock(block)];
+
+  private async flush(): Promise<void> {
+    this.input ??= new RemoteInput((stdin) => this.host.exec(["sh", "-c", FrameWriter.SCRIPT, "sh", this.file], { stdin }));
+    await this.input.write(Buffer.from(`${this.start} ${this.length}\n`));
+    for (const part of this.parts) await this.input.write(part);
+    this.parts = [];
+    this.length = 0;
+  }
+
+  async end(): Promise<void> {
+    if (this.length > 0) await this.flush();
+    await this.input?.end();
+  }
+
+  abort(err: Error): void {
+    this.input?.abort(err);
   }
 }
 
-function isZeroBlock(block: Buffer): boolean {
-  return block.length === BLOCK_SIZE ? block.equals(ZERO_BLOCK) : block.equals(ZERO_BLOCK.subarray(0, block.length));
-}
+/** Fallback: one `virsh vol-upload --offset` per extent, streamed as it is read. */
+class VolUploadWriter implements ExtentWriter {
+  private current: RemoteInput | undefined;
+  private next = -1;
 
-const HASH_WORKER = `
-const { parentPort, workerData } = require("node:worker_threads");
-const fs = require("node:fs");
-const hash = require("node:crypto").createHash("sha256");
-const buf = Buffer.allocUnsafe(1 << 20);
-const fd = fs.openSync(workerData.path, "r");
-try {
-  const ranges = workerData.ranges ?? [{ offset: 0, length: Infinity }];
-  for (const { offset, length } of ranges) {
-    for (let pos = offset, end = offset + length; pos < end; ) {
-      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, end - pos), pos);
-      if (n === 0) {
-        if (length === Infinity) break;
-        throw new Error("file ended before " + end + " bytes");
-      }
-      hash.update(buf.subarray(0, n));
-      pos += n;
+  constructor(private readonly target: VolumeTarget) {}
+
+  async write(piece: Piece): Promise<void> {
+    if (piece.offset !== this.next) {
+      await this.current?.end();
+      const { host, pool, volume } = this.target;
+      const args = ["vol-upload", "--pool", pool, "--offset", String(piece.offset), volume, "/dev/stdin"];
+      this.current = new RemoteInput((stdin) => host.virsh(args, { stdin }));
     }
+    await this.current!.write(piece.bytes);
+    this.next = piece.offset + piece.bytes.length;
   }
-} finally {
-  fs.closeSync(fd);
-}
-parentPort.postMessage(hash.digest("hex"));
-`;
 
-/** sha256 of a local file, or of the concatenation of `ranges` of it, computed on a worker thread. */
-export function fileSha256(path: string, ranges?: readonly Extent[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(HASH_WORKER, { eval: true, workerData: { path, ranges } });
-    worker.once("message", resolve);
-    worker.once("error", reject);
-    worker.once("exit", (code) => reject(new GlusterLibvirtError(`hashing ${path} stopped (exit ${code})`)));
-  });
+  async end(): Promise<void> {
+    await this.current?.end();
+  }
+
+  abort(err: Error): void {
+    this.current?.abort(err);
+  }
 }
 
 /**
  * Streams a local file into an existing volume of at least its size, skipping holes.
  * On failure the volume holds partial data: the caller deletes it.
  */
-export async function uploadFile(target: VolumeTarget, path: string, expectedSize: number, onProgress?: ProgressReporter): Promise<UploadResult> {
-  const whole = fileSha256(path);
-  whole.catch(() => undefined); // awaited below, unless the upload fails first
-  const planner = new ExtentPlanner();
-  let current: ExtentStream | undefined;
-  let offset = 0;
+export async function uploadFile(target: VolumeTarget, path: string, size: number, onProgress?: ProgressReporter): Promise<ScannedContent> {
+  const writer: ExtentWriter = target.file !== undefined ? new FrameWriter(target.host, target.file) : new VolUploadWriter(target);
   try {
-    for await (const chunk of createReadStream(path, { highWaterMark: READ_SIZE })) {
-      for (const [block, isZero] of piecesOf(chunk as Buffer)) {
-        const step = planner.feed(offset, block.length, isZero);
-        if (step.end) {
-          await current!.end();
-          current = undefined;
-        }
-        if (step.start) current = new ExtentStream(target, offset);
-        for (let z = step.zeros ?? 0; z > 0; z -= READ_SIZE) await current!.write(ZERO_READ.subarray(0, Math.min(z, READ_SIZE)));
-        if (step.send) await current!.write(block);
-        offset += block.length;
-      }
-      onProgress?.(offset, expectedSize);
-    }
-    planner.finish();
-    await current?.end();
+    const scanned = await scanAndHash(path, size, async (piece) => {
+      await writer.write(piece);
+      onProgress?.(piece.offset + piece.bytes.length, size);
+    });
+    await writer.end();
+    return scanned;
   } catch (err) {
-    current?.abort(err as Error);
+    writer.abort(err as Error);
     throw err;
   }
-  if (offset !== expectedSize) {
-    throw new GlusterLibvirtError(`${path} changed size while it was uploaded (${expectedSize} bytes before, ${offset} read)`);
-  }
-  return { sha256: await whole, size: offset, extents: planner.extents };
 }
 
 /** sha256 of the empty string: what a file with no data extents sends. */
@@ -289,14 +211,11 @@ export async function hostSha256(target: VolumeTarget, extents: readonly Extent[
 }
 
 /** Upload, then have the host prove it holds what was sent. */
-export async function uploadAndVerify(target: VolumeTarget, path: string, size: number, onProgress?: ProgressReporter): Promise<UploadResult> {
+export async function uploadAndVerify(target: VolumeTarget, path: string, size: number, onProgress?: ProgressReporter): Promise<ScannedContent> {
   const result = await uploadFile(target, path, size, onProgress);
-  const { extents } = result;
-  const wholeFile = extents.length === 1 && extents[0].offset === 0 && extents[0].length === size;
-  // Both sides hash the same ranges at once: the host from the volume, we from the file.
-  const [onHost, sent] = await Promise.all([hostSha256(target, extents), wholeFile ? result.sha256 : fileSha256(path, extents)]);
-  if (onHost !== sent) {
-    throw new GlusterLibvirtError(`upload of ${path} to ${target.pool}/${target.volume} on ${target.host.label} is corrupt (or the file changed meanwhile): the host read back sha256 ${onHost}, the file has ${sent}`);
+  const onHost = await hostSha256(target, result.extents);
+  if (onHost !== result.sentSha256) {
+    throw new GlusterLibvirtError(`upload of ${path} to ${target.pool}/${target.volume} on ${target.host.label} is corrupt (or the file changed meanwhile): the host read back sha256 ${onHost}, the file has ${result.sentSha256}`);
   }
   return result;
 }

@@ -5,6 +5,8 @@
  *             volume's file on the FUSE mount) and "vol-upload" (the plain login:
  *             `virsh vol-upload --offset`, through libvirtd); "transfer" is the upload
  *             alone, "create" the whole resource create (plus host-side sha256 verify).
+ *   digest    what `pulumi preview` pays per uploaded volume: the local file's content
+ *             digest (holes skipped), next to a whole-file sha256 of it for comparison
  *   ssh cat   `ssh host 'cat > FILE' < file` into the same Gluster FUSE mount
  *   scp       `scp file host:FILE` into the same mount
  * Files: 1 GiB of random data, a 4 GiB sparse file holding 64 MiB of data (64 x 1 MiB
@@ -21,6 +23,7 @@ import { closeAllHosts, getHost } from "../provider/host";
 import { glusterPool, type PoolOutputs } from "../provider/pool";
 import type { Props } from "../provider/resource";
 import { imageVolume, type VolumeOutputs } from "../provider/volume";
+import { fileSha256, localContentDigest } from "../provider/localImage";
 import { directFile, uploadFile } from "../provider/volumeContent";
 import { buildVolumeXml } from "../provider/xml/volume";
 
@@ -122,6 +125,8 @@ async function main(): Promise<void> {
         row(`ours ${way}: create (+verify)`, await measure(async () => (outs = (await imageVolume.create(inputs)).outs as VolumeOutputs)));
         volumes.push(outs!);
       }
+      row("ours: content digest (diff)", await measure(() => localContentDigest(f.file)));
+      row("whole-file sha256 (comparison)", await measure(() => fileSha256(f.file, f.size)));
       const dest = path.join(sshDir, path.basename(f.file));
       const input = fs.openSync(f.file, "r");
       row("OpenSSH ssh cat", await measure(() => run("ssh", [...sshArgs, `${lab.ssh.user}@${lab.ssh.host}`, `cat > ${dest}`], input)));
@@ -142,6 +147,9 @@ async function main(): Promise<void> {
       const t = `ours ${way}: transfer`, c = `ours ${way}: create (+verify)`;
       console.log(`dense, ${way}: transfer / ssh cat throughput = ${(get(dense, "OpenSSH ssh cat") / get(dense, t)).toFixed(2)}x (goal >= 0.9x); / scp = ${(get(dense, "OpenSSH scp") / get(dense, t)).toFixed(2)}x; create+verify / ssh cat = ${(get(dense, "OpenSSH ssh cat") / get(dense, c)).toFixed(2)}x`);
       console.log(`sparse, ${way}: 4 GiB sparse / 64 MiB dense time, transfer = ${(get(files[1].label, t) / get(files[2].label, t)).toFixed(2)}x (goal <= 2x); create+verify = ${(get(files[1].label, c) / get(files[2].label, c)).toFixed(2)}x`);
+    }
+    for (const f of [files[1], files[2]]) {
+      console.log(`${f.label}: content digest ${get(f.label, "ours: content digest (diff)").toFixed(2)} s vs whole-file sha256 ${get(f.label, "whole-file sha256 (comparison)").toFixed(2)} s`);
     }
     console.log(`peak RSS of this process: ${(Math.max(...rows.filter((r) => r.peakRss).map((r) => r.peakRss!)) / MiB).toFixed(0)} MiB (baseline ${(baseRss / MiB).toFixed(0)} MiB)`);
   } finally {

@@ -7,16 +7,22 @@ import { makeProvider, withOutputs, type SameKeys } from "./provider";
 export interface ImageVolumeSource {
   /**
    * A file on the machine running Pulumi, streamed to the host over the SSH connection.
-   * Holes (all-zero 64 KiB blocks) are not sent; the host verifies what it received by
-   * sha256. With a root login or `connection.sudo` the data is written straight into the
-   * file on the pool's FUSE mount, otherwise through `virsh vol-upload`. A changed file
-   * (content hash) replaces the volume. Relative paths are resolved against the
+   * Holes are neither read (SEEK_DATA, where `perl` is installed) nor sent, nor are
+   * all-zero 64 KiB blocks; the host verifies what it received by sha256. With a root
+   * login or `connection.sudo` the data is written straight into the file on the pool's
+   * FUSE mount, otherwise through `virsh vol-upload`. A changed file (its
+   * `contentDigest`) replaces the volume. Relative paths are resolved against the
    * program's working directory. netfs pools only.
    */
   path?: pulumi.Input<string>;
   /** Downloaded by the hypervisor itself (`curl`), never through the Pulumi machine. */
   url?: pulumi.Input<string>;
-  /** With `url`: the expected sha256 (hex). A mismatch fails creation and leaves no volume behind. */
+  /**
+   * With `url` or `path`: the expected sha256 (hex) of the whole image, as `sha256sum`
+   * prints it; also the `sha256` output. A mismatch fails creation and leaves no volume
+   * behind. For `path` the file is hashed before anything is created: one more read of
+   * every byte, holes included.
+   */
   sha256?: pulumi.Input<string>;
   /** A full copy of this volume (`vol-create-from`). */
   volume?: pulumi.Input<string>;
@@ -101,8 +107,14 @@ export class ImageVolume extends pulumi.dynamic.Resource {
   declare readonly glusterUrl: pulumi.Output<string>;
   /** Path of the backing image (overlays). */
   declare readonly backingStore: pulumi.Output<string | undefined>;
-  /** sha256 of the content, when known (uploaded or downloaded volumes). */
+  /** sha256 of the whole content: downloaded volumes, and uploads given `source.sha256`. */
   declare readonly sha256: pulumi.Output<string | undefined>;
+  /**
+   * Uploaded volumes: the source file's content digest, `sparse-v1:<hex>` — it hashes the
+   * data and where it lies, not the holes, so it is cheap for sparse images. Not a
+   * `sha256sum`; ask for that with `source.sha256`.
+   */
+  declare readonly contentDigest: pulumi.Output<string | undefined>;
 
   static override isInstance(obj: unknown): obj is ImageVolume {
     return obj instanceof ImageVolume;
@@ -111,7 +123,7 @@ export class ImageVolume extends pulumi.dynamic.Resource {
   constructor(name: string, args: ImageVolumeArgs, opts?: pulumi.CustomResourceOptions) {
     const props = withOutputs({ ...args, connection: connectionInput(args.connection) }, [
       "capacity", "format", "preallocation", "permissions", "source", "backingVolume", "adopt",
-      "key", "path", "glusterUrl", "allocation", "backingStore", "sha256",
+      "key", "path", "glusterUrl", "allocation", "backingStore", "sha256", "contentDigest",
     ]);
     super(makeProvider("ImageVolume"), name, props, opts, "gluster-libvirt", "ImageVolume");
   }

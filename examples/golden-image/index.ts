@@ -17,13 +17,14 @@ const pool = new GlusterPool("images", {
 
 const format = baseImage.endsWith(".qcow2") ? "qcow2" : "raw";
 // Streamed from this machine over the SSH connection and checked by sha256 on the
-// host; a changed local file replaces the base (and with it, every clone).
+// host; a changed local file replaces the base (and with it, every clone). With
+// `baseImageSha256` set, the file must also match that published checksum.
 const base = new ImageVolume("base", {
   connection,
   pool: pool.name,
   name: `golden.${format === "qcow2" ? "qcow2" : "img"}`,
   format,
-  source: { path: baseImage },
+  source: { path: baseImage, sha256: config.get("baseImageSha256") },
 });
 
 const clones = vms.map((vm) => {
@@ -47,6 +48,7 @@ const clones = vms.map((vm) => {
   return { vm, root, disk };
 });
 
+export const baseDigest = base.contentDigest;
 export const baseSha256 = base.sha256;
 export const overlays = Object.fromEntries(clones.map((c) => [c.vm, c.root.path]));
 export const backedBy = clones.map((c) => c.root.backingStore);

@@ -4,6 +4,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { localContentDigest } from "../../provider/localImage";
 import { GlusterPool, ImageVolume } from "../../sdk";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { createGlusterVolume, tryVirsh, uniqueName, virsh } from "../helpers/local";
@@ -30,7 +31,7 @@ function program(): Promise<Record<string, unknown>> {
     source: { path: image },
     capacity: cfg.get("capacity"),
   });
-  return Promise.resolve({ path: disk.path, capacity: disk.capacity, sha256: disk.sha256, format: disk.format });
+  return Promise.resolve({ path: disk.path, capacity: disk.capacity, contentDigest: disk.contentDigest, format: disk.format });
 }
 
 before(async () => {
@@ -59,7 +60,7 @@ describe("ImageVolume through the Pulumi engine", () => {
     assert.equal(up.summary.result, "succeeded");
     assert.equal(up.outputs.capacity.value, 32 * 1024 * 1024);
     assert.equal(up.outputs.format.value, "raw");
-    assert.match(up.outputs.sha256.value, /^[0-9a-f]{64}$/);
+    assert.equal(up.outputs.contentDigest.value, await localContentDigest(image));
     assert.equal(fs.readFileSync(up.outputs.path.value).subarray(0, 15).toString(), "e2e boot sector");
   });
 
@@ -80,6 +81,19 @@ describe("ImageVolume through the Pulumi engine", () => {
     await t.stack.setConfig("capacity", { value: "16MiB" });
     await assert.rejects(t.stack.preview(), /capacity: shrinking volume .* would lose data/);
     await t.stack.setConfig("capacity", { value: "64MiB" });
+  });
+
+  test("a changed local image replaces the volume, with the new content", async () => {
+    const fd = fs.openSync(image, "r+");
+    fs.writeSync(fd, Buffer.from("changed"), 0, 7, 20 * 1024 * 1024);
+    fs.closeSync(fd);
+    const preview = await t.stack.preview({ diff: true });
+    assert.deepEqual(changes(preview.changeSummary), { replace: 1 });
+    const up = await t.stack.up();
+    assert.deepEqual(changes(up.summary.resourceChanges), { replace: 1 });
+    assert.equal(up.outputs.contentDigest.value, await localContentDigest(image));
+    assert.equal(fs.readFileSync(up.outputs.path.value).subarray(20 * 1024 * 1024, 20 * 1024 * 1024 + 7).toString(), "changed");
+    assert.equal(up.outputs.capacity.value, 64 * 1024 * 1024, "the replacement keeps the configured capacity");
   });
 
   test("destroy deletes the volume, then the pool", async () => {

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { closeAllHosts } from "../../provider/host";
 import { glusterPool, type PoolOutputs } from "../../provider/pool";
 import type { Props } from "../../provider/resource";
+import { localContentDigest } from "../../provider/localImage";
 import { imageVolume, type VolumeOutputs } from "../../provider/volume";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { createGlusterVolume, labConnection, tryVirsh, uniqueName, virsh } from "../helpers/local";
@@ -118,7 +119,7 @@ describe("ImageVolume on the lab", () => {
     assert.equal(adopted.id, raw.key);
   });
 
-  test("upload of a sparse file: data lands at its offsets, holes are not sent, sha256 is recorded", async () => {
+  test("upload of a sparse file: data lands at its offsets, holes are not sent, the content digest is recorded", async () => {
     const size = 96 * MiB;
     const chunks: [number, Buffer][] = [
       [0, randomBytes(4096)],
@@ -130,7 +131,8 @@ describe("ImageVolume on the lab", () => {
     const v = await create({ source: { path: file } });
     assert.equal(v.capacity, size);
     assert.equal(v.format, "raw");
-    assert.equal(v.sha256, sha256(fs.readFileSync(file)));
+    assert.equal(v.contentDigest, await localContentDigest(file));
+    assert.equal(v.sha256, undefined, "a whole-file sha256 only when asked for");
     const onHost = fs.readFileSync(v.path);
     assert.equal(onHost.length, size);
     assert.ok(onHost.equals(fs.readFileSync(file)), "byte-for-byte equal on the host");
@@ -146,6 +148,25 @@ describe("ImageVolume on the lab", () => {
     assert.equal((await imageVolume.diff(v.key, v, news)).changes, false);
     fs.writeFileSync(file, Buffer.from("changed"), { flag: "r+" });
     assert.deepEqual((await imageVolume.diff(v.key, v, news)).replaces, ["source"]);
+  });
+
+  test("upload with source.sha256: the whole file's sha256 is checked first and becomes the output; a wrong one creates nothing", async () => {
+    const file = sparseFile("summed.raw", 12 * MiB, [[MiB, randomBytes(MiB)], [9 * MiB, randomBytes(4096)]]);
+    const sum = sha256(fs.readFileSync(file));
+    const v = await create({ source: { path: file, sha256: sum.toUpperCase() } });
+    assert.equal(v.sha256, sum);
+    assert.equal(v.contentDigest, await localContentDigest(file));
+    assert.ok(fs.readFileSync(v.path).equals(fs.readFileSync(file)));
+
+    const name = uniqueName("badsum") + ".img";
+    const wrong = "f".repeat(64);
+    await assert.rejects(create({ name, source: { path: file, sha256: wrong } }), (err: Error) => {
+      assert.equal(err.name, "InputError");
+      assert.match(err.message, new RegExp(`^source\\.sha256: checksum mismatch for ${file}: expected ${wrong}, the file has ${sum}`));
+      return true;
+    });
+    assert.equal(exists({ name }), false);
+    assert.equal(fs.existsSync(path.join(pool.targetPath!, name)), false);
   });
 
   test("upload of a qcow2 image keeps its format; a format that does not match the content is refused and removed", async () => {
@@ -177,11 +198,12 @@ describe("ImageVolume on the lab", () => {
 
   test("with sudo, uploads write straight into the file on the mount (dd): exact bytes, QEMU's ownership; cut off leaves nothing", async () => {
     const sudo = { ...labConnection(lab), sudo: true };
-    const size = 40 * MiB;
-    const chunks: [number, Buffer][] = [[0, randomBytes(3 * MiB)], [20 * MiB + 7, randomBytes(100_000)], [size - 5, Buffer.from("tail!")]];
+    const size = 48 * MiB;
+    // 18 MiB of data at 0: one extent sent as two frames (16 MiB is the largest).
+    const chunks: [number, Buffer][] = [[0, randomBytes(18 * MiB)], [30 * MiB + 7, randomBytes(100_000)], [size - 5, Buffer.from("tail!")]];
     const file = sparseFile("direct.raw", size, chunks);
     const v = await create({ connection: sudo, source: { path: file } });
-    assert.equal(v.sha256, sha256(fs.readFileSync(file)));
+    assert.equal(v.contentDigest, await localContentDigest(file));
     assert.ok(fs.readFileSync(v.path).equals(fs.readFileSync(file)), "byte-for-byte equal on the host");
     const st = fs.statSync(v.path);
     assert.deepEqual([st.uid, (st.mode & 0o777).toString(8)], [lab.qemu.uid, "660"]);

@@ -3,9 +3,8 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { createHash } from "node:crypto";
 import { imageVolume, volumeChanges, volumeSchema } from "../../provider/volume";
-import { ExtentPlanner, MIN_HOLE, BLOCK_SIZE } from "../../provider/volumeContent";
+import { localContentDigest } from "../../provider/localImage";
 import { UNKNOWN, type Props } from "../../provider/resource";
 
 const connection = { host: "kvm1" };
@@ -38,7 +37,8 @@ test("check names each bad field", async () => {
 test("check: sources — exactly one kind, fields that belong to another kind are refused", async () => {
   assert.deepEqual(await failures({ ...empty, source: {} }), ["source"]);
   assert.deepEqual(await failures({ ...empty, source: { path: "/a", url: "https://x/y" } }), ["source"]);
-  assert.deepEqual(await failures({ ...empty, source: { path: "/a", sha256: "0".repeat(64) } }), ["source.sha256"]);
+  assert.deepEqual(await failures({ ...empty, source: { volume: "v", sha256: "0".repeat(64) } }), ["source.sha256"]);
+  assert.deepEqual(await failures({ ...empty, source: { path: "/a", sha256: "0".repeat(64) } }), []);
   assert.deepEqual(await failures({ ...empty, source: { url: "https://x/y", pool: "p" } }), ["source.pool"]);
   assert.deepEqual(await failures({ ...empty, source: { url: "file:///etc/passwd" } }), ["source.url"]);
   assert.deepEqual(await failures({ ...empty, source: { url: "https://x/y", sha256: "abc" } }), ["source.sha256"]);
@@ -125,8 +125,7 @@ test("diff: a local source file whose content changed replaces the volume", asyn
   try {
     const file = path.join(dir, "img.raw");
     fs.writeFileSync(file, "version 1");
-    const sha = createHash("sha256").update("version 1").digest("hex");
-    const olds = { ...state, capacity: 9, source: { path: file }, sha256: sha };
+    const olds = { ...state, capacity: 9, source: { path: file }, contentDigest: await localContentDigest(file) };
     const news = parsed({ capacity: undefined, source: { path: file } });
     assert.deepEqual(await imageVolume.diff("id", olds, news), { changes: false, replaces: [], deleteBeforeReplace: false });
     fs.writeFileSync(file, "version 2");
@@ -135,53 +134,5 @@ test("diff: a local source file whose content changed replaces the volume", asyn
     await assert.rejects(imageVolume.diff("id", olds, news), /^InputError: source\.path: cannot read/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-/** Runs the planner over a block map ("D" data, "." zero), returning the extents in blocks. */
-function plan(map: string, minHoleBlocks: number): { extents: [number, number][]; sent: number } {
-  const planner = new ExtentPlanner(minHoleBlocks * BLOCK_SIZE);
-  let sent = 0;
-  [...map].forEach((c, i) => {
-    const step = planner.feed(i * BLOCK_SIZE, BLOCK_SIZE, c === ".");
-    sent += (step.zeros ?? 0) + (step.send ? BLOCK_SIZE : 0);
-  });
-  planner.finish();
-  return { extents: planner.extents.map((e) => [e.offset / BLOCK_SIZE, e.length / BLOCK_SIZE]), sent: sent / BLOCK_SIZE };
-}
-
-test("ExtentPlanner: data runs become extents; short holes inside data are sent, long ones and the tail are not", () => {
-  assert.deepEqual(plan("", 2), { extents: [], sent: 0 });
-  assert.deepEqual(plan("....", 2), { extents: [], sent: 0 });
-  assert.deepEqual(plan("DDDD", 2), { extents: [[0, 4]], sent: 4 });
-  assert.deepEqual(plan("..DD..", 2), { extents: [[2, 2]], sent: 2 });
-  assert.deepEqual(plan("D.D", 2), { extents: [[0, 3]], sent: 3 });
-  assert.deepEqual(plan("D..D", 2), { extents: [[0, 1], [3, 1]], sent: 2 });
-  assert.deepEqual(plan("DD...D.DD....", 3), { extents: [[0, 2], [5, 4]], sent: 6 });
-  assert.ok(MIN_HOLE >= BLOCK_SIZE);
-});
-
-test("ExtentPlanner: zero runs fed as one long piece (a whole zero read chunk) plan like the same zeros fed block by block", () => {
-  // The upload feeds a read chunk of zeros as one piece; data chunks block by block.
-  const byPieces = (pieces: [number, boolean][], minHoleBlocks: number) => {
-    const planner = new ExtentPlanner(minHoleBlocks * BLOCK_SIZE);
-    let offset = 0;
-    let sent = 0;
-    for (const [blocks, isZero] of pieces) {
-      const step = planner.feed(offset * BLOCK_SIZE, blocks * BLOCK_SIZE, isZero);
-      sent += (step.zeros ?? 0) + (step.send ? blocks * BLOCK_SIZE : 0);
-      offset += blocks;
-    }
-    planner.finish();
-    return { extents: planner.extents.map((e) => [e.offset / BLOCK_SIZE, e.length / BLOCK_SIZE]), sent: sent / BLOCK_SIZE };
-  };
-  const blockMap = (pieces: [number, boolean][]) => pieces.map(([n, z]) => (z ? "." : "D").repeat(n)).join("");
-  for (const pieces of [
-    [[1, false], [16, true], [1, false]],
-    [[1, false], [2, true], [16, true], [3, false], [16, true]],
-    [[16, true], [2, false], [1, true], [1, false], [16, true], [16, true]],
-    [[3, false], [1, true], [16, true]],
-  ] as [number, boolean][][]) {
-    for (const minHole of [2, 4, 16, 32]) assert.deepEqual(byPieces(pieces, minHole), plan(blockMap(pieces), minHole), `${blockMap(pieces)} minHole ${minHole}`);
   }
 });
