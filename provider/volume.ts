@@ -348,7 +348,7 @@ async function fillVolume(volume: VolumeTarget, args: VolumeArgs, localSize: num
   if (src?.url !== undefined) {
     await downloadToVolume(target, src.url);
     const live = await requireVolume(target.host, args.pool, args.name, "name");
-    const actual = await hostSha256(target, [{ offset: 0, length: live.physical ?? live.capacity }]);
+    const { sha256: actual } = await hostSha256(target, [{ offset: 0, length: live.physical ?? live.capacity }]);
     if (src.sha256 !== undefined && actual !== src.sha256) {
       throw new InputError("source.sha256", `checksum mismatch for ${src.url}: expected ${src.sha256}, downloaded ${actual}`);
     }

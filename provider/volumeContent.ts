@@ -31,6 +31,8 @@ import { type Extent, type Piece, READ_SIZE, scanAndHash, type ScannedContent } 
 
 /** Largest frame of the direct writer: its bytes are held in memory until it is sent. */
 const FRAME_SIZE = 16 * 1024 * 1024;
+/** Through libvirt, an extent that reaches this size gets a `vol-upload` of its own. */
+const STREAMED_EXTENT = 4 * 1024 * 1024;
 
 /** Where content goes: a volume in a (netfs) pool. */
 export interface VolumeTarget {
@@ -64,15 +66,26 @@ class RemoteInput {
       this.failed = err;
       throw err;
     });
-    this.done.catch(() => undefined); // observed in write()/end()
+    this.done.catch(() => undefined); // observed in ready()/end()
   }
 
-  async write(chunk: Buffer): Promise<void> {
+  /** Buffers `chunk` whatever the backlog; `ready()` waits for it to drain. */
+  queue(chunk: Buffer): void {
+    this.stream.write(chunk);
+  }
+
+  /** Resolves once the backlog is below the high-water mark; rejects if the command failed. */
+  async ready(): Promise<void> {
     if (this.failed) throw this.failed;
-    if (!this.stream.write(chunk)) {
+    if (this.stream.writableNeedDrain) {
       // The command may die while we wait for room: do not wait forever.
       await Promise.race([once(this.stream, "drain"), this.done.then(() => { throw new GlusterLibvirtError("the remote writer ended before its input did"); })]);
     }
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    await this.ready();
+    this.queue(chunk);
   }
 
   async end(): Promise<void> {
@@ -85,6 +98,46 @@ class RemoteInput {
   }
 }
 
+/**
+ * Writes straight into the volume's file: `dd iflag=fullblock,count_bytes` reads exactly
+ * one frame; `nofollow`: as root, never write through a symlink someone put in the
+ * volume's place.
+ */
+const DIRECT_WRITER =
+  'f=$1; while read -r off len; do dd of="$f" bs=1M iflag=fullblock,count_bytes count="$len" oflag=seek_bytes,nofollow seek="$off" conv=notrunc status=none || exit 1; done';
+
+/**
+ * Writes small extents through libvirt with one `virsh` process (a virsh per extent
+ * costs ~30 ms to start and connect; a `vol-upload` inside a running one a few ms).
+ * Each frame: `head -c LEN` feeds a FIFO that the next `vol-upload` reads to its end;
+ * then a line `frame-N`, an unknown command, which virsh reports on stderr (unbuffered,
+ * unlike its stdout) once the upload is done. Any other stderr line before it is the
+ * upload's error: a `vol-upload` that fails may never open the FIFO, so the waiting
+ * `head` is released (the FIFO opened here) and killed. virsh cannot take the data on
+ * its own stdin: it reads past a frame's end. Stdin is kept on fd 6 for `head`: a
+ * background job's stdin would be /dev/null.
+ */
+const LIBVIRT_BATCH_WRITER = `
+uri=$1 pool=$2 vol=$3
+d=$(mktemp -d) || exit 1
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$d"' EXIT
+mkfifo "$d/data" "$d/cmd" "$d/err" || exit 1
+virsh -q -c "$uri" <"$d/cmd" 2>"$d/err" >/dev/null &
+exec 3>"$d/cmd" 4<"$d/err" 6<&0
+n=0
+while read -r off len; do
+  n=$((n+1))
+  head -c "$len" <&6 >"$d/data" & h=$!
+  printf "vol-upload --pool '%s' --offset %s '%s' '%s'\\nframe-%s\\n" "$pool" "$off" "$vol" "$d/data" "$n" >&3
+  errors= ok=
+  while read -r line <&4; do
+    case $line in *"'frame-$n'") ok=1; break ;; *) errors="$errors$line\n" ;; esac
+  done
+  if [ -z "$ok" ] || [ -n "$errors" ]; then exec 5<>"$d/data"; printf '%b' "$errors" >&2; exit 1; fi
+  wait $h || exit 1
+done
+`;
+
 /** Writes pieces (contiguous runs form extents) into the volume. */
 interface ExtentWriter {
   write(piece: Piece): Promise<void>;
@@ -93,20 +146,18 @@ interface ExtentWriter {
 }
 
 /**
- * Direct: one remote shell writes every extent. A frame's length goes before its bytes,
- * so a frame (at most FRAME_SIZE, never across extents) is gathered before it is sent.
- * `dd iflag=fullblock,count_bytes` reads exactly the frame; `nofollow`: as root, never
- * write through a symlink someone put in the volume's place.
+ * Sends the pieces to one remote writer as frames `OFFSET LENGTH\n<bytes>`. A frame's
+ * length goes before its bytes, so a frame (at most FRAME_SIZE, never across extents)
+ * is gathered in memory; it is handed over whole while the previous one drains, so
+ * reading the file overlaps sending (at most two frames in memory).
  */
 class FrameWriter implements ExtentWriter {
-  private static readonly SCRIPT =
-    'f=$1; while read -r off len; do dd of="$f" bs=1M iflag=fullblock,count_bytes count="$len" oflag=seek_bytes,nofollow seek="$off" conv=notrunc status=none || exit 1; done';
   private input: RemoteInput | undefined;
   private parts: Buffer[] = [];
   private start = 0;
   private length = 0;
 
-  constructor(private readonly host: Host, private readonly file: string) {}
+  constructor(private readonly host: Host, private readonly writer: readonly string[]) {}
 
   async write(piece: Piece): Promise<void> {
     const contiguous = piece.offset === this.start + this.length;
@@ -117,9 +168,10 @@ class FrameWriter implements ExtentWriter {
   }
 
   private async flush(): Promise<void> {
-    this.input ??= new RemoteInput((stdin) => this.host.exec(["sh", "-c", FrameWriter.SCRIPT, "sh", this.file], { stdin }));
-    await this.input.write(Buffer.from(`${this.start} ${this.length}\n`));
-    for (const part of this.parts) await this.input.write(part);
+    this.input ??= new RemoteInput((stdin) => this.host.exec(this.writer, { stdin }));
+    await this.input.ready();
+    this.input.queue(Buffer.from(`${this.start} ${this.length}\n`));
+    for (const part of this.parts) this.input.queue(part);
     this.parts = [];
     this.length = 0;
   }
@@ -134,30 +186,61 @@ class FrameWriter implements ExtentWriter {
   }
 }
 
-/** Fallback: one `virsh vol-upload --offset` per extent, streamed as it is read. */
-class VolUploadWriter implements ExtentWriter {
-  private current: RemoteInput | undefined;
-  private next = -1;
+/**
+ * Through libvirt (no file permissions needed). libvirt takes one upload per volume at a
+ * time. Extents shorter than STREAMED_EXTENT go to the batch writer above; a longer one is
+ * streamed as it is read by a `virsh vol-upload` of its own, with no frames and no
+ * extra copy (the batch writer is ended first).
+ */
+class LibvirtWriter implements ExtentWriter {
+  private batch: FrameWriter | undefined;
+  private stream: RemoteInput | undefined;
+  private parts: Buffer[] = [];
+  private start = 0;
+  private length = 0;
 
-  constructor(private readonly target: VolumeTarget) {}
+  constructor(private readonly target: VolumeTarget, private readonly uri: string) {}
 
   async write(piece: Piece): Promise<void> {
-    if (piece.offset !== this.next) {
-      await this.current?.end();
-      const { host, pool, volume } = this.target;
-      const args = ["vol-upload", "--pool", pool, "--offset", String(piece.offset), volume, "/dev/stdin"];
-      this.current = new RemoteInput((stdin) => host.virsh(args, { stdin }));
+    if (piece.offset !== this.start + this.length) {
+      await this.endExtent();
+      this.start = piece.offset;
+      this.length = 0;
     }
-    await this.current!.write(piece.bytes);
-    this.next = piece.offset + piece.bytes.length;
+    this.length += piece.bytes.length;
+    if (this.stream) return this.stream.write(piece.bytes);
+    this.parts.push(piece.bytes);
+    if (this.length < STREAMED_EXTENT) return;
+    await this.batch?.end();
+    this.batch = undefined;
+    const { host, pool, volume } = this.target;
+    this.stream = new RemoteInput((stdin) => host.virsh(["vol-upload", "--pool", pool, "--offset", String(this.start), volume, "/dev/stdin"], { stdin }));
+    for (const part of this.parts.splice(0)) await this.stream.write(part);
+  }
+
+  private async endExtent(): Promise<void> {
+    if (this.stream) {
+      await this.stream.end();
+      this.stream = undefined;
+    }
+    if (this.parts.length === 0) return;
+    const { host, pool, volume } = this.target;
+    this.batch ??= new FrameWriter(host, ["bash", "-c", LIBVIRT_BATCH_WRITER, "bash", this.uri, pool, volume]);
+    let at = this.start;
+    for (const bytes of this.parts.splice(0)) {
+      await this.batch.write({ offset: at, bytes });
+      at += bytes.length;
+    }
   }
 
   async end(): Promise<void> {
-    await this.current?.end();
+    await this.endExtent();
+    await this.batch?.end();
   }
 
   abort(err: Error): void {
-    this.current?.abort(err);
+    this.stream?.abort(err);
+    this.batch?.abort(err);
   }
 }
 
@@ -166,7 +249,9 @@ class VolUploadWriter implements ExtentWriter {
  * On failure the volume holds partial data: the caller deletes it.
  */
 export async function uploadFile(target: VolumeTarget, path: string, size: number, onProgress?: ProgressReporter): Promise<ScannedContent> {
-  const writer: ExtentWriter = target.file !== undefined ? new FrameWriter(target.host, target.file) : new VolUploadWriter(target);
+  const writer: ExtentWriter = target.file !== undefined
+    ? new FrameWriter(target.host, ["sh", "-c", DIRECT_WRITER, "sh", target.file])
+    : new LibvirtWriter(target, await libvirtUri(target.host));
   try {
     const scanned = await scanAndHash(path, size, async (piece) => {
       await writer.write(piece);
@@ -191,31 +276,42 @@ async function libvirtUri(host: Host): Promise<string> {
 /** Shell function `hash`: sha256 of stdin as `HEX  -`; openssl where present (SHA extensions), else coreutils. */
 const HASH_FN = 'hash() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; else sha256sum; fi; }; ';
 
+/** Extents per `virsh` invocation when reading back through libvirt (a command string must stay under 128 KiB). */
+const READS_PER_VIRSH = 500;
+
 /**
  * sha256 of the volume's bytes in `extents` (concatenated), computed on the host from
- * what it reads back: the file itself (direct targets) or libvirt's `vol-download`.
- * bash for `pipefail`: a failed read must not hash as "empty".
+ * what it reads back: the file itself (`dd` per extent) or libvirt's `vol-download`,
+ * many per `virsh` process (one libvirt connection, not one per extent). The extent
+ * list arrives on stdin, so its length is not bound by the command line's. bash for
+ * `pipefail`: a failed read must not hash as "empty"; a read that went missing inside
+ * a virsh batch shows as a mismatch.
  */
-export async function hostSha256(target: VolumeTarget, extents: readonly Extent[]): Promise<string> {
-  if (extents.length === 0) return EMPTY_SHA256;
+export async function hostSha256(target: VolumeTarget, extents: readonly Extent[]): Promise<{ sha256: string; stderr: string }> {
+  if (extents.length === 0) return { sha256: EMPTY_SHA256, stderr: "" };
   const read = target.file !== undefined
-    ? 'f=$1; shift; while [ $# -gt 0 ]; do dd if="$f" bs=1M iflag=skip_bytes,count_bytes,nofollow skip="$1" count="$2" status=none || exit 1; shift 2; done'
-    : 'uri=$1 pool=$2 vol=$3; shift 3; while [ $# -gt 0 ]; do virsh -q -c "$uri" vol-download --pool "$pool" --offset "$1" --length "$2" "$vol" /dev/stdout || exit 1; shift 2; done';
-  const argv = ["bash", "-o", "pipefail", "-c", `${HASH_FN}${read} | hash`, "bash"];
+    ? 'f=$1; while read -r off len; do dd if="$f" bs=1M iflag=skip_bytes,count_bytes,nofollow skip="$off" count="$len" status=none </dev/null || exit 1; done'
+    : 'uri=$1 pool=$2 vol=$3 n=0 cmds=; ' +
+      'while read -r off len; do cmds="$cmds vol-download --pool \'$pool\' --offset $off --length $len \'$vol\' /dev/stdout;"; n=$((n+1)); ' +
+      `if [ $n -ge ${READS_PER_VIRSH} ]; then virsh -q -c "$uri" "$cmds" </dev/null || exit 1; n=0 cmds=; fi; done; ` +
+      '[ -z "$cmds" ] || virsh -q -c "$uri" "$cmds" </dev/null';
+  const argv = ["bash", "-o", "pipefail", "-c", `${HASH_FN}{ ${read}; } | hash`, "bash"];
   argv.push(...(target.file !== undefined ? [target.file] : [await libvirtUri(target.host), target.pool, target.volume]));
-  for (const e of extents) argv.push(String(e.offset), String(e.length));
-  const r = await target.host.exec(argv);
+  const r = await target.host.exec(argv, { stdin: extents.map((e) => `${e.offset} ${e.length}\n`).join("") });
   const hash = /^[0-9a-f]{64}\b/.exec(r.stdout.trim());
   if (!hash) throw new GlusterLibvirtError(`hashing on ${target.host.label} printed no sha256`, { details: r.stdout });
-  return hash[0];
+  return { sha256: hash[0], stderr: r.stderr };
 }
 
 /** Upload, then have the host prove it holds what was sent. */
 export async function uploadAndVerify(target: VolumeTarget, path: string, size: number, onProgress?: ProgressReporter): Promise<ScannedContent> {
   const result = await uploadFile(target, path, size, onProgress);
   const onHost = await hostSha256(target, result.extents);
-  if (onHost !== result.sentSha256) {
-    throw new GlusterLibvirtError(`upload of ${path} to ${target.pool}/${target.volume} on ${target.host.label} is corrupt (or the file changed meanwhile): the host read back sha256 ${onHost}, the file has ${result.sentSha256}`);
+  if (onHost.sha256 !== result.sentSha256) {
+    throw new GlusterLibvirtError(
+      `upload of ${path} to ${target.pool}/${target.volume} on ${target.host.label} is corrupt (or the file changed meanwhile): the host read back sha256 ${onHost.sha256}, the file has ${result.sentSha256}`,
+      { details: onHost.stderr || undefined },
+    );
   }
   return result;
 }

@@ -12,6 +12,8 @@ import { glusterPool, type PoolOutputs } from "../../provider/pool";
 import type { Props } from "../../provider/resource";
 import { localContentDigest } from "../../provider/localImage";
 import { imageVolume, type VolumeOutputs } from "../../provider/volume";
+import { getHost } from "../../provider/host";
+import { uploadFile } from "../../provider/volumeContent";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { createGlusterVolume, labConnection, tryVirsh, uniqueName, virsh } from "../helpers/local";
 
@@ -148,6 +150,39 @@ describe("ImageVolume on the lab", () => {
     assert.equal((await imageVolume.diff(v.key, v, news)).changes, false);
     fs.writeFileSync(file, Buffer.from("changed"), { flag: "r+" });
     assert.deepEqual((await imageVolume.diff(v.key, v, news)).replaces, ["source"]);
+  });
+
+  test("upload through libvirt of an image with more extents than one virsh reads back: every extent lands", async () => {
+    // 520 data blocks, each followed by a hole long enough to end its extent.
+    const step = 4 * MiB + 64 * 1024;
+    const count = 520;
+    const chunks: [number, Buffer][] = Array.from({ length: count }, (_, i) => [i * step, randomBytes(64 * 1024)]);
+    const file = sparseFile("many-extents.raw", count * step, chunks);
+    const v = await create({ source: { path: file } });
+    assert.equal(v.contentDigest, await localContentDigest(file));
+    const fd = fs.openSync(v.path, "r");
+    try {
+      for (const i of [0, 1, 499, 500, 501, count - 1]) {
+        const got = Buffer.alloc(64 * 1024);
+        fs.readSync(fd, got, 0, got.length, i * step);
+        assert.ok(got.equals(chunks[i][1]), `extent ${i}`);
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    const brickFile = path.join(lab.stateDir, "bricks", gluster.name, v.name);
+    assert.ok(fs.statSync(brickFile).blocks * 512 < 64 * MiB, "holes were not written");
+  });
+
+  test("a remote writer that fails reports the host's error instead of waiting for ever", async () => {
+    const file = sparseFile("to-nowhere.raw", 8 * MiB, [[0, randomBytes(MiB)], [6 * MiB, randomBytes(MiB)]]);
+    const host = getHost(labConnection(lab));
+    // Through libvirt: the volume does not exist, so vol-upload fails before it reads the frame.
+    await assert.rejects(uploadFile({ host, pool: pool.name, volume: "no-such-volume.img" }, file, 8 * MiB), /no storage vol|not found/i);
+    // Straight into a file: dd cannot open it.
+    const sudoHost = getHost({ ...labConnection(lab), sudo: true });
+    await assert.rejects(uploadFile({ host: sudoHost, pool: pool.name, volume: "x", file: "/nonexistent-dir/x.img" }, file, 8 * MiB), /No such file or directory/);
+    assert.equal(spawnSync("pgrep", ["-u", lab.ssh.user, "-f", "no-such-volume"]).status, 1, "no remote writer left running");
   });
 
   test("upload with source.sha256: the whole file's sha256 is checked first and becomes the output; a wrong one creates nothing", async () => {
