@@ -16,7 +16,7 @@
  */
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { open, stat } from "node:fs/promises";
+import { type FileHandle, open, stat } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
 import { GlusterLibvirtError } from "./errors";
 
@@ -53,22 +53,21 @@ export class ExtentPlanner {
   constructor(private readonly minHole = MIN_HOLE) {}
 
   /**
-   * A block at `offset` (blocks arrive in order, contiguous). Returns the actions:
-   * "start" a new extent here, then "zeros" bytes to send before this block, and
-   * whether the block itself is sent; or "end" the open extent (a hole is long enough).
+   * A block at `offset` (blocks arrive in order, contiguous). Returns whether the block
+   * is sent and how many zero bytes ("zeros", a short hole) go before it. A block sent
+   * after a long enough hole starts a new extent.
    */
-  feed(offset: number, length: number, isZero: boolean): { end?: boolean; start?: boolean; zeros?: number; send: boolean } {
+  feed(offset: number, length: number, isZero: boolean): { zeros?: number; send: boolean } {
     if (isZero) {
       if (!this.open) return { send: false };
       this.pendingZeros += length;
-      if (this.pendingZeros < this.minHole) return { send: false };
-      this.close();
-      return { end: true, send: false };
+      if (this.pendingZeros >= this.minHole) this.close();
+      return { send: false };
     }
     if (!this.open) {
       this.open = { offset, length };
       this.extents.push(this.open);
-      return { start: true, send: true };
+      return { send: true };
     }
     const zeros = this.pendingZeros;
     this.open.length += zeros + length;
@@ -123,7 +122,7 @@ export async function dataRegions(path: string, size: number): Promise<Extent[]>
 }
 
 /** Fills `buf` from `pos` unless the file ends first; returns the bytes read. */
-async function readFull(fh: import("node:fs/promises").FileHandle, buf: Buffer, pos: number): Promise<number> {
+async function readFull(fh: FileHandle, buf: Buffer, pos: number): Promise<number> {
   let got = 0;
   while (got < buf.length) {
     const { bytesRead } = await fh.read(buf, got, buf.length - got, pos + got);
