@@ -38,16 +38,20 @@ export interface Host {
   exec(argv: readonly string[], opts?: ExecOptions): Promise<ExecResult>;
   /** A short label for messages: `user@host:port`. Never contains credentials. */
   readonly label: string;
+  /** The libvirt URI every `virsh` here connects to, for scripts that run virsh themselves. */
+  readonly libvirtUri: string;
 }
 
 class SshHost implements Host {
   readonly label: string;
+  readonly libvirtUri: string;
 
   constructor(
     private readonly settings: ResolvedConnection,
     private readonly runner: VirshRunner,
   ) {
     this.label = settings.target.label;
+    this.libvirtUri = settings.libvirtUri;
   }
 
   virsh(args: readonly string[], opts: Pick<ExecOptions, "stdin" | "onProgress"> = {}): Promise<string> {

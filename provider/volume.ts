@@ -260,31 +260,32 @@ async function volumePermissions(host: Host, pool: PoolInfo, wanted: Permissions
 /** What create learned on the way that the host cannot tell later. */
 type Created = Pick<VolumeOutputs, "sha256" | "contentDigest">;
 
-async function localFileSize(path: string): Promise<number> {
+/** Runs `read` on the local source file; a failure to read it is an error of `source.path`. */
+async function readingSource<T>(path: string, read: () => Promise<T>): Promise<T> {
   try {
-    const s = await stat(path);
-    if (!s.isFile()) throw new InputError("source.path", `${path} is not a regular file`);
-    return s.size;
+    return await read();
   } catch (err) {
     if (err instanceof InputError) throw err;
     throw new InputError("source.path", `cannot read ${path}: ${(err as Error).message}`);
   }
 }
 
+function localFileSize(path: string): Promise<number> {
+  return readingSource(path, async () => {
+    const s = await stat(path);
+    if (!s.isFile()) throw new InputError("source.path", `${path} is not a regular file`);
+    return s.size;
+  });
+}
+
 /** The local source file's content digest (diff: has it changed?). */
-async function sourceDigest(path: string): Promise<string> {
-  try {
-    return await localContentDigest(path);
-  } catch (err) {
-    throw new InputError("source.path", `cannot read ${path}: ${(err as Error).message}`);
-  }
+function sourceDigest(path: string): Promise<string> {
+  return readingSource(path, () => localContentDigest(path));
 }
 
 /** `source.sha256` of a local file is checked before anything is created. */
 async function checkSourceSha256(path: string, size: number, expected: string): Promise<void> {
-  const actual = await fileSha256(path, size).catch((err: Error) => {
-    throw new InputError("source.path", `cannot read ${path}: ${err.message}`);
-  });
+  const actual = await readingSource(path, () => fileSha256(path, size));
   if (actual !== expected) throw new InputError("source.sha256", `checksum mismatch for ${path}: expected ${expected}, the file has ${actual}`);
 }
 

@@ -8,8 +8,9 @@
  *    write that file (root, `sudo: true`, or its owner): one remote shell for the whole
  *    upload reads frames `OFFSET LENGTH\n<bytes>` and runs `dd … seek=OFFSET count=LENGTH`
  *    for each (sshd → dd → FUSE, one copy fewer than through libvirt); or
- *  - by `virsh vol-upload --offset O` per extent (sshd → virsh → libvirtd → file), which
- *    needs no file permissions: the fallback. Each extent is a libvirt stream, ~30 ms.
+ *  - through `virsh vol-upload --offset O` (sshd → virsh → libvirtd → file), which needs
+ *    no file permissions: the fallback. Each extent is a libvirt stream of its own; small
+ *    ones share one virsh process, large ones are streamed by a virsh each.
  * Holes shorter than MIN_HOLE are sent as zeros: a new extent costs a remote process
  * (and for vol-upload a libvirt stream), more than a few MiB of zeros.
  *
@@ -199,7 +200,7 @@ class LibvirtWriter implements ExtentWriter {
   private start = 0;
   private length = 0;
 
-  constructor(private readonly target: VolumeTarget, private readonly uri: string) {}
+  constructor(private readonly target: VolumeTarget) {}
 
   async write(piece: Piece): Promise<void> {
     if (piece.offset !== this.start + this.length) {
@@ -225,7 +226,7 @@ class LibvirtWriter implements ExtentWriter {
     }
     if (this.parts.length === 0) return;
     const { host, pool, volume } = this.target;
-    this.batch ??= new FrameWriter(host, ["bash", "-c", LIBVIRT_BATCH_WRITER, "bash", this.uri, pool, volume]);
+    this.batch ??= new FrameWriter(host, ["bash", "-c", LIBVIRT_BATCH_WRITER, "bash", host.libvirtUri, pool, volume]);
     let at = this.start;
     for (const bytes of this.parts.splice(0)) {
       await this.batch.write({ offset: at, bytes });
@@ -251,7 +252,7 @@ class LibvirtWriter implements ExtentWriter {
 export async function uploadFile(target: VolumeTarget, path: string, size: number, onProgress?: ProgressReporter): Promise<ScannedContent> {
   const writer: ExtentWriter = target.file !== undefined
     ? new FrameWriter(target.host, ["sh", "-c", DIRECT_WRITER, "sh", target.file])
-    : new LibvirtWriter(target, await libvirtUri(target.host));
+    : new LibvirtWriter(target);
   try {
     const scanned = await scanAndHash(path, size, async (piece) => {
       await writer.write(piece);
@@ -267,11 +268,6 @@ export async function uploadFile(target: VolumeTarget, path: string, size: numbe
 
 /** sha256 of the empty string: what a file with no data extents sends. */
 const EMPTY_SHA256 = createHash("sha256").digest("hex");
-
-/** The libvirt URI the host's virsh uses, for commands that run virsh inside a pipeline. */
-async function libvirtUri(host: Host): Promise<string> {
-  return (await host.virsh(["uri"])).trim();
-}
 
 /** Shell function `hash`: sha256 of stdin as `HEX  -`; openssl where present (SHA extensions), else coreutils. */
 const HASH_FN = 'hash() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; else sha256sum; fi; }; ';
@@ -296,7 +292,7 @@ export async function hostSha256(target: VolumeTarget, extents: readonly Extent[
       `if [ $n -ge ${READS_PER_VIRSH} ]; then virsh -q -c "$uri" "$cmds" </dev/null || exit 1; n=0 cmds=; fi; done; ` +
       '[ -z "$cmds" ] || virsh -q -c "$uri" "$cmds" </dev/null';
   const argv = ["bash", "-o", "pipefail", "-c", `${HASH_FN}{ ${read}; } | hash`, "bash"];
-  argv.push(...(target.file !== undefined ? [target.file] : [await libvirtUri(target.host), target.pool, target.volume]));
+  argv.push(...(target.file !== undefined ? [target.file] : [target.host.libvirtUri, target.pool, target.volume]));
   const r = await target.host.exec(argv, { stdin: extents.map((e) => `${e.offset} ${e.length}\n`).join("") });
   const hash = /^[0-9a-f]{64}\b/.exec(r.stdout.trim());
   if (!hash) throw new GlusterLibvirtError(`hashing on ${target.host.label} printed no sha256`, { details: r.stdout });
@@ -322,7 +318,7 @@ export async function uploadAndVerify(target: VolumeTarget, path: string, size: 
  */
 export async function downloadToVolume(target: VolumeTarget, url: string): Promise<void> {
   const script = 'curl -fsSL --proto =http,https,ftp,ftps "$1" | virsh -q -c "$2" vol-upload --pool "$3" "$4" /dev/stdin';
-  await target.host.exec(["bash", "-o", "pipefail", "-c", script, "bash", url, await libvirtUri(target.host), target.pool, target.volume]);
+  await target.host.exec(["bash", "-o", "pipefail", "-c", script, "bash", url, target.host.libvirtUri, target.pool, target.volume]);
 }
 
 /**
