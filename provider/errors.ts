@@ -103,7 +103,7 @@ const CLASSIFICATION: ReadonlyArray<readonly [CommandErrorKind, RegExp]> = [
   ["not-found-volume", /storage volume not found|failed to get vol|no storage vol with matching/i],
   ["not-found-domain", /domain not found|failed to get domain|no domain with matching/i],
   ["already-exists", /already exists|exists already|already in use by another|name .* is already taken/i],
-  ["not-running", /is not running|domain is not running|is not active|not active|domain not running/i],
+  ["not-running", /is not running|domain not running|not active/i],
   ["in-use", /is still active|device or resource busy|\bin use\b|\bbusy\b|has active domains/i],
 ];
 

@@ -184,7 +184,6 @@ export class PooledConnection {
   private slotWaiters: Array<() => void> = [];
   private busyCount = 0;
   private idleTimer: NodeJS.Timeout | undefined;
-  private closeListeners = new Set<() => void>();
   private pressureListeners = new Set<() => void>();
 
   constructor(private readonly settings: ResolvedConnection) {}
@@ -195,12 +194,6 @@ export class PooledConnection {
 
   isConnected(): boolean {
     return this.clients !== undefined;
-  }
-
-  /** Called when the underlying connection closes (sessions on it are gone). */
-  onClose(listener: () => void): () => void {
-    this.closeListeners.add(listener);
-    return () => this.closeListeners.delete(listener);
   }
 
   /** Called when a channel is wanted and none is free: holders of idle channels should let go. */
@@ -252,12 +245,7 @@ export class PooledConnection {
   private adopt(clients: Client[]): void {
     this.clients = clients;
     const target = clients[clients.length - 1];
-    const lost = () => {
-      if (this.clients !== clients) return;
-      this.clients = undefined;
-      for (const c of clients) c.end();
-      for (const l of [...this.closeListeners]) l();
-    };
+    const lost = () => this.dropClients(clients);
     // Any hop going away takes the chain with it. Errors after 'ready' are followed by 'close'.
     for (const c of clients) {
       c.on("close", lost);
@@ -322,7 +310,8 @@ export class PooledConnection {
           continue;
         }
         if ((isNotConnected(err) || !this.clients) && reconnects++ < 1) {
-          this.dropClients();
+          // Drop the connection this attempt used, not one another caller opened since.
+          if (this.clients?.[this.clients.length - 1] === client) this.dropClients();
           continue;
         }
         throw new SshError(isNotConnected(err) ? "connection-lost" : "connect", this.label, `cannot open a channel: ${(err as Error).message}`, { cause: err });
@@ -330,12 +319,11 @@ export class PooledConnection {
     }
   }
 
-  private dropClients(): void {
-    const clients = this.clients;
-    if (!clients) return;
+  /** Ends `clients` (default: the current chain) if they are still the current chain. */
+  private dropClients(clients = this.clients): void {
+    if (!clients || this.clients !== clients) return;
     this.clients = undefined;
     for (const c of clients) c.end();
-    for (const l of [...this.closeListeners]) l();
   }
 
   /** Run a command line to completion; stdin is streamed with backpressure. */

@@ -44,7 +44,7 @@ export const MAX_SESSION_LINE = 1000;
  */
 export function virshSessionLine(args: readonly string[]): string | undefined {
   if (args.length === 0 || !args.every((a) => SESSION_SAFE.test(a))) return undefined;
-  const line = args.map(shellQuote).join(" ");
+  const line = shellCommandLine(args);
   return line.length <= MAX_SESSION_LINE ? line : undefined;
 }
 

@@ -8,7 +8,7 @@
  * settings carry keys and passwords only in non-enumerable properties.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { homedir, userInfo } from "node:os";
 import { join } from "node:path";
 import { type ParsedKey, utils as ssh2Utils } from "ssh2";
@@ -244,7 +244,7 @@ function authMethods(field: string, creds: CredentialArgs, sshConfig: SshConfigV
     // Like OpenSSH: IdentityFile entries, else the default identities that exist.
     const files = sshConfig.identityFiles.length
       ? sshConfig.identityFiles
-      : DEFAULT_IDENTITY_FILES.map((f) => join(homedir(), ".ssh", f)).filter((f) => existsSync(f));
+      : DEFAULT_IDENTITY_FILES.map((f) => join(homedir(), ".ssh", f)); // missing ones are skipped by readKeyFile
     for (const file of files) {
       const keyText = readKeyFile(field, file, false);
       const method = keyText === undefined ? undefined : loadKey(field, keyText, creds.passphrase, file, false);
