@@ -12,7 +12,8 @@ import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stat
 import { connectionSchema } from "./ssh/settings";
 import { describeUses, findDiskUses } from "./usage";
 import { parseInfo } from "./virshOutput";
-import { buildPoolXml, parsePoolXml, type PoolInfo, type PoolSpec } from "./xml/pool";
+import { diskReferencesPool, GLUSTER_DEFAULT_PORT } from "./xml/disk";
+import { buildPoolXml, parsePoolXml, SERVER_MOUNT_OPTION_PREFIXES, type PoolInfo, type PoolSpec } from "./xml/pool";
 
 /** Where netfs pools are mounted unless `targetPath` says otherwise. */
 export const DEFAULT_MOUNT_ROOT = "/var/lib/libvirt/gluster";
@@ -20,7 +21,7 @@ export const DEFAULT_MOUNT_ROOT = "/var/lib/libvirt/gluster";
 const mountOption = z
   .string()
   .regex(/^[A-Za-z0-9_.:=/@-]+$/, "one FUSE mount option such as \"log-level=WARNING\" (no commas or spaces)")
-  .refine((o) => !o.startsWith("backup-volfile-servers="), "list extra Gluster servers in `servers`, not as a mount option");
+  .refine((o) => !SERVER_MOUNT_OPTION_PREFIXES.some((prefix) => o.startsWith(prefix)), "list extra Gluster servers in `servers`, not as a mount option");
 
 export const poolSchema = z
   .strictObject({
@@ -37,6 +38,15 @@ export const poolSchema = z
     forceDestroy: z.boolean().default(false),
   })
   .superRefine((p, ctx) => {
+    if (p.type === "netfs") {
+      // Servers after the first travel as backup-volfile-servers=S2:S3, which
+      // mount.glusterfs splits on ':' (buildPoolXml refuses them too).
+      p.servers.forEach((server, i) => {
+        if (i > 0 && server.includes(":")) {
+          ctx.addIssue({ code: "custom", path: ["servers", i], message: "a netfs pool's servers after the first cannot contain ':' (IPv6): use a host name, or type \"gluster\"" });
+        }
+      });
+    }
     if (p.type !== "gluster") return;
     for (const field of ["targetPath", "permissions", "mountOptions"] as const) {
       if (p[field] !== undefined) ctx.addIssue({ code: "custom", path: [field], message: "applies to netfs pools only (a native gluster pool has no mount)" });
@@ -137,11 +147,14 @@ function outputsOf(args: PoolArgs, live: { info: PoolInfo; state: string; autost
 }
 
 /** Differences between a pool on the host and the one wanted, for adopt and drift messages. */
-function definitionDifferences(live: PoolInfo, wanted: PoolSpec): string[] {
+export function definitionDifferences(live: PoolInfo, wanted: PoolSpec): string[] {
+  // An explicit default port names the same glusterd as no port.
+  const comparable = (spec: PoolSpec) => ({ ...spec, port: spec.port === GLUSTER_DEFAULT_PORT ? undefined : spec.port });
+  const [has, want] = [comparable(live), comparable(wanted)];
   const diffs: string[] = [];
   const show = (v: unknown) => JSON.stringify(v ?? null);
-  for (const key of ["type", "volume", "servers", "targetPath", "mountOptions"] as const) {
-    if (show(live[key]) !== show(wanted[key])) diffs.push(`${key}: host has ${show(live[key])}, wanted ${show(wanted[key])}`);
+  for (const key of ["type", "volume", "servers", "port", "directory", "targetPath", "mountOptions"] as const) {
+    if (show(has[key]) !== show(want[key])) diffs.push(`${key}: host has ${show(has[key])}, wanted ${show(want[key])}`);
   }
   return diffs;
 }
@@ -267,12 +280,8 @@ export const glusterPool: Required<Omit<pulumi.dynamic.ResourceProvider, "config
     const live = await inspectPool(host, old.name);
     if (!live) return; // already gone
     if (!old.forceDestroy) {
-      const uses = await findDiskUses(host, (disk) =>
-        disk.source !== undefined &&
-        ((live.info.targetPath !== undefined && (disk.source.file ?? "").startsWith(`${live.info.targetPath}/`)) ||
-          (disk.source.protocol === "gluster" && (disk.source.name ?? "").replace(/^\/+/, "").startsWith(`${live.info.volume}/`)) ||
-          disk.source.pool === old.name),
-      );
+      const ref = { targetPath: live.info.targetPath, glusterVolume: live.info.volume, pool: old.name };
+      const uses = await findDiskUses(host, (disk) => diskReferencesPool(disk, ref));
       if (uses.length) {
         throw new GlusterLibvirtError(
           `pool '${old.name}' on ${host.label} is in use by ${describeUses(uses)}; detach those disks first, or set forceDestroy: true`,

@@ -126,6 +126,16 @@ export interface VolumeReference {
   volume?: string;
 }
 
+/** What a pool is known as, for diskReferencesPool. Give every name you know. */
+export interface PoolReference {
+  /** netfs: the mount point; any file below it is in the pool */
+  targetPath?: string;
+  /** any protocol='gluster' name inside this Gluster volume */
+  glusterVolume?: string;
+  /** libvirt pool name: matches type='volume' disks */
+  pool?: string;
+}
+
 export function buildDiskXml(spec: DiskSpec): string {
   if (spec.format !== "raw" && spec.format !== "qcow2") {
     throw new XmlError(`unsupported disk format ${JSON.stringify(spec.format)}`);
@@ -202,8 +212,21 @@ export function parseDomainSummary(domainXml: string): DomainSummary {
 * through the pool's volumes (vol-dumpxml backingStore).
 */
 export function diskReferencesVolume(disk: DomainDisk, ref: VolumeReference): boolean {
-  const sources = [disk.source, ...disk.backingChain.map((b) => b.source)];
-  return sources.some((source) => source !== undefined && sourceMatches(source, ref));
+  return diskSources(disk).some((source) => sourceMatches(source, ref));
+}
+
+/**
+* Does this disk (or any image in its live backing chain) live in the pool?
+* Errs towards "yes" like diskReferencesVolume: a gluster source anywhere in the
+* Gluster volume counts, whatever hosts it names.
+*/
+export function diskReferencesPool(disk: DomainDisk, ref: PoolReference): boolean {
+  return diskSources(disk).some((source) => sourceInPool(source, ref));
+}
+
+/** The disk's own source, then its backing images' (live XML only), top-most first. */
+function diskSources(disk: DomainDisk): DiskSourceInfo[] {
+  return [disk.source, ...disk.backingChain.map((b) => b.source)].filter((s): s is DiskSourceInfo => s !== undefined);
 }
 
 function sourceMatches(source: DiskSourceInfo, ref: VolumeReference): boolean {
@@ -215,11 +238,26 @@ function sourceMatches(source: DiskSourceInfo, ref: VolumeReference): boolean {
   return false;
 }
 
+function sourceInPool(source: DiskSourceInfo, ref: PoolReference): boolean {
+  if (ref.targetPath && source.file && isBelow(source.file, ref.targetPath)) return true;
+  if (ref.glusterVolume && source.protocol === "gluster" && source.name && isBelow(source.name, ref.glusterVolume)) return true;
+  if (ref.pool && source.pool === ref.pool) return true;
+  return false;
+}
+
 /** Lexical comparison ("//", ".", trailing "/", leading "/" on gluster names);
 *  symlinks cannot be seen from XML. */
 function samePath(a: string, b: string): boolean {
-  const clean = (p: string) => posix.normalize("/" + p).replace(/\/+$/, "");
-  return clean(a) === clean(b);
+  return cleanPath(a) === cleanPath(b);
+}
+
+/** Is `path` strictly inside directory `dir`? Lexical, like samePath. */
+function isBelow(path: string, dir: string): boolean {
+  return cleanPath(path).startsWith(`${cleanPath(dir)}/`);
+}
+
+function cleanPath(p: string): string {
+  return posix.normalize("/" + p).replace(/\/+$/, "");
 }
 
 /** "VOLUME/path/in/volume", the name QEMU's gluster driver expects. */

@@ -55,9 +55,12 @@ export interface PoolInfo extends PoolSpec {
   available?: number;
 }
 
+/** The FUSE mount option that carries a netfs pool's servers after the first. */
 const BACKUP_SERVERS = "backup-volfile-servers=";
 // The single-server spelling older guides use; read it so a hand-made pool compares right.
 const LEGACY_BACKUP_SERVER = "backupvolfile-server=";
+/** Mount options that name servers: `servers` is their one home, so they are not accepted as options. */
+export const SERVER_MOUNT_OPTION_PREFIXES = [BACKUP_SERVERS, LEGACY_BACKUP_SERVER] as const;
 
 export function buildPoolXml(spec: PoolSpec): string {
   if (spec.type !== "netfs" && spec.type !== "gluster") {
@@ -91,7 +94,7 @@ export function buildPoolXml(spec: PoolSpec): string {
   }
   for (const option of spec.mountOptions ?? []) {
     // Servers have one home (spec.servers); a second spelling would not round-trip.
-    if (option.startsWith(BACKUP_SERVERS) || option.startsWith(LEGACY_BACKUP_SERVER)) {
+    if (SERVER_MOUNT_OPTION_PREFIXES.some((prefix) => option.startsWith(prefix))) {
       throw new XmlError(`give extra Gluster servers in servers, not as mount option ${option}`);
     }
   }

@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { glusterPool, poolChanges, poolSchema } from "../../provider/pool";
+import { definitionDifferences, glusterPool, poolChanges, poolSchema } from "../../provider/pool";
 import { UNKNOWN, type Props } from "../../provider/resource";
+import { buildPoolXml, parsePoolXml, type PoolSpec } from "../../provider/xml/pool";
 
 const connection = { host: "kvm1" };
 const valid = { connection, name: "primary_gluster", volume: "primary", servers: ["gs1", "10.0.0.2"] };
@@ -47,6 +48,19 @@ test("check: extra servers belong in `servers`, not in mount options", async () 
   assert.deepEqual(r.failures?.map((f) => f.property), ["mountOptions[0]"]);
 });
 
+test("check: the legacy single backup server option is refused too", async () => {
+  const r = await glusterPool.check({}, { ...valid, mountOptions: ["log-level=WARNING", "backupvolfile-server=gs2"] });
+  assert.deepEqual(r.failures?.map((f) => f.property), ["mountOptions[1]"]);
+});
+
+test("check: a netfs pool's backup servers cannot be IPv6 addresses (mount.glusterfs splits on ':')", async () => {
+  const r = await glusterPool.check({}, { ...valid, servers: ["gs1", "gs2", "fd00::2"] });
+  assert.deepEqual(r.failures?.map((f) => f.property), ["servers[2]"]);
+  // the first server is the pool's <host>, and a native pool lists every server as a <host>
+  assert.equal((await glusterPool.check({}, { ...valid, servers: ["fd00::1", "gs2"] })).failures, undefined);
+  assert.equal((await glusterPool.check({}, { ...valid, type: "gluster", servers: ["gs1", "fd00::2"] })).failures, undefined);
+});
+
 test("check tolerates unknowns during preview", async () => {
   const r = await glusterPool.check({}, { ...valid, volume: UNKNOWN, servers: [UNKNOWN], connection: UNKNOWN });
   assert.equal(r.failures, undefined);
@@ -86,4 +100,19 @@ test("diff: a pool found stopped is an update (update starts it)", async () => {
 test("every input is in the replacement table", () => {
   const inputs = Object.keys((poolSchema as unknown as { in: { shape: object } }).in.shape);
   assert.deepEqual(Object.keys(poolChanges).sort(), inputs.sort());
+});
+
+test("adopt compares the pool directory and glusterd port too", () => {
+  // What create wants for `valid`: the volume root on the default port.
+  const wanted: PoolSpec = { name: "primary_gluster", type: "netfs", volume: "primary", servers: ["gs1", "10.0.0.2"], targetPath: "/var/lib/libvirt/gluster/primary_gluster" };
+  const handMade = (over: Partial<PoolSpec>) => parsePoolXml(buildPoolXml({ ...wanted, ...over }));
+  assert.deepEqual(definitionDifferences(handMade({}), wanted), []);
+  assert.deepEqual(definitionDifferences(handMade({ port: 24007 }), wanted), [], "an explicit default port is no difference");
+  assert.deepEqual(definitionDifferences(handMade({ directory: "/images" }), wanted), ['directory: host has "/images", wanted null']);
+  assert.deepEqual(definitionDifferences(handMade({ port: 24010 }), wanted), ["port: host has 24010, wanted null"]);
+  const native: PoolSpec = { name: "gfapi", type: "gluster", volume: "primary", servers: ["gs1"] };
+  assert.deepEqual(definitionDifferences(parsePoolXml(buildPoolXml({ ...native, directory: "/vms", port: 24010 })), native), [
+    "port: host has 24010, wanted null",
+    'directory: host has "/vms", wanted null',
+  ]);
 });

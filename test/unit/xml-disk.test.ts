@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import {
-  buildDiskXml, diskReferencesVolume, parseDomainDisks, parseDomainSummary, type DiskSpec, type DomainDisk,
+  buildDiskXml, diskReferencesPool, diskReferencesVolume, parseDomainDisks, parseDomainSummary, type DiskSpec, type DomainDisk,
 } from "../../provider/xml/disk";
 import { XmlError } from "../../provider/xml/markup";
 
@@ -197,6 +197,54 @@ test("diskReferencesVolume: type='volume' disks and inactive XML", () => {
   const [vda] = parseDomainDisks(fixture("domain-inactive.xml"));
   // no backing chain in inactive XML: overlays must be found via the pool's volumes
   assert.equal(diskReferencesVolume(vda, { filePath: "/tmp/xmltest/mnt/xmltest-base.qcow2" }), false);
+});
+
+test("diskReferencesPool: a disk whose backing image is in the pool uses the pool", () => {
+  // Live XML of an overlay kept outside the pool on top of a base image inside it.
+  const [overlay] = parseDomainDisks(inDomain(`
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/var/lib/libvirt/images/vm1.qcow2'/>
+      <backingStore type='file'>
+        <format type='qcow2'/>
+        <source file='/mnt/libvirt/primary_gluster//base.qcow2'/>
+        <backingStore/>
+      </backingStore>
+      <target dev='vda' bus='virtio'/>
+    </disk>`));
+  const [gfapiOverlay] = parseDomainDisks(inDomain(`
+    <disk type='file' device='disk'>
+      <source file='/var/lib/libvirt/images/vm2.qcow2'/>
+      <backingStore type='network'>
+        <format type='qcow2'/>
+        <source protocol='gluster' name='/primary/images/base.qcow2'><host name='gs1'/></source>
+        <backingStore/>
+      </backingStore>
+      <target dev='vda' bus='virtio'/>
+    </disk>`));
+  const pool = { targetPath: "/mnt/libvirt/primary_gluster", glusterVolume: "primary", pool: "primary_gluster" };
+  assert.equal(diskReferencesPool(overlay, pool), true);
+  assert.equal(diskReferencesPool(gfapiOverlay, pool), true);
+  const elsewhere = { targetPath: "/mnt/libvirt/other", glusterVolume: "other", pool: "other" };
+  assert.equal(diskReferencesPool(overlay, elsewhere), false);
+  assert.equal(diskReferencesPool(gfapiOverlay, elsewhere), false);
+  // a sibling directory sharing the mount point's prefix is not inside it
+  assert.equal(diskReferencesPool(overlay, { targetPath: "/mnt/libvirt/primary" }), false);
+});
+
+test("diskReferencesPool: top-level sources by mount path, gluster volume and pool name", () => {
+  const [vda, sdb, cdrom] = parseDomainDisks(fixture("domain-live.xml"));
+  assert.equal(diskReferencesPool(vda, { targetPath: "/tmp/xmltest/mnt" }), true);
+  assert.equal(diskReferencesPool(vda, { targetPath: "/tmp/xmltest/mnt/" }), true);
+  assert.equal(diskReferencesPool(sdb, { targetPath: "/tmp/xmltest/mnt" }), false);
+  assert.equal(diskReferencesPool(sdb, { glusterVolume: "labvol" }), true);
+  assert.equal(diskReferencesPool(sdb, { glusterVolume: "labvo" }), false);
+  assert.equal(diskReferencesPool(cdrom, { targetPath: "/tmp/xmltest/mnt", glusterVolume: "labvol" }), false);
+  const [vol] = parseDomainDisks(inDomain(
+    "<disk type='volume' device='disk'><source pool='primary_gluster' volume='data.img'/><target dev='vdc' bus='virtio'/></disk>",
+  ));
+  assert.equal(diskReferencesPool(vol, { pool: "primary_gluster" }), true);
+  assert.equal(diskReferencesPool(vol, { pool: "other" }), false);
 });
 
 test("parsers reject what is not a domain", () => {
