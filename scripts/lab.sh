@@ -147,6 +147,27 @@ start_daemon() {
   "$@" </dev/null >>"$logfile" 2>&1 3>&- 9>&-
 }
 
+# ensure_daemon COMM PIDFILE LOGFILE CMD...: keep the lab's COMM (its pid file names a live
+# one), else reuse a foreign COMM (one in our mount namespace not started by the lab: `lab
+# down` leaves it running), else start CMD, a self-daemonizing COMM, logging to LOGFILE.
+# Sets DAEMON_LOG: LOGFILE, or empty for a reused daemon (its log is not ours).
+DAEMON_LOG=""
+ensure_daemon() {
+  local comm=$1 pidfile=$2 logfile=$3 other
+  shift 3
+  DAEMON_LOG=$logfile
+  if pid_alive "$pidfile" "$comm"; then
+    :
+  elif other=$(foreign_pid "$pidfile" "$comm") && [[ -n $other ]]; then
+    log "reusing $comm (pid $other) not started by the lab; 'lab down' leaves it running"
+    rm -f "$pidfile"
+    DAEMON_LOG=""
+  else
+    log "starting $comm"
+    start_daemon "$logfile" "$@" || die_component "$comm" "$logfile" "$comm did not start"
+  fi
+}
+
 # step NAME CMD...: run one part of `up`, logging how long it took.
 step() {
   local t0=$SECONDS
@@ -208,12 +229,13 @@ ensure_packages() {
   if [[ ! -e $policy ]]; then
     printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
   fi
+  # 9>&-: apt runs under the lab's lock; a daemon a package script leaves running must not hold it
   local ok=1
-  DEBIAN_FRONTEND=noninteractive apt-get update >&2 || ok=""
+  DEBIAN_FRONTEND=noninteractive apt-get update >&2 9>&- || ok=""
   if [[ -n $ok ]]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-      "${missing[@]}" </dev/null >&2 || ok=""
+      "${missing[@]}" </dev/null >&2 9>&- || ok=""
   fi
   [[ -n $made_policy ]] && rm -f "$policy"
   if [[ -z $ok ]]; then
@@ -412,18 +434,9 @@ choose_gluster_host() {
 glusterd_answers() { gluster_cli pool list; }
 
 ensure_glusterd() {
-  local pidfile=$GLUSTER_DIR/glusterd.pid logfile=$GLUSTER_DIR/glusterd.log other
-  if pid_alive "$pidfile" glusterd; then
-    :
-  elif other=$(foreign_pid "$pidfile" glusterd) && [[ -n $other ]]; then
-    log "reusing glusterd (pid $other) not started by the lab; 'lab down' leaves it running"
-    rm -f "$pidfile"
-  else
-    log "starting glusterd"
-    start_daemon "$logfile" /usr/sbin/glusterd --pid-file="$pidfile" --log-file="$logfile" ||
-      die_component glusterd "$logfile" "glusterd did not start"
-  fi
-  wait_for 60 glusterd "$logfile" "glusterd to answer 'gluster pool list'" glusterd_answers
+  local pidfile=$GLUSTER_DIR/glusterd.pid logfile=$GLUSTER_DIR/glusterd.log
+  ensure_daemon glusterd "$pidfile" "$logfile" /usr/sbin/glusterd --pid-file="$pidfile" --log-file="$logfile"
+  wait_for 60 glusterd "$DAEMON_LOG" "glusterd to answer 'gluster pool list'" glusterd_answers
 }
 
 volume_exists() { gluster_cli volume info "$VOLUME" >/dev/null 2>&1; }
@@ -535,36 +548,17 @@ check_libvirtd_speed() {
 virtlogd_answers() { [[ -S /run/libvirt/virtlogd-sock ]]; }
 
 ensure_virtlogd() {
-  local pidfile=$LIBVIRT_DIR/virtlogd.pid other
-  if pid_alive "$pidfile" virtlogd; then
-    :
-  elif other=$(foreign_pid "$pidfile" virtlogd) && [[ -n $other ]]; then
-    log "reusing virtlogd (pid $other) not started by the lab; 'lab down' leaves it running"
-    rm -f "$pidfile"
-  else
-    log "starting virtlogd"
-    start_daemon "$LIBVIRT_DIR/virtlogd.log" /usr/sbin/virtlogd -d -p "$pidfile" ||
-      die_component virtlogd "$LIBVIRT_DIR/virtlogd.log" "virtlogd did not start"
-  fi
+  local pidfile=$LIBVIRT_DIR/virtlogd.pid
+  ensure_daemon virtlogd "$pidfile" "$LIBVIRT_DIR/virtlogd.log" /usr/sbin/virtlogd -d -p "$pidfile"
   wait_for 15 virtlogd "" "its socket /run/libvirt/virtlogd-sock" virtlogd_answers
 }
 
 ensure_libvirtd() {
-  local pidfile=$LIBVIRT_DIR/libvirtd.pid logfile=$LIBVIRT_DIR/libvirtd.log other
+  local pidfile=$LIBVIRT_DIR/libvirtd.pid
   write_libvirtd_conf
-  if pid_alive "$pidfile" libvirtd; then
-    :
-  elif other=$(foreign_pid "$pidfile" libvirtd) && [[ -n $other ]]; then
-    log "reusing libvirtd (pid $other) not started by the lab; 'lab down' leaves it running"
-    rm -f "$pidfile"
-    logfile=""
-  else
-    log "starting libvirtd"
-    # the first start on a machine probes QEMU's capabilities: up to a minute or more
-    start_daemon "$logfile" /usr/sbin/libvirtd -d -f "$LIBVIRT_DIR/libvirtd.conf" -p "$pidfile" ||
-      die_component libvirtd "$logfile" "libvirtd did not start"
-  fi
-  wait_for 300 libvirtd "$logfile" "virsh -c $LIBVIRT_URI to answer" libvirtd_answers
+  # a first start on a machine probes QEMU's capabilities: up to a minute or more
+  ensure_daemon libvirtd "$pidfile" "$LIBVIRT_DIR/libvirtd.log" /usr/sbin/libvirtd -d -f "$LIBVIRT_DIR/libvirtd.conf" -p "$pidfile"
+  wait_for 300 libvirtd "$DAEMON_LOG" "virsh -c $LIBVIRT_URI to answer" libvirtd_answers
   check_libvirtd_speed
 }
 
@@ -1176,9 +1170,10 @@ ensure_hypervisors() {
 
 lab_up() {
   check_hosts_setting
+  # before ensure_packages: two concurrent `up`s would race on apt and policy-rc.d
+  with_lock
   ensure_packages
   load_qemu_identity
-  with_lock
   mkdir -p "$SSH_DIR" "$GLUSTER_DIR" "$LIBVIRT_DIR"
   # the login user reads authorized_keys in here
   chmod 755 "$STATE_DIR" "$SSH_DIR"
