@@ -6,7 +6,7 @@ import * as path from "node:path";
 import { execFileSync } from "node:child_process";
 import { parseDomainDisks } from "../../provider/xml/disk";
 import { cloneLabDomain, dropDomain } from "../helpers/domain";
-import { getLab, type LabInfo } from "../helpers/lab";
+import { getLab, repoRoot, type LabInfo } from "../helpers/lab";
 import { createGlusterVolume, tryVirsh, uniqueName, virsh } from "../helpers/local";
 import { exampleProject, packPackage, summaryCounts, type ExampleProject } from "../helpers/project";
 
@@ -140,6 +140,12 @@ const brickFiles = (gluster: string) => fs.readdirSync(path.join(lab.stateDir, "
 
 // EXAMPLES=golden-image,basic runs only those
 const only = process.env.EXAMPLES?.split(",");
+
+test("every example is run by a test (multi-host by e2e/multihost.test.ts); EXAMPLES names only known ones", () => {
+  const covered = [...cases.map((c) => c.example), "multi-host"].sort();
+  assert.deepEqual(fs.readdirSync(path.join(repoRoot, "examples")).sort(), covered);
+  for (const name of only ?? []) assert.ok(covered.includes(name), `EXAMPLES names an unknown example: ${name}`);
+});
 
 describe("examples through the pulumi CLI", { concurrency: true }, () => {
   for (const c of cases.filter((c) => !only || only.includes(c.example))) {

@@ -6,9 +6,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { DiskAttachment, GlusterPool, ImageVolume } from "../../sdk";
 import { parseDomainDisks } from "../../provider/xml/disk";
 import { cloneLabDomain, dropDomain } from "../helpers/domain";
-import { getLab, type LabInfo } from "../helpers/lab";
+import { getLab, repoRoot, type LabInfo } from "../helpers/lab";
 import { createGlusterVolume, tryVirsh, uniqueName, virsh } from "../helpers/local";
-import { changes, labCredentials, newStack, repoRoot, type TestStack } from "../helpers/stack";
+import { changes, labCredentials, newStack, type TestStack } from "../helpers/stack";
 
 /*
  * What a user lives through with one stack, through the engine (Automation API, inline

@@ -29,7 +29,9 @@ export interface PulumiResult {
 
 /** What the engine's "Resources:" summary says, without the unchanged count: `{ create: 1 }`, `{}` for none. */
 export function summaryCounts(output: string): Record<string, number> {
-  const block = output.slice(output.lastIndexOf("Resources:"));
+  const at = output.lastIndexOf("Resources:");
+  if (at < 0) throw new Error(`no "Resources:" summary in the output:\n${output}`);
+  const block = output.slice(at);
   const counts: Record<string, number> = {};
   for (const m of block.matchAll(/^\s*[-+~]*\s*(\d+) (?:to )?(create|update|replace|delete)d?\b/gm)) {
     counts[m[2]] = (counts[m[2]] ?? 0) + Number(m[1]);

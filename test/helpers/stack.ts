@@ -1,12 +1,12 @@
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { LocalWorkspace, type ConfigMap, type PulumiFn, type Stack } from "@pulumi/pulumi/automation";
-import type { LabInfo } from "./lab";
+import { repoRoot, type LabInfo } from "./lab";
 
 /** The repository root (this file runs from dist/test/helpers). */
-export const repoRoot = path.resolve(__dirname, "../../..");
 const e2eRoot = path.join(repoRoot, ".e2e");
 export const passphrase = "e2e-test-passphrase";
 
@@ -97,7 +97,8 @@ export function labCredentials(lab: LabInfo): ConfigMap {
   };
 }
 
-/** An engine change summary without the unchanged count: `{ update: 1 }`, `{}` for none. */
-export function changes(summary: Record<string, number | undefined> = {}): Record<string, number> {
+/** An engine change summary without the unchanged count: `{ update: 1 }`, `{}` for none. A missing summary is an error, not "no changes". */
+export function changes(summary: Record<string, number | undefined> | undefined): Record<string, number> {
+  assert.ok(summary, "the engine reported no change summary");
   return Object.fromEntries(Object.entries(summary).filter(([op, n]) => op !== "same" && n)) as Record<string, number>;
 }

@@ -4,6 +4,7 @@ import * as fs from "node:fs";
 import { closeAllHosts } from "../../provider/host";
 import { glusterPool, type PoolOutputs } from "../../provider/pool";
 import type { Props } from "../../provider/resource";
+import { cloneLabDomain, dropDomain } from "../helpers/domain";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { createGlusterVolume, isMounted, labConnection, tryVirsh, uniqueName, virsh } from "../helpers/local";
 
@@ -145,7 +146,7 @@ describe("GlusterPool on the lab", () => {
 
   test("delete is refused while a VM uses a volume of the pool, then succeeds", async () => {
     const outs = await create();
-    const domain = lab.domains.stopped;
+    const domain = cloneLabDomain(lab, "stopped"); // never the shared one: a failed detach would follow every later clone
     try {
       virsh("vol-create-as", outs.name, "inuse.img", "1M", "--format", "raw");
       virsh("attach-disk", domain, `${outs.targetPath}/inuse.img`, "vdz", "--config", "--targetbus", "virtio");
@@ -157,6 +158,7 @@ describe("GlusterPool on the lab", () => {
       }
       virsh("vol-delete", "--pool", outs.name, "inuse.img");
     } finally {
+      dropDomain(domain);
       await glusterPool.delete(outs.uuid, outs);
     }
     assert.notEqual(tryVirsh("pool-info", outs.name).code, 0);

@@ -7,13 +7,13 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { closeAllHosts } from "../../provider/host";
+import { closeAllHosts, getHost } from "../../provider/host";
 import { glusterPool, type PoolOutputs } from "../../provider/pool";
 import type { Props } from "../../provider/resource";
 import { localContentDigest } from "../../provider/localImage";
 import { imageVolume, type VolumeOutputs } from "../../provider/volume";
-import { getHost } from "../../provider/host";
 import { uploadFile } from "../../provider/volumeContent";
+import { cloneLabDomain, dropDomain } from "../helpers/domain";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { createGlusterVolume, labConnection, tryVirsh, uniqueName, virsh } from "../helpers/local";
 
@@ -40,10 +40,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const name of domains) {
-    tryVirsh("destroy", name);
-    tryVirsh("undefine", name);
-  }
+  domains.forEach(dropDomain);
   if (pool) {
     // Overlays first, so their backing files can go too.
     const files = fs.readdirSync(pool.targetPath!).sort((a, b) => Number(b.endsWith(".qcow2")) - Number(a.endsWith(".qcow2")));
@@ -75,15 +72,17 @@ function exists(v: { name: string }): boolean {
 
 /** A private copy of the lab's stopped domain, to attach disks to. */
 function privateDomain(): string {
-  const name = uniqueName("itvoldom");
-  const xml = virsh("dumpxml", "--inactive", lab.domains.stopped)
-    .replace(/<name>[^<]*<\/name>/, `<name>${name}</name>`)
-    .replace(/\s*<uuid>[^<]*<\/uuid>/, "");
-  const file = path.join(tmp, `${name}.xml`);
-  fs.writeFileSync(file, xml);
-  virsh("define", file);
+  const name = cloneLabDomain(lab, "stopped");
   domains.push(name);
   return name;
+}
+
+/** Waits until a process matching `pattern` runs (the remote writer of an upload), for at most 30 s. */
+async function processAppears(pattern: string): Promise<void> {
+  for (const deadline = Date.now() + 30_000; spawnSync("pgrep", ["-f", pattern]).status !== 0; ) {
+    if (Date.now() > deadline) assert.fail(`no process matching ${pattern} appeared`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 /** A sparse local file with the given data at the given offsets. */
@@ -174,15 +173,17 @@ describe("ImageVolume on the lab", () => {
     assert.ok(fs.statSync(brickFile).blocks * 512 < 64 * MiB, "holes were not written");
   });
 
-  test("a remote writer that fails reports the host's error instead of waiting for ever", async () => {
+  test("a remote writer that fails reports the host's error instead of waiting for ever", { timeout: 60_000 }, async () => {
     const file = sparseFile("to-nowhere.raw", 8 * MiB, [[0, randomBytes(MiB)], [6 * MiB, randomBytes(MiB)]]);
     const host = getHost(labConnection(lab));
     // Through libvirt: the volume does not exist, so vol-upload fails before it reads the frame.
-    await assert.rejects(uploadFile({ host, pool: pool.name, volume: "no-such-volume.img" }, file, 8 * MiB), /no storage vol|not found/i);
+    await assert.rejects(uploadFile({ host, pool: pool.name, volume: "no-such-volume.img" }, file, 8 * MiB), /Storage volume not found: no storage vol with matching \w+ 'no-such-volume\.img'/);
     // Straight into a file: dd cannot open it.
     const sudoHost = getHost({ ...labConnection(lab), sudo: true });
     await assert.rejects(uploadFile({ host: sudoHost, pool: pool.name, volume: "x", file: "/nonexistent-dir/x.img" }, file, 8 * MiB), /No such file or directory/);
-    assert.equal(spawnSync("pgrep", ["-u", lab.ssh.user, "-f", "no-such-volume"]).status, 1, "no remote writer left running");
+    for (const left of ["no-such-volume", "/nonexistent-dir/x.img"]) {
+      assert.equal(spawnSync("pgrep", ["-f", left]).status, 1, `no remote writer left running (${left})`);
+    }
   });
 
   test("upload with source.sha256: the whole file's sha256 is checked first and becomes the output; a wrong one creates nothing", async () => {
@@ -224,7 +225,7 @@ describe("ImageVolume on the lab", () => {
     const creating = imageVolume.create(await checked(inputs({ name, source: { path: file } })));
     // Cut the SSH connection while the host's `virsh vol-upload` of this volume runs.
     const onMount = path.join(pool.targetPath!, name);
-    while (spawnSync("pgrep", ["-f", `vol-upload .*${name}`]).status !== 0) await new Promise((r) => setTimeout(r, 10));
+    await processAppears(`vol-upload .*${name}`);
     closeAllHosts();
     await assert.rejects(creating, /nothing was left behind/);
     assert.equal(exists({ name }), false);
@@ -248,7 +249,7 @@ describe("ImageVolume on the lab", () => {
     fs.appendFileSync(big, randomBytes(64 * MiB));
     const name = uniqueName("cutdd") + ".img";
     const creating = imageVolume.create(await checked(inputs({ connection: sudo, name, source: { path: big } })));
-    while (spawnSync("pgrep", ["-f", `dd of=.*${name}`]).status !== 0) await new Promise((r) => setTimeout(r, 10));
+    await processAppears(`dd of=.*${name}`);
     closeAllHosts();
     await assert.rejects(creating, /nothing was left behind/);
     assert.equal(exists({ name }), false);
