@@ -14,16 +14,15 @@ import { z } from "zod";
 import { GlusterLibvirtError, InputError, isNotFound } from "./errors";
 import { libvirtName } from "./fields";
 import { getHost, type Host } from "./host";
-import { qemuOwnership } from "./pool";
+import { findDomain, inspectDomain, withDomainLock, type DomainView } from "./libvirt/domains";
+import { requireRunningPool } from "./libvirt/pools";
+import { qemuIdentity } from "./libvirt/qemu";
+import { requireVolume } from "./libvirt/volumes";
 import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stateOf, type Props, type ReplacementTable } from "./resource";
 import { connectionSchema } from "./ssh/settings";
-import {
-  buildDiskXml, parseDomainDisks, parseDomainSummary,
-  type DiskBus, type DiskFormat, type DiskSource, type DomainDisk, type DomainSummary,
-} from "./xml/disk";
+import { buildDiskXml, type DiskBus, type DiskFormat, type DiskSource, type DomainDisk, type DomainSummary } from "./xml/disk";
 import type { Permissions } from "./xml/markup";
 import type { PoolInfo } from "./xml/pool";
-import { requireRunningPool, requireVolume } from "./volume";
 
 export type Access = "gfapi" | "fuse";
 export type HotplugBus = Extract<DiskBus, "virtio" | "scsi" | "sata" | "ide">;
@@ -148,12 +147,13 @@ export function resolveAccess(
 }
 
 /** Where QEMU opens the volume: the file on the mount, or its path inside the Gluster volume. */
-export function diskSourceFor(access: Access, pool: PoolInfo, volumePath: string): DiskSource {
-  if (access === "fuse") return { type: "file", file: volumePath };
-  return { type: "gluster", volume: pool.volume, path: glusterPathOf(pool, volumePath), servers: pool.servers, ...(pool.port ? { port: pool.port } : {}) };
+export function diskSourceFor(access: Access, pool: PoolInfo, volumePath: string, keepOwner = false): DiskSource {
+  if (access === "fuse") return { type: "file", file: volumePath, ...(keepOwner ? { keepOwner } : {}) };
+  return { type: "gluster", volume: pool.volume, path: pathInGlusterVolumeOf(pool, volumePath), servers: pool.servers, ...(pool.port ? { port: pool.port } : {}) };
 }
 
-function glusterPathOf(pool: PoolInfo, volumePath: string): string {
+/** Where a volume libvirt reports at `volumePath` (a file on the mount, or a gluster:// URL) lies inside the Gluster volume. */
+function pathInGlusterVolumeOf(pool: PoolInfo, volumePath: string): string {
   if (pool.type === "gluster") {
     // gluster://HOST[:PORT]/VOLUME/dir/file, as a native pool names its volumes
     const path = decodeURIComponent(new URL(volumePath).pathname);
@@ -225,27 +225,6 @@ export function qemuHasGlusterDriver(host: Host): Promise<boolean> {
   return known;
 }
 
-interface DomainView {
-  summary: DomainSummary;
-  running: boolean;
-  persistentDisks: DomainDisk[];
-  /** empty while the domain is shut off */
-  liveDisks: DomainDisk[];
-}
-
-async function inspectDomain(host: Host, name: string): Promise<DomainView | undefined> {
-  try {
-    const persistentXml = await host.virsh(["dumpxml", "--inactive", name]);
-    const liveXml = await host.virsh(["dumpxml", name]);
-    const summary = parseDomainSummary(liveXml);
-    const running = summary.id !== undefined;
-    return { summary, running, persistentDisks: parseDomainDisks(persistentXml), liveDisks: running ? parseDomainDisks(liveXml) : [] };
-  } catch (err) {
-    if (isNotFound(err, "domain")) return undefined;
-    throw err;
-  }
-}
-
 interface Placement {
   live?: DomainDisk;
   persistent?: DomainDisk;
@@ -267,7 +246,7 @@ interface Plan {
 }
 
 async function planAttachment(host: Host, args: DiskArgs): Promise<Plan> {
-  const dom = await inspectDomain(host, args.domain);
+  const dom = await findDomain(host, args.domain);
   if (!dom) throw new InputError("domain", `no domain named '${args.domain}' on ${host.label}`);
   const taken = [...dom.persistentDisks, ...dom.liveDisks].find((d) => d.target === args.target);
   if (taken) {
@@ -287,11 +266,12 @@ async function planAttachment(host: Host, args: DiskArgs): Promise<Plan> {
 
   const resolved = resolveAccess(args.access, poolInfo.type, args.access === "fuse" ? false : await qemuHasGlusterDriver(host));
   if ("problem" in resolved) throw new InputError("access", `${resolved.problem} (host ${host.label})`);
-  if (resolved.access === "gfapi" && !qemuMayOpen(volume.permissions, await qemuOwnership(host), args.readonly)) {
+  const qemuOpens = qemuMayOpen(volume.permissions, await qemuIdentity(host), args.readonly);
+  if (resolved.access === "gfapi" && !qemuOpens) {
     const p = volume.permissions!;
     throw new InputError("volume", `'${args.volume}' is owned by ${p.owner}:${p.group} mode ${p.mode}: QEMU cannot open it through libgfapi; give it QEMU's owner/group (ImageVolume does by default) or use access fuse`);
   }
-  const source = diskSourceFor(resolved.access, poolInfo, volume.path);
+  const source = diskSourceFor(resolved.access, poolInfo, volume.path, qemuOpens);
   const xml = buildDiskXml({
     source, target: args.target, bus: args.bus, format: volume.format, ...args.driver,
     readonly: args.readonly, shareable: args.shareable, serial: args.serial,
@@ -315,26 +295,27 @@ function explainAttachFailure(err: unknown, args: DiskArgs, plan: Plan): unknown
   );
 }
 
-async function attachDevice(host: Host, domain: string, xml: string, where: { live: boolean; config: boolean }): Promise<void> {
+/** Every virsh command names the domain by uuid: a name could be read as another domain's id. */
+async function attachDevice(host: Host, uuid: string, xml: string, where: { live: boolean; config: boolean }): Promise<void> {
   const flags = [...(where.config ? ["--config"] : []), ...(where.live ? ["--live"] : [])];
-  await host.virsh(["attach-device", domain, "/dev/stdin", ...flags], { stdin: xml });
+  await host.virsh(["attach-device", uuid, "/dev/stdin", ...flags], { stdin: xml });
 }
 
 /**
  * Live detach is a request the guest must honour (PCI unplug needs its ACPI
  * cooperation): ask, then watch the live definition until the target is gone.
  */
-async function detachLive(host: Host, old: DiskOutputs): Promise<void> {
+async function detachLive(host: Host, uuid: string, old: DiskOutputs): Promise<void> {
   const { domain, target } = old;
   try {
-    await host.virsh(["detach-disk", domain, target, "--live"]);
+    await host.virsh(["detach-disk", uuid, target, "--live"]);
   } catch (err) {
     // gone meanwhile, or an earlier request is still pending: the polling below decides
     if (!isNotFound(err, "domain") && !/already in the process of unplug|not running|no disk found/i.test(String((err as Error).message))) throw err;
   }
   const deadline = Date.now() + old.detachTimeout * 1000;
   for (;;) {
-    const dom = await inspectDomain(host, domain);
+    const dom = await inspectDomain(host, uuid);
     if (!dom || !placementOf(dom, target, old.sourcePath).live) return;
     if (Date.now() > deadline) {
       throw new GlusterLibvirtError(
@@ -346,9 +327,9 @@ async function detachLive(host: Host, old: DiskOutputs): Promise<void> {
   }
 }
 
-async function detachPersistent(host: Host, domain: string, target: string): Promise<void> {
+async function detachPersistent(host: Host, uuid: string, target: string): Promise<void> {
   try {
-    await host.virsh(["detach-disk", domain, target, "--config"]);
+    await host.virsh(["detach-disk", uuid, target, "--config"]);
   } catch (err) {
     if (!isNotFound(err, "domain")) throw err;
   }
@@ -357,10 +338,15 @@ async function detachPersistent(host: Host, domain: string, target: string): Pro
 /** What create decided once and every later step keeps. */
 type Recorded = Pick<DiskOutputs, "resolvedAccess" | "diskXml" | "sourcePath" | "format">;
 
-async function readOutputs(host: Host, args: DiskArgs, recorded: Recorded): Promise<DiskOutputs> {
-  const dom = await inspectDomain(host, args.domain);
+async function readOutputs(host: Host, args: DiskArgs, uuid: string, recorded: Recorded): Promise<DiskOutputs> {
+  const dom = await inspectDomain(host, uuid);
   if (!dom) throw new GlusterLibvirtError(`domain '${args.domain}' vanished from ${host.label} while its disk was being attached`);
   return outputsOf(args, recorded, dom);
+}
+
+/** The domain a recorded attachment is on: by the uuid it was attached to (a domain recreated under the name is another one). */
+function recordedDomain(host: Host, old: DiskOutputs): Promise<DomainView | undefined> {
+  return old.domainUuid ? inspectDomain(host, old.domainUuid) : findDomain(host, old.domain);
 }
 
 function outputsOf(args: DiskArgs, recorded: Recorded, dom: DomainView): DiskOutputs {
@@ -406,19 +392,22 @@ export const diskAttachment: Required<Omit<pulumi.dynamic.ResourceProvider, "con
   async create(inputs: Props) {
     const args = parseArgs(diskSchema, inputs);
     const host = getHost(args.connection);
-    const plan = await planAttachment(host, args);
-    // One call: libvirt applies the live attach first and saves the definition only if it worked.
-    await attachDevice(host, args.domain, plan.xml, { live: plan.hotplug, config: true }).catch((err: unknown) => {
-      throw explainAttachFailure(err, args, plan);
+    // One change per domain at a time: libvirt would make the others wait on its job lock, and give up after 30 s.
+    const outs = await withDomainLock(host, args.domain, async () => {
+      const plan = await planAttachment(host, args);
+      // One call: libvirt applies the live attach first and saves the definition only if it worked.
+      await attachDevice(host, plan.dom.uuid, plan.xml, { live: plan.hotplug, config: true }).catch((err: unknown) => {
+        throw explainAttachFailure(err, args, plan);
+      });
+      return readOutputs(host, args, plan.dom.uuid, { resolvedAccess: plan.access, diskXml: plan.xml, sourcePath: sourcePathOf(plan.source), format: plan.format });
     });
-    const outs = await readOutputs(host, args, { resolvedAccess: plan.access, diskXml: plan.xml, sourcePath: sourcePathOf(plan.source), format: plan.format });
     return { id: `${outs.domainUuid}/${args.target}`, outs };
   },
 
   async read(id: string, props?: Props) {
     const old = stateOf<DiskOutputs>(props);
     const host = getHost(old.connection);
-    const dom = await inspectDomain(host, old.domain);
+    const dom = await recordedDomain(host, old);
     if (!dom) return {}; // the domain, and with it the disk, is gone
     const at = placementOf(dom, old.target, old.sourcePath);
     const disk = at.persistent ?? at.live;
@@ -430,26 +419,31 @@ export const diskAttachment: Required<Omit<pulumi.dynamic.ResourceProvider, "con
     const old = stateOf<DiskOutputs>(olds);
     const args = parseArgs(diskSchema, news);
     const host = getHost(args.connection);
-    const dom = await inspectDomain(host, args.domain);
-    if (!dom) throw new GlusterLibvirtError(`domain '${args.domain}' is no longer defined on ${host.label}`);
-    const at = placementOf(dom, args.target, old.sourcePath);
-    if (!at.persistent) await attachDevice(host, args.domain, old.diskXml, { live: false, config: true });
-    if (args.live && dom.running && !at.live) {
-      const problem = hotplugProblem(args.bus, dom.summary);
-      if (problem) throw new InputError("bus", `cannot hot-plug into running domain '${args.domain}': ${problem}`);
-      await attachDevice(host, args.domain, old.diskXml, { live: true, config: false });
-    }
-    return { outs: await readOutputs(host, args, old) };
+    const outs = await withDomainLock(host, args.domain, async () => {
+      const dom = await recordedDomain(host, old);
+      if (!dom) throw new GlusterLibvirtError(`domain '${args.domain}' is no longer defined on ${host.label}`);
+      const at = placementOf(dom, args.target, old.sourcePath);
+      if (!at.persistent) await attachDevice(host, dom.uuid, old.diskXml, { live: false, config: true });
+      if (args.live && dom.running && !at.live) {
+        const problem = hotplugProblem(args.bus, dom.summary);
+        if (problem) throw new InputError("bus", `cannot hot-plug into running domain '${args.domain}': ${problem}`);
+        await attachDevice(host, dom.uuid, old.diskXml, { live: true, config: false });
+      }
+      return readOutputs(host, args, dom.uuid, old);
+    });
+    return { outs };
   },
 
   async delete(_id: string, props: Props) {
     const old = stateOf<DiskOutputs>(props);
     const host = getHost(old.connection);
-    const dom = await inspectDomain(host, old.domain);
-    if (!dom) return; // domain gone: so is the disk
-    const at = placementOf(dom, old.target, old.sourcePath);
-    // Live first: if the guest holds on, the definition is untouched and state stays true.
-    if (at.live) await detachLive(host, old);
-    if (at.persistent) await detachPersistent(host, old.domain, old.target);
+    await withDomainLock(host, old.domain, async () => {
+      const dom = await recordedDomain(host, old);
+      if (!dom) return; // domain gone: so is the disk
+      const at = placementOf(dom, old.target, old.sourcePath);
+      // Live first: if the guest holds on, the definition is untouched and state stays true.
+      if (at.live) await detachLive(host, dom.uuid, old);
+      if (at.persistent) await detachPersistent(host, dom.uuid, old.target);
+    });
   },
 };

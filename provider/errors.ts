@@ -20,6 +20,12 @@ export class GlusterLibvirtError extends Error {
 /** XML that cannot be built (unrepresentable value) or parsed (malformed, not what libvirt prints). */
 export class XmlError extends GlusterLibvirtError {}
 
+/**
+ * A check that guards data (is this image in use? does this file exist?) could not be
+ * completed. Safety fails closed: the operation it guarded was not done.
+ */
+export class SafetyCheckError extends GlusterLibvirtError {}
+
 /** A resource input is wrong; `field` is the dotted path of the input (`connection.port`). */
 export class InputError extends GlusterLibvirtError {
   constructor(readonly field: string, reason: string) {

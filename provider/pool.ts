@@ -5,14 +5,16 @@
  */
 import type * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { GlusterLibvirtError, InputError, isNotFound } from "./errors";
+import { GlusterLibvirtError, InputError, isCommandError, isNotFound } from "./errors";
 import { absolutePath, glusterVolumeName, libvirtName, permissions, serverAddress } from "./fields";
 import { getHost, type Host } from "./host";
 import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stateOf, type Props, type ReplacementTable } from "./resource";
 import { connectionSchema } from "./ssh/settings";
-import { describeUses, findDiskUses } from "./usage";
-import { parseInfo } from "./virshOutput";
-import { diskReferencesPool, GLUSTER_DEFAULT_PORT } from "./xml/disk";
+import { glusterUrl } from "./libvirt/gluster";
+import { inspectPool, type PoolView } from "./libvirt/pools";
+import { qemuIdentity } from "./libvirt/qemu";
+import { describeUses, findDiskUses } from "./libvirt/usage";
+import { GLUSTER_DEFAULT_PORT, sourceInPool } from "./xml/disk";
 import { buildPoolXml, parsePoolXml, SERVER_MOUNT_OPTION_PREFIXES, type PoolInfo, type PoolSpec } from "./xml/pool";
 
 /** Where netfs pools are mounted unless `targetPath` says otherwise. */
@@ -102,37 +104,13 @@ function specOf(args: PoolArgs, effectivePermissions?: PoolSpec["permissions"], 
   };
 }
 
-/** QEMU runs as libvirt-qemu (Debian) or qemu (RHEL); files it opens must be theirs. */
-export async function qemuOwnership(host: Host): Promise<{ owner: number; group: number } | undefined> {
-  for (const user of ["libvirt-qemu", "qemu"]) {
-    const uid = await host.exec(["id", "-u", user], { check: false });
-    const gid = await host.exec(["id", "-g", user], { check: false });
-    if (uid.code === 0 && gid.code === 0) return { owner: Number(uid.stdout.trim()), group: Number(gid.stdout.trim()) };
-  }
-  return undefined;
-}
-
 async function effectivePermissionsFor(host: Host, args: PoolArgs): Promise<PoolSpec["permissions"]> {
   if (args.type !== "netfs") return undefined;
-  const qemu = args.permissions?.owner === undefined || args.permissions?.group === undefined ? await qemuOwnership(host) : undefined;
+  const qemu = args.permissions?.owner === undefined || args.permissions?.group === undefined ? await qemuIdentity(host) : undefined;
   return { mode: "0755", ...qemu, ...args.permissions };
 }
 
-/** The pool as the host has it (definition, state, autostart), or undefined when it is not defined. */
-export async function inspectPool(host: Host, name: string): Promise<{ info: PoolInfo; state: string; autostart: boolean } | undefined> {
-  let infoText: string;
-  try {
-    infoText = await host.virsh(["pool-info", name]);
-  } catch (err) {
-    if (isNotFound(err, "pool")) return undefined;
-    throw err;
-  }
-  const fields = parseInfo(infoText);
-  const info = parsePoolXml(await host.virsh(["pool-dumpxml", name]));
-  return { info, state: fields["State"] ?? "unknown", autostart: fields["Autostart"] === "yes" };
-}
-
-function outputsOf(args: PoolArgs, live: { info: PoolInfo; state: string; autostart: boolean }): PoolOutputs {
+function outputsOf(args: PoolArgs, live: PoolView): PoolOutputs {
   return plainOutputs({
     ...args,
     autostart: live.autostart,
@@ -142,7 +120,7 @@ function outputsOf(args: PoolArgs, live: { info: PoolInfo; state: string; autost
     allocation: live.info.allocation ?? 0,
     available: live.info.available ?? 0,
     effectivePermissions: live.info.permissions,
-    glusterUrl: `gluster://${args.servers[0]}/${args.volume}`,
+    glusterUrl: glusterUrl(args.servers[0], args.volume),
   });
 }
 
@@ -159,10 +137,23 @@ export function definitionDifferences(live: PoolInfo, wanted: PoolSpec): string[
   return diffs;
 }
 
-/** Defined → built → started → autostart; any failure undoes what this call did. */
+/**
+ * Defined → built → started → autostart; any failure undoes what this call did. The
+ * error carries the host's own message (virsh's, mount's) and says what is left.
+ */
 async function createPool(host: Host, args: PoolArgs): Promise<void> {
   const spec = specOf(args, await effectivePermissionsFor(host, args));
-  await host.virsh(["pool-define", "/dev/stdin"], { stdin: buildPoolXml(spec) });
+  const failed = (err: unknown, left: string) =>
+    new GlusterLibvirtError(`creating pool '${args.name}' on ${host.label} failed: ${(err as Error).message}; ${left}`, {
+      cause: err,
+      details: err instanceof GlusterLibvirtError ? err.details : String(err),
+    });
+  try {
+    await host.virsh(["pool-define", "/dev/stdin"], { stdin: buildPoolXml(spec) });
+  } catch (err) {
+    // "already exists" is someone else's pool; any other refusal defined nothing.
+    throw failed(err, "nothing was defined");
+  }
   let built = false;
   try {
     if (args.type === "netfs") {
@@ -172,20 +163,23 @@ async function createPool(host: Host, args: PoolArgs): Promise<void> {
     await host.virsh(["pool-start", args.name]);
     await host.virsh(args.autostart ? ["pool-autostart", args.name] : ["pool-autostart", "--disable", args.name]);
   } catch (err) {
-    await undo(host, args.name, built);
-    throw new GlusterLibvirtError(`creating pool '${args.name}' on ${host.label} failed; nothing was left defined`, {
-      cause: err,
-      details: err instanceof GlusterLibvirtError ? err.details : String(err),
-    });
+    const left = await undo(host, args.name, built);
+    throw failed(err, left.length ? `undoing it failed, so this is left on the host: ${left.join("; ")}` : "nothing was left defined");
   }
 }
 
-/** Best-effort rollback: stop, remove the (empty) mount point we made, undefine. */
-async function undo(host: Host, name: string, built: boolean): Promise<void> {
-  const quietly = (p: Promise<unknown>) => p.catch(() => undefined);
-  await quietly(host.virsh(["pool-destroy", name]));
-  if (built) await quietly(host.virsh(["pool-delete", name]));
-  await quietly(host.virsh(["pool-undefine", name]));
+/** Rollback: stop, remove the (empty) mount point we made, undefine. Returns what could not be undone. */
+async function undo(host: Host, name: string, built: boolean): Promise<string[]> {
+  const left: string[] = [];
+  const step = async (args: string[], what: string, gone: (err: unknown) => boolean) => {
+    await host.virsh(args).catch((err: unknown) => {
+      if (!gone(err)) left.push(`${what} (${(err as Error).message})`);
+    });
+  };
+  await step(["pool-destroy", name], "the pool may still be started", (err) => isCommandError(err, "not-running") || isNotFound(err, "pool"));
+  if (built) await step(["pool-delete", name], "its mount point directory", (err) => isNotFound(err, "pool"));
+  await step(["pool-undefine", name], `pool '${name}' is still defined`, (err) => isNotFound(err, "pool"));
+  return left;
 }
 
 async function adoptPool(host: Host, args: PoolArgs, live: PoolInfo): Promise<void> {
@@ -281,7 +275,7 @@ export const glusterPool: Required<Omit<pulumi.dynamic.ResourceProvider, "config
     if (!live) return; // already gone
     if (!old.forceDestroy) {
       const ref = { targetPath: live.info.targetPath, glusterVolume: live.info.volume, pool: old.name };
-      const uses = await findDiskUses(host, (disk) => diskReferencesPool(disk, ref));
+      const uses = await findDiskUses(host, (source) => sourceInPool(source, ref), `pool '${old.name}'`);
       if (uses.length) {
         throw new GlusterLibvirtError(
           `pool '${old.name}' on ${host.label} is in use by ${describeUses(uses)}; detach those disks first, or set forceDestroy: true`,

@@ -28,23 +28,25 @@
  */
 import { stat } from "node:fs/promises";
 import { isAbsolute, resolve } from "node:path";
-import { isDeepStrictEqual } from "node:util";
 import type * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { GlusterLibvirtError, InputError, isCommandError, isNotFound, SshError } from "./errors";
+import { GlusterLibvirtError, InputError, isCommandError, isNotFound, SafetyCheckError, SshError } from "./errors";
 import { libvirtName, permissions, type PermissionsInput } from "./fields";
 import { getHost, type Host } from "./host";
-import { inspectPool, qemuOwnership } from "./pool";
+import { pathInGlusterVolume, volumeGlusterUrl } from "./libvirt/gluster";
+import { inspectPool, requireRunningPool } from "./libvirt/pools";
+import { qemuIdentity } from "./libvirt/qemu";
+import { describeUses, findDiskUses, findOverlays } from "./libvirt/usage";
+import { findVolume, inspectVolume, lookUpVolume, requireVolume } from "./libvirt/volumes";
 import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stateOf, type Props, type ReplacementTable, UNKNOWN } from "./resource";
 import { formatSize, parseSize } from "./size";
 import { connectionSchema } from "./ssh/settings";
-import { describeUses, findDiskUses } from "./usage";
-import { parseNames } from "./virshOutput";
 import { fileSha256, localContentDigest } from "./localImage";
 import { appendZeros, directFile, downloadToVolume, hostSha256, type ProgressReporter, uploadAndVerify, type VolumeTarget } from "./volumeContent";
-import { diskReferencesVolume, type VolumeReference } from "./xml/disk";
+import { sourceReferencesVolume, type VolumeReference } from "./xml/disk";
+import type { Permissions } from "./xml/markup";
 import type { PoolInfo } from "./xml/pool";
-import { buildVolumeXml, parseVolumeXml, type VolumeFormat, type VolumeInfo, type VolumeSpec } from "./xml/volume";
+import { buildVolumeXml, type VolumeFormat, type VolumeInfo, type VolumeSpec } from "./xml/volume";
 
 /** Mode of volume files unless `permissions.mode` says otherwise. */
 export const DEFAULT_VOLUME_MODE = "0660";
@@ -168,6 +170,10 @@ export interface VolumeOutputs extends VolumeArgs {
   format: VolumeFormat;
   /** path of the backing image, for overlays */
   backingStore?: string;
+  /** ownership and mode of the file as the host reports it (read back on refresh) */
+  effectivePermissions?: Permissions;
+  /** ownership and mode this resource gave the file (the input with its defaults); drift from it is repaired by `up` */
+  appliedPermissions?: Permissions;
   /** sha256 of the whole content: downloaded volumes, and uploads with `source.sha256` */
   sha256?: string;
   /** uploaded volumes: the source file's content digest (`sparse-v1:…`, see localImage.ts) */
@@ -177,71 +183,20 @@ export interface VolumeOutputs extends VolumeArgs {
 // ---------------------------------------------------------------------------------------
 // Reading the host
 
-/**
- * The volume as libvirt reports it (vol-dumpxml refreshes sizes), or undefined when it
- * does not exist. libvirt lists a pool's files as of its last refresh, and on shared
- * storage another hypervisor may have made this one since: a miss refreshes the pool
- * once and looks again.
- */
-export async function inspectVolume(host: Host, pool: string, name: string): Promise<VolumeInfo | undefined> {
-  const lookUp = async () => {
-    try {
-      return parseVolumeXml(await host.virsh(["vol-dumpxml", "--pool", pool, name]));
-    } catch (err) {
-      if (isNotFound(err, "volume")) return undefined;
-      throw err;
-    }
-  };
-  const found = await lookUp();
-  if (found) return found;
-  await host.virsh(["pool-refresh", pool]).catch(() => undefined); // an inactive pool answers the lookup itself
-  return lookUp();
-}
-
-/** The volume, or undefined when it or its whole pool is gone (as far as libvirt can tell). */
-async function findVolume(host: Host, pool: string, name: string): Promise<VolumeInfo | undefined> {
-  try {
-    return await inspectVolume(host, pool, name);
-  } catch (err) {
-    if (isNotFound(err, "pool")) return undefined;
-    throw err;
-  }
-}
-
-export async function requireRunningPool(host: Host, name: string, field = "pool"): Promise<PoolInfo> {
-  const pool = await inspectPool(host, name);
-  if (!pool) throw new InputError(field, `no storage pool named '${name}' on ${host.label}`);
-  if (pool.state !== "running") throw new InputError(field, `storage pool '${name}' on ${host.label} is ${pool.state}, not running`);
-  return pool.info;
-}
-
-export async function requireVolume(host: Host, pool: string, name: string, field: string): Promise<VolumeInfo> {
-  const vol = await inspectVolume(host, pool, name);
-  if (!vol) throw new InputError(field, `no volume '${name}' in pool '${pool}' on ${host.label}`);
-  return vol;
-}
-
-/** The volume's path inside the Gluster volume ("dir/name"). */
-function glusterPathOf(pool: PoolInfo, name: string): string {
-  return [...(pool.directory ?? "").split("/").filter(Boolean), name].join("/");
-}
-
-function glusterUrlOf(pool: PoolInfo, name: string): string {
-  return `gluster://${pool.servers[0]}/${pool.volume}/${glusterPathOf(pool, name)}`;
-}
-
-function outputsOf(args: VolumeArgs, live: VolumeInfo, glusterUrl: string, content: Created): VolumeOutputs {
+function outputsOf(args: VolumeArgs, live: VolumeInfo, recorded: Recorded): VolumeOutputs {
   return plainOutputs({
     ...args,
     key: live.key ?? live.path ?? "",
     path: live.path ?? "",
-    glusterUrl,
+    glusterUrl: recorded.glusterUrl,
+    effectivePermissions: live.permissions,
+    appliedPermissions: recorded.appliedPermissions,
     capacity: live.capacity,
     allocation: live.allocation,
     format: (live.format ?? args.format) as VolumeFormat,
     backingStore: live.backingStore?.path,
-    sha256: content.sha256,
-    contentDigest: content.contentDigest,
+    sha256: recorded.sha256,
+    contentDigest: recorded.contentDigest,
   });
 }
 
@@ -253,12 +208,14 @@ async function volumePermissions(host: Host, pool: PoolInfo, wanted: Permissions
   const fromPool = pool.permissions?.owner !== undefined && pool.permissions.group !== undefined
     ? { owner: pool.permissions.owner, group: pool.permissions.group }
     : undefined;
-  const owner = wanted?.owner !== undefined && wanted.group !== undefined ? {} : fromPool ?? (await qemuOwnership(host));
+  const owner = wanted?.owner !== undefined && wanted.group !== undefined ? {} : fromPool ?? (await qemuIdentity(host));
   return { mode: DEFAULT_VOLUME_MODE, ...owner, ...wanted };
 }
 
 /** What create learned on the way that the host cannot tell later. */
 type Created = Pick<VolumeOutputs, "sha256" | "contentDigest">;
+/** What create and update decided, kept in state as it was. */
+type Recorded = Created & Pick<VolumeOutputs, "glusterUrl" | "appliedPermissions">;
 
 /** Runs `read` on the local source file; a failure to read it is an error of `source.path`. */
 async function readingSource<T>(path: string, read: () => Promise<T>): Promise<T> {
@@ -384,50 +341,72 @@ async function growVolume(target: VolumeTarget, args: VolumeArgs): Promise<void>
   await padQcow2(target, live);
 }
 
-/** netfs pool: define, fill, finish; any failure after the volume exists deletes it. */
+/**
+ * netfs pool: define, fill, finish. libvirt refuses to define over a file that exists on
+ * the storage (listed or not), so a failed define left nothing of anyone else's; any
+ * failure from the define on removes what this call made.
+ */
 async function createInNetfsPool(host: Host, pool: PoolInfo, args: VolumeArgs): Promise<Created> {
   const target = { host, pool: args.pool, volume: args.name };
   const localSize = args.source?.path !== undefined ? await localFileSize(args.source.path) : undefined;
   if (args.source?.path !== undefined && args.source.sha256 !== undefined) await checkSourceSha256(args.source.path, localSize!, args.source.sha256);
   const contentSize = args.source?.url !== undefined ? 0 : localSize;
-  await defineVolume(host, pool, args, contentSize);
   try {
+    await defineVolume(host, pool, args, contentSize);
     const created = await fillVolume(target, args, localSize);
     await finishVolume(target, args);
     return created;
   } catch (err) {
+    if (isCommandError(err, "already-exists")) throw err; // not ours: left alone
     throw await afterFailedCreation(host, args, err, () => removePartialVolume(host, args.pool, args.name));
   }
 }
 
-/** The error to report once the volume may exist: the original one if `remove` cleaned up, else a PartialVolumeError. */
-async function afterFailedCreation(host: Host, args: VolumeArgs, err: unknown, remove: () => Promise<string | undefined>): Promise<unknown> {
+/**
+ * The error to report once the volume may exist: the original one, saying so, if `remove`
+ * made sure nothing is left; else a PartialVolumeError naming what is left and why.
+ */
+async function afterFailedCreation(host: Host, args: VolumeArgs, err: unknown, remove: () => Promise<string | undefined>): Promise<Error> {
   const leftover = await remove();
-  if (!leftover) return err;
+  const cause = (err as Error).message;
+  if (!leftover) {
+    if (err instanceof InputError) return err;
+    return new GlusterLibvirtError(`creating volume '${args.name}' in pool '${args.pool}' on ${host.label} failed: ${cause}; nothing was left behind`, {
+      cause: err,
+      details: err instanceof GlusterLibvirtError ? err.details : String(err),
+    });
+  }
   return new PartialVolumeError(
-    `creating volume '${args.name}' in pool '${args.pool}' on ${host.label} failed (${(err as Error).message}), and the partial volume could not be removed: ${leftover}; ` +
-      `remove it with \`virsh pool-refresh ${args.pool}; virsh vol-delete --pool ${args.pool} ${args.name}\``,
-    { cause: err },
+    `creating volume '${args.name}' in pool '${args.pool}' on ${host.label} failed (${cause}), and what it made may still be there: removing it failed (${leftover}); ` +
+      `check and remove it with \`virsh pool-refresh ${args.pool}; virsh vol-delete --pool ${args.pool} ${args.name}\``,
+    { cause: err, details: err instanceof GlusterLibvirtError ? err.details : String(err) },
   );
 }
 
-/** A failed creation that left a volume behind (its message says how to remove it). */
+/** A failed creation that may have left a volume behind (its message says how to remove it). */
 class PartialVolumeError extends GlusterLibvirtError {}
 
 /**
  * Deletes what a failed creation left. An upload cut off mid-stream keeps the volume
  * busy in libvirtd ("still in use") until the remote virsh notices, and a connection
- * that just dropped must reconnect: both are retried for a while. Returns why the
- * volume could not be removed, or undefined when it is gone.
+ * that just dropped must reconnect: both are retried for a while. "Not found" is
+ * believed only after a pool refresh (libvirt lists files as of its last refresh).
+ * Returns why the volume could not be removed, or undefined when it is gone.
  */
 async function removePartialVolume(host: Host, pool: string, name: string): Promise<string | undefined> {
   const deadline = Date.now() + 30_000;
-  for (;;) {
+  for (let refreshed = false; ; ) {
     try {
       await host.virsh(["vol-delete", "--pool", pool, name]);
       return undefined;
     } catch (err) {
-      if (isNotFound(err, "volume")) return undefined;
+      if (isNotFound(err, "volume")) {
+        if (refreshed) return undefined;
+        refreshed = true;
+        const failed = await host.virsh(["pool-refresh", pool]).then(() => undefined, (e: Error) => e.message);
+        if (failed) return `pool-refresh failed: ${failed}`;
+        continue;
+      }
       const transient = isCommandError(err, "in-use") || (err instanceof SshError && err.kind === "connection-lost");
       if (!transient || Date.now() > deadline) return (err as Error).message;
       await new Promise((r) => setTimeout(r, 500));
@@ -455,7 +434,8 @@ async function createInGlusterPool(host: Host, pool: PoolInfo, args: VolumeArgs)
     argv.push("-b", base.path ?? "", "-F", base.format ?? "raw");
   }
   if (args.preallocation !== "off") argv.push("-o", `preallocation=${args.preallocation}`);
-  argv.push(glusterUrlOf(pool, args.name));
+  const url = volumeGlusterUrl(pool, args.name);
+  argv.push(url);
   if (args.capacity !== undefined) argv.push(String(args.capacity));
   const asOwner = await runAsOwner(host, args.pool, await volumePermissions(host, pool, args.permissions));
   try {
@@ -472,6 +452,34 @@ async function createInGlusterPool(host: Host, pool: PoolInfo, args: VolumeArgs)
     );
   }
   return {};
+}
+
+/**
+ * The volume if it exists. libvirt lists a pool's files as of its last refresh, and on
+ * shared storage another hypervisor may have made this one since:
+ *  - netfs: a miss refreshes the pool (a readdir of the mount); libvirt then also refuses
+ *    to define a volume over a file it finds on the storage;
+ *  - native gluster: `qemu-img create` would truncate whatever is at the URL, so absence
+ *    is proven on the storage itself — `qemu-img info` through libgfapi, as the user that
+ *    will create the file, must say "No such file or directory"; an image that opens is
+ *    there (the pool is refreshed to list it); anything else means absence cannot be
+ *    proven, and nothing is written. This is the last look before qemu-img runs (a
+ *    refresh first would cost another ~10 s of libgfapi and prove nothing more).
+ */
+async function existingVolume(host: Host, pool: PoolInfo, args: VolumeArgs): Promise<VolumeInfo | undefined> {
+  if (pool.type !== "gluster") return inspectVolume(host, args.pool, args.name);
+  const listed = await lookUpVolume(host, args.pool, args.name);
+  if (listed) return listed;
+  const url = volumeGlusterUrl(pool, args.name);
+  const asOwner = await runAsOwner(host, args.pool, await volumePermissions(host, pool, args.permissions));
+  const r = await host.exec([...asOwner, "qemu-img", "info", "-U", url], { check: false });
+  if (r.code !== 0) {
+    if (/No such file or directory/.test(r.stderr)) return undefined;
+    const why = r.stderr.trim().split("\n").filter((l) => !/^\[\d{4}-/.test(l)).pop() ?? `exit ${r.code}`;
+    throw new SafetyCheckError(`cannot prove that ${url} does not exist yet (qemu-img info on ${host.label}: ${why}), so nothing was created; an existing file would have been truncated`);
+  }
+  await host.virsh(["pool-refresh", args.pool]);
+  return requireVolume(host, args.pool, args.name, "name");
 }
 
 /** The mode QEMU's gluster driver gives the files it creates (0600, seen on the lab). */
@@ -494,45 +502,60 @@ async function runAsOwner(host: Host, pool: string, perms: VolumeSpec["permissio
   );
 }
 
-async function adoptVolume(host: Host, args: VolumeArgs, live: VolumeInfo): Promise<void> {
-  if (live.format !== args.format) {
-    throw new InputError("format", `volume '${args.name}' exists in pool '${args.pool}' as ${live.format ?? "unknown format"}, not ${args.format}; not adopted`);
-  }
+/**
+ * Takes over an existing volume: only if it is what was declared. Format and size are
+ * compared; declared content is verified on the host (a local file's bytes, a download's
+ * `source.sha256`), and a declared backing volume must be the one it has. Anything that
+ * cannot be verified is refused. Returns what create would have recorded.
+ */
+async function adoptVolume(host: Host, args: VolumeArgs, live: VolumeInfo): Promise<Created> {
+  const refuse = (field: string, why: string) => new InputError(field, `volume '${args.name}' exists in pool '${args.pool}' on ${host.label}, but ${why}; not adopted`);
+  if (live.format !== args.format) throw refuse("format", `as ${live.format ?? "unknown format"}, not ${args.format}`);
   if (args.capacity !== undefined && args.capacity < live.capacity) {
     throw new InputError("capacity", `volume '${args.name}' already holds ${formatSize(live.capacity)}; shrinking is refused (data loss)`);
   }
-  if (args.capacity !== undefined && args.capacity > live.capacity) await growVolume({ host, pool: args.pool, volume: args.name }, args);
+  const target: VolumeTarget = { host, pool: args.pool, volume: args.name, file: await directFile(host, live.path) };
+  let created: Created = {};
+  const src = args.source;
+  if (src?.path !== undefined) {
+    const size = await localFileSize(src.path);
+    const local = await readingSource(src.path, () => fileSha256(src.path!, size));
+    if (src.sha256 !== undefined && local !== src.sha256) throw new InputError("source.sha256", `checksum mismatch for ${src.path}: expected ${src.sha256}, the file has ${local}`);
+    const onHost = await hostSha256(target, [{ offset: 0, length: size }]);
+    if (onHost.sha256 !== local || live.capacity < size) throw refuse("source.path", `its content is not that of ${src.path} (sha256 on the host ${onHost.sha256}, of the file ${local})`);
+    created = { sha256: src.sha256, contentDigest: await sourceDigest(src.path) };
+  } else if (src?.url !== undefined) {
+    if (src.sha256 === undefined) throw refuse("source.sha256", "its content cannot be verified without `source.sha256`");
+    const onHost = await hostSha256(target, [{ offset: 0, length: live.physical ?? live.capacity }]);
+    if (onHost.sha256 !== src.sha256) throw refuse("source.sha256", `its sha256 is ${onHost.sha256}, not ${src.sha256}`);
+    created = { sha256: onHost.sha256 };
+  } else if (args.backingVolume) {
+    const base = await requireVolume(host, args.backingVolume.pool ?? args.pool, args.backingVolume.volume, "backingVolume.volume");
+    if (live.backingStore?.path !== base.path) throw refuse("backingVolume", `its backing file is ${live.backingStore?.path ?? "none"}, not ${base.path}`);
+  }
+  if (args.capacity !== undefined && args.capacity > live.capacity) await growVolume(target, args);
+  return created;
 }
 
 // ---------------------------------------------------------------------------------------
 // Deleting
 
-/** Volumes (in every running pool) whose backing file is this one. */
-async function findOverlays(host: Host, live: VolumeInfo, glusterUrl: string): Promise<string[]> {
-  const overlays: string[] = [];
-  for (const pool of parseNames(await host.virsh(["pool-list", "--name"]))) {
-    const lines = parseNames(await host.virsh(["vol-list", "--pool", pool]).catch(() => ""));
-    for (const line of lines) {
-      const path = line.split(/\s+/).pop()!;
-      if (path === live.path) continue;
-      const vol = await host.virsh(["vol-dumpxml", path]).then(parseVolumeXml, () => undefined);
-      const backing = vol?.backingStore?.path;
-      if (backing !== undefined && (backing === live.path || backing === glusterUrl)) overlays.push(`${pool}/${vol!.name}`);
-    }
-  }
-  return overlays;
-}
-
+/**
+ * Refuses while any domain uses the volume (also as an image below its disk) or another
+ * volume has it as its backing file. Whatever the scans cannot read stops the delete.
+ */
 async function refuseWhileUsed(host: Host, old: VolumeOutputs, live: VolumeInfo, pool: PoolInfo | undefined): Promise<void> {
-  const ref: VolumeReference = { filePath: live.path, pool: old.pool, volume: old.name };
-  if (pool) Object.assign(ref, { glusterVolume: pool.volume, glusterPath: glusterPathOf(pool, old.name) });
-  const uses = await findDiskUses(host, (disk) => diskReferencesVolume(disk, ref));
+  const ref: VolumeReference = { pool: old.pool, volume: old.name };
+  if (live.path?.startsWith("/")) ref.filePath = live.path;
+  if (pool) Object.assign(ref, { glusterVolume: pool.volume, glusterPath: pathInGlusterVolume(pool, old.name) });
+  const what = `volume '${old.name}' in pool '${old.pool}'`;
+  const uses = await findDiskUses(host, (s) => sourceReferencesVolume(s, ref), what);
   if (uses.length) {
-    throw new GlusterLibvirtError(`volume '${old.name}' in pool '${old.pool}' on ${host.label} is in use by ${describeUses(uses)}; detach it first`);
+    throw new GlusterLibvirtError(`${what} on ${host.label} is in use by ${describeUses(uses)}; detach it first`);
   }
-  const overlays = await findOverlays(host, live, old.glusterUrl);
+  const overlays = await findOverlays(host, (s) => sourceReferencesVolume(s, ref), what, live.key ?? live.path);
   if (overlays.length) {
-    throw new GlusterLibvirtError(`volume '${old.name}' in pool '${old.pool}' on ${host.label} is the backing file of ${overlays.join(", ")}; delete those first`);
+    throw new GlusterLibvirtError(`${what} on ${host.label} is the backing file of ${overlays.join(", ")}; delete those first`);
   }
 }
 
@@ -561,7 +584,9 @@ export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "config
           "to recreate it empty at the smaller size, replace it explicitly (`pulumi up --replace <urn>`)",
       );
     }
-    const changes = result.changes || replaces.length > 0;
+    // Ownership or mode changed on the host (seen on refresh): update puts it back.
+    const drifted = olds.appliedPermissions !== undefined && olds.effectivePermissions !== undefined && !samePermissions(olds.effectivePermissions, olds.appliedPermissions);
+    const changes = result.changes || replaces.length > 0 || drifted;
     return { changes, replaces, deleteBeforeReplace: replaces.length > 0 };
   },
 
@@ -569,27 +594,20 @@ export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "config
     const args = parseArgs(volumeSchema, inputs);
     const host = getHost(args.connection);
     const pool = await requireRunningPool(host, args.pool);
-    // inspectVolume refreshes the pool on a miss: a file libvirt does not list yet (made
-    // by hand or by another hypervisor) is found, so qemu-img never truncates it.
-    const existing = await inspectVolume(host, args.pool, args.name);
-    let created: Created = {};
+    const existing = await existingVolume(host, pool, args);
     if (existing && !args.adopt) {
       throw new InputError("name", `a volume named '${args.name}' already exists in pool '${args.pool}' on ${host.label}; set adopt: true to take it over`);
-    } else if (existing) {
-      await adoptVolume(host, args, existing);
+    }
+    const appliedPermissions = await volumePermissions(host, pool, args.permissions);
+    let created: Created;
+    if (existing) {
+      created = await adoptVolume(host, args, existing);
+      await applyPermissionsIfDrifted(host, existing, appliedPermissions);
     } else {
-      try {
-        created = pool.type === "gluster" ? await createInGlusterPool(host, pool, args) : await createInNetfsPool(host, pool, args);
-      } catch (err) {
-        if (err instanceof InputError || err instanceof PartialVolumeError) throw err;
-        throw new GlusterLibvirtError(`creating volume '${args.name}' in pool '${args.pool}' on ${host.label} failed; nothing was left behind: ${(err as Error).message}`, {
-          cause: err,
-          details: err instanceof GlusterLibvirtError ? err.details : String(err),
-        });
-      }
+      created = pool.type === "gluster" ? await createInGlusterPool(host, pool, args) : await createInNetfsPool(host, pool, args);
     }
     const live = await requireVolume(host, args.pool, args.name, "name");
-    const outs = outputsOf(args, live, glusterUrlOf(pool, args.name), created);
+    const outs = outputsOf(args, live, { ...created, glusterUrl: volumeGlusterUrl(pool, args.name), appliedPermissions });
     return { id: outs.key, outs };
   },
 
@@ -598,7 +616,7 @@ export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "config
     const host = getHost(old.connection);
     const live = await findVolume(host, old.pool, old.name);
     if (!live) return {};
-    return { id: live.key ?? id, props: outputsOf(old, live, old.glusterUrl, old) };
+    return { id: live.key ?? id, props: outputsOf(old, live, old) };
   },
 
   async update(_id: string, olds: Props, news: Props) {
@@ -612,11 +630,12 @@ export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "config
       throw new InputError("capacity", `volume '${args.name}' holds ${formatSize(live.capacity)}; shrinking is refused (data loss)`);
     }
     if (capacity > live.capacity) await growVolume(target, { ...args, capacity });
-    if (!isDeepStrictEqual(old.permissions, args.permissions)) {
-      await applyPermissions(host, live, await volumePermissions(host, await requireRunningPool(host, args.pool), args.permissions));
-    }
+    // Recomputed every time: repairs ownership changed on the host (libvirt restores a
+    // detached file disk to root) as well as applying a changed input.
+    const appliedPermissions = await volumePermissions(host, await requireRunningPool(host, args.pool), args.permissions);
+    await applyPermissionsIfDrifted(host, live, appliedPermissions);
     const after = await requireVolume(host, args.pool, args.name, "name");
-    return { outs: outputsOf(args, after, old.glusterUrl, old) };
+    return { outs: outputsOf(args, after, { ...old, appliedPermissions }) };
   },
 
   async delete(_id: string, props: Props) {
@@ -631,16 +650,24 @@ export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "config
   },
 };
 
-/** libvirt has no call to change a volume's ownership: chown/chmod the file (needs root or `sudo: true`). */
-async function applyPermissions(host: Host, live: VolumeInfo, perms: VolumeSpec["permissions"]): Promise<void> {
+/** Equal where both say something: libvirt may omit what a native gluster pool cannot tell. */
+function samePermissions(live: Permissions, wanted: Permissions): boolean {
+  return (["owner", "group", "mode"] as const).every((k) => live[k] === undefined || wanted[k] === undefined || live[k] === wanted[k]);
+}
+
+/**
+ * libvirt has no call to change a volume's ownership: chown/chmod the file (needs root or
+ * `sudo: true`), only where it differs, and never through a symlink (`chown -h`; chmod
+ * only after checking the path is a regular file, not a link).
+ */
+async function applyPermissionsIfDrifted(host: Host, live: VolumeInfo, perms: Permissions | undefined): Promise<void> {
+  if (!perms || !live.permissions || samePermissions(live.permissions, perms)) return;
   if (!live.path?.startsWith("/")) {
     throw new InputError("permissions", `volume '${live.name}' is not a file on the host (native gluster pool); its ownership cannot be changed`);
   }
-  const fail = (err: unknown) => {
+  const script = '[ -f "$1" ] && [ ! -h "$1" ] || { echo "$1 is not a regular file" >&2; exit 3; }; if [ -n "$2" ]; then chown -h -- "$2" "$1" || exit 1; fi; if [ -n "$3" ]; then chmod -- "$3" "$1"; fi';
+  const owner = perms.owner !== undefined || perms.group !== undefined ? `${perms.owner ?? ""}:${perms.group ?? ""}` : "";
+  await host.exec(["sh", "-c", script, "sh", live.path, owner, perms.mode ?? ""]).catch((err: unknown) => {
     throw new InputError("permissions", `changing ownership of ${live.path} on ${host.label} failed (needs root, or \`connection.sudo: true\`): ${(err as Error).message}`);
-  };
-  if (perms?.owner !== undefined || perms?.group !== undefined) {
-    await host.exec(["chown", `${perms.owner ?? ""}:${perms.group ?? ""}`, live.path]).catch(fail);
-  }
-  if (perms?.mode !== undefined) await host.exec(["chmod", perms.mode, live.path]).catch(fail);
+  });
 }

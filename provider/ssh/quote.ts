@@ -51,10 +51,13 @@ export function virshSessionLine(args: readonly string[]): string | undefined {
 /**
  * The command line sshd runs for `argv`: the one place that decides it. Messages are
  * pinned to English (`LC_MESSAGES=C`, which gettext honours over `LANGUAGE`) because
- * errors are classified by their text; the character set is left alone. With `sudo`,
+ * errors are classified by their text. The character set is UTF-8 (`LC_CTYPE=C.UTF-8`;
+ * a host without that locale falls back to C): in the C locale virsh prints every
+ * non-ASCII byte of a name in its tables as `\xNN`, and a volume named `ünï.img` could
+ * not be read back from a listing. With `sudo`,
  * the command runs through `sudo -n`: non-interactive, so a missing sudo rule fails at
  * once instead of waiting for a password nobody types (none is ever put in argv).
  */
 export function remoteCommandLine(argv: readonly string[], opts: { sudo: boolean }): string {
-  return `LC_MESSAGES=C ${shellCommandLine(opts.sudo ? ["sudo", "-n", ...argv] : argv)}`;
+  return `LC_MESSAGES=C LC_CTYPE=C.UTF-8 ${shellCommandLine(opts.sudo ? ["sudo", "-n", ...argv] : argv)}`;
 }

@@ -18,7 +18,12 @@ export type DiskDiscard = "unmap" | "ignore";
 
 /** Where QEMU opens the image: a file on the FUSE mount, or libgfapi directly. */
 export type DiskSource =
-  | { type: "file"; file: string }
+  | {
+      type: "file";
+      file: string;
+      /** QEMU may open the file as it is: libvirt is told not to chown it (nor restore its owner afterwards) */
+      keepOwner?: boolean;
+    }
   | {
       type: "gluster";
       /** Gluster volume name */
@@ -47,6 +52,9 @@ export interface DiskSpec {
 }
 
 export const GLUSTER_DEFAULT_PORT = 24007;
+
+/** On a file disk's source: libvirt's DAC driver neither chowns the image nor restores its owner. */
+export const FILE_SECLABEL = "<seclabel model='dac' relabel='no'/>";
 
 /** One `<host>` of a network source. */
 export interface DiskHost {
@@ -147,7 +155,12 @@ export function buildDiskXml(spec: DiskSpec): string {
   let source: string[];
   if (spec.source.type === "file") {
     type = "file";
-    source = [`<source${attrs({ file: spec.source.file })}/>`];
+    // Otherwise libvirt chowns the file to QEMU on attach and back (to root, where it
+    // cannot remember the owner) on detach or shutdown, leaving an image a later libgfapi
+    // disk cannot open. An image QEMU can already open keeps its owner.
+    source = spec.source.keepOwner
+      ? [`<source${attrs({ file: spec.source.file })}>`, `  ${FILE_SECLABEL}`, "</source>"]
+      : [`<source${attrs({ file: spec.source.file })}/>`];
   } else if (spec.source.type === "gluster") {
     const { servers, port = GLUSTER_DEFAULT_PORT } = spec.source;
     if (servers.length === 0) throw new XmlError("a gluster disk needs at least one server");
@@ -205,6 +218,20 @@ export function parseDomainSummary(domainXml: string): DomainSummary {
 }
 
 /**
+* A backing file as libvirt or qemu-img names it: a gluster:// URL (percent-encoded)
+* becomes a gluster source, anything else a file.
+*/
+export function sourceOfBackingPath(path: string): DiskSourceInfo {
+  const m = /^gluster(?:\+tcp)?:\/\/[^/]*\/(.+)$/.exec(path);
+  if (!m) return { file: path };
+  try {
+    return { protocol: "gluster", name: decodeURIComponent(m[1]) };
+  } catch {
+    return { protocol: "gluster", name: m[1] };
+  }
+}
+
+/**
 * Does this disk (or any image in its live backing chain) point at the volume?
 * Errs towards "yes": a gluster source matches on volume+path whatever hosts it
 * names, because a false "in use" only blocks a delete, a false "free" loses data.
@@ -212,7 +239,7 @@ export function parseDomainSummary(domainXml: string): DomainSummary {
 * through the pool's volumes (vol-dumpxml backingStore).
 */
 export function diskReferencesVolume(disk: DomainDisk, ref: VolumeReference): boolean {
-  return diskSources(disk).some((source) => sourceMatches(source, ref));
+  return diskSources(disk).some((source) => sourceReferencesVolume(source, ref));
 }
 
 /**
@@ -225,11 +252,12 @@ export function diskReferencesPool(disk: DomainDisk, ref: PoolReference): boolea
 }
 
 /** The disk's own source, then its backing images' (live XML only), top-most first. */
-function diskSources(disk: DomainDisk): DiskSourceInfo[] {
+export function diskSources(disk: DomainDisk): DiskSourceInfo[] {
   return [disk.source, ...disk.backingChain.map((b) => b.source)].filter((s): s is DiskSourceInfo => s !== undefined);
 }
 
-function sourceMatches(source: DiskSourceInfo, ref: VolumeReference): boolean {
+/** Does one image source (a disk's or a backing image's) name the volume? */
+export function sourceReferencesVolume(source: DiskSourceInfo, ref: VolumeReference): boolean {
   if (ref.filePath && source.file && samePath(source.file, ref.filePath)) return true;
   if (ref.glusterVolume && ref.glusterPath && source.protocol === "gluster" && source.name) {
     if (samePath(source.name, `${ref.glusterVolume}/${ref.glusterPath}`)) return true;
@@ -238,7 +266,8 @@ function sourceMatches(source: DiskSourceInfo, ref: VolumeReference): boolean {
   return false;
 }
 
-function sourceInPool(source: DiskSourceInfo, ref: PoolReference): boolean {
+/** Is one image source (a disk's or a backing image's) inside the pool? */
+export function sourceInPool(source: DiskSourceInfo, ref: PoolReference): boolean {
   if (ref.targetPath && source.file && isBelow(source.file, ref.targetPath)) return true;
   if (ref.glusterVolume && source.protocol === "gluster" && source.name && isBelow(source.name, ref.glusterVolume)) return true;
   if (ref.pool && source.pool === ref.pool) return true;

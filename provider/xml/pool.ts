@@ -212,3 +212,29 @@ function header(spec: PoolSpec): string[] {
 function document(open: string, body: string[]): string {
   return [open, ...indent(body, 1), "</pool>", ""].join("\n");
 }
+
+/** Any storage pool, Gluster or not, as far as the in-use scans need to know it. */
+export interface PoolSummary {
+  name: string;
+  uuid?: string;
+  /** dir | fs | netfs | gluster | logical | iscsi | rbd | … */
+  type: string;
+  /** where the pool's files are on the host (dir, fs, netfs) */
+  targetPath?: string;
+  /** Gluster pools (netfs with format glusterfs, or native): the volume and the directory inside it */
+  gluster?: { volume: string; directory?: string };
+}
+
+export function parsePoolSummary(xml: string): PoolSummary {
+  const pool = parseRoot(xml, "pool");
+  const summary: PoolSummary = { name: childText(pool, "name") ?? "", type: attr(pool, "type") ?? "" };
+  const uuid = childText(pool, "uuid")?.trim();
+  if (uuid) summary.uuid = uuid;
+  const targetPath = childText(child(pool, "target"), "path");
+  if (targetPath) summary.targetPath = targetPath;
+  if (summary.type === "gluster" || (summary.type === "netfs" && attr(child(child(pool, "source"), "format"), "type") === "glusterfs")) {
+    const info = parsePoolXml(xml);
+    summary.gluster = { volume: info.volume, ...(info.directory ? { directory: info.directory } : {}) };
+  }
+  return summary;
+}

@@ -2,7 +2,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { closeAllHosts, getHost } from "../../provider/host";
-import { inspectVolume } from "../../provider/volume";
+import { inspectVolume } from "../../provider/libvirt/volumes";
 import { getMultiHostLab, runOnHypervisor, virshOn } from "../helpers/hypervisors";
 import type { LabHypervisor, LabInfo } from "../helpers/lab";
 import { createGlusterVolume, isMounted, tryVirsh, uniqueName, virsh } from "../helpers/local";

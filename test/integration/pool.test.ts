@@ -133,6 +133,8 @@ describe("GlusterPool on the lab", () => {
       const args = await checked(inputs({ volume: stopped.name }));
       await assert.rejects(glusterPool.create(args), (err: Error) => {
         assert.match(err.message, /nothing was left defined/);
+        // the host's own words (virsh's and mount's) in the message a user reads, not only with --debug
+        assert.match(err.message, /failed: .*(mount|Mount)/, err.message);
         assert.match((err as { details?: string }).details ?? "", /mount|glusterfs|failed/i, "the cause from virsh/mount is carried");
         return true;
       });

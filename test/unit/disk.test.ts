@@ -174,6 +174,11 @@ test("source: the file on the mount for fuse, the path inside the volume with ev
     buildDiskXml({ source: diskSourceFor("fuse", { ...netfs, targetPath: "/mnt/libvirt/primary_gluster" }, "/mnt/libvirt/primary_gluster/data.img"), target: "sdb", bus: "scsi", format: "raw", readonly: true, shareable: true }),
     fixture("disk-file.xml"),
   );
+  // an image QEMU can open as it is keeps its owner: libvirt is told not to relabel it
+  assert.equal(
+    buildDiskXml({ source: diskSourceFor("fuse", { ...netfs, targetPath: "/mnt/libvirt/primary_gluster" }, "/mnt/libvirt/primary_gluster/data.img", true), target: "sdb", bus: "scsi", format: "raw", readonly: true, shareable: true }),
+    fixture("disk-file-keep-owner.xml"),
+  );
   const pool: PoolInfo = { ...netfs, volume: "primary", servers: ["gs1.example.net", "gs2.example.net"], targetPath: "/mnt/p", directory: "/vms" };
   assert.equal(
     buildDiskXml({

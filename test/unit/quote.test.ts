@@ -72,8 +72,8 @@ describe("shellQuote", () => {
   }
 
   it("prefixes the remote command with English messages and optional sudo -n", () => {
-    assert.equal(remoteCommandLine(["virsh", "list"], { sudo: false }), "LC_MESSAGES=C virsh list");
-    assert.equal(remoteCommandLine(["virsh", "a b"], { sudo: true }), "LC_MESSAGES=C sudo -n virsh 'a b'");
+    assert.equal(remoteCommandLine(["virsh", "list"], { sudo: false }), "LC_MESSAGES=C LC_CTYPE=C.UTF-8 virsh list");
+    assert.equal(remoteCommandLine(["virsh", "a b"], { sudo: true }), "LC_MESSAGES=C LC_CTYPE=C.UTF-8 sudo -n virsh 'a b'");
   });
 });
 

@@ -1,0 +1,76 @@
+/**
+ * Domains as the host has them. virsh resolves a domain argument as an id first, then a
+ * uuid, then a name, so a shut-off domain named `3` would be read as the domain whose id
+ * is 3: every lookup here goes by uuid.
+ */
+import { GlusterLibvirtError, isNotFound } from "../errors";
+import type { Host } from "../host";
+import { parseDomainDisks, parseDomainSummary, type DomainDisk, type DomainSummary } from "../xml/disk";
+import { parseNames } from "./output";
+
+export interface DomainView {
+  uuid: string;
+  name: string;
+  summary: DomainSummary;
+  running: boolean;
+  persistentDisks: DomainDisk[];
+  /** empty while the domain is shut off */
+  liveDisks: DomainDisk[];
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Every domain on the host, running or not: uuid → name. */
+export async function listDomains(host: Host): Promise<Map<string, string>> {
+  const domains = new Map<string, string>();
+  for (const line of parseNames(await host.virsh(["list", "--all", "--uuid", "--name"]))) {
+    const [uuid, ...name] = line.split(" ");
+    if (!UUID.test(uuid)) throw new GlusterLibvirtError(`unexpected line in \`virsh list --all --uuid --name\`: ${JSON.stringify(line)}`);
+    domains.set(uuid, name.join(" ").trim());
+  }
+  return domains;
+}
+
+/** The domain with this uuid (its live and persistent definitions), or undefined when it does not exist. */
+export async function inspectDomain(host: Host, uuid: string): Promise<DomainView | undefined> {
+  try {
+    const persistentXml = await host.virsh(["dumpxml", "--inactive", uuid]);
+    const liveXml = await host.virsh(["dumpxml", uuid]);
+    const summary = parseDomainSummary(liveXml);
+    const running = summary.id !== undefined;
+    return { uuid, name: summary.name, summary, running, persistentDisks: parseDomainDisks(persistentXml), liveDisks: running ? parseDomainDisks(liveXml) : [] };
+  } catch (err) {
+    if (isNotFound(err, "domain")) return undefined;
+    throw err;
+  }
+}
+
+/** The domain named `name`, or undefined when there is none. */
+export async function findDomain(host: Host, name: string): Promise<DomainView | undefined> {
+  for (const [uuid, n] of await listDomains(host)) {
+    if (n !== name) continue;
+    const dom = await inspectDomain(host, uuid);
+    // Renamed or redefined between the listing and the read: it is not this name any more.
+    return dom?.name === name ? dom : undefined;
+  }
+  return undefined;
+}
+
+const domainQueues = new Map<string, Promise<unknown>>();
+
+/**
+ * Runs `fn` after every earlier call for the same domain on the same host has settled:
+ * changes to one domain are queued here, in the provider, instead of racing for
+ * libvirt's per-domain job lock (which makes a waiter give up after 30 s). Keyed by
+ * name: the uuid is what `fn` looks up.
+ */
+export function withDomainLock<T>(host: Host, domain: string, fn: () => Promise<T>): Promise<T> {
+  const key = `${host.label}\0${domain}`;
+  const run = (domainQueues.get(key) ?? Promise.resolve()).then(fn, fn);
+  const settled = run.then(() => undefined, () => undefined);
+  domainQueues.set(key, settled);
+  void settled.then(() => {
+    if (domainQueues.get(key) === settled) domainQueues.delete(key);
+  });
+  return run;
+}

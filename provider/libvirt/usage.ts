@@ -1,0 +1,208 @@
+/**
+ * Is an image in use? libvirt does not stop anyone from deleting storage a VM uses (or
+ * the base image of an overlay); these scans are how our deletes refuse to. They fail
+ * closed: whatever cannot be read — a listing, a definition, a backing chain — stops
+ * the delete with a SafetyCheckError naming it, never reads as "not in use".
+ */
+import { GlusterLibvirtError, isCommandError, isNotFound, SafetyCheckError } from "../errors";
+import type { Host } from "../host";
+import { diskSources, sourceOfBackingPath, type DiskSourceInfo, type DomainDisk } from "../xml/disk";
+import { parseVolumeXml, type VolumeInfo } from "../xml/volume";
+import { inspectDomain, listDomains } from "./domains";
+import { listPools, type DefinedPool } from "./pools";
+import { FILE_POOL_TYPES, inspectVolume, parseVolumeList, volumePathMatcher } from "./volumes";
+
+export interface DiskUse {
+  domain: string;
+  target: string;
+  /** where the disk was found: the running domain, its persistent definition, or both */
+  in: ("live" | "persistent")[];
+}
+
+/** "vm1 (vdb, live+persistent), vm2 (sda, persistent)" */
+export function describeUses(uses: readonly DiskUse[]): string {
+  return uses.map((u) => `${u.domain} (${u.target}, ${u.in.join("+")})`).join(", ");
+}
+
+type SourceTest = (source: DiskSourceInfo) => boolean;
+
+/** Backing chains deeper than this are treated as unreadable (a loop, or something odd). */
+const MAX_CHAIN = 16;
+
+/**
+ * Every disk of every domain — running and persistent definitions alike, enumerated by
+ * uuid — whose image or any image below it satisfies `matches`. Live definitions carry
+ * their backing chain; for persistent ones (and shut-off domains) the chain is read from
+ * the storage. Throws SafetyCheckError listing what could not be checked.
+ */
+export async function findDiskUses(host: Host, matches: SourceTest, what: string): Promise<DiskUse[]> {
+  const uses = new Map<string, DiskUse>();
+  const unchecked: string[] = [];
+  const pools = await listPools(host);
+  for (const [uuid] of await listDomains(host)) {
+    const dom = await inspectDomain(host, uuid);
+    if (!dom) continue; // undefined meanwhile: it uses nothing
+    const views: ["live" | "persistent", DomainDisk[]][] = [["live", dom.liveDisks], ["persistent", dom.persistentDisks]];
+    for (const [view, disks] of views) {
+      for (const disk of disks) {
+        let sources = diskSources(disk);
+        const live = dom.liveDisks.find((d) => d.target === disk.target && sameSource(d.source, disk.source));
+        if (view === "persistent" && live) sources = diskSources(live);
+        else if (disk.backingChain.length === 0 && disk.source && disk.driver?.type !== "raw") {
+          try {
+            sources = [disk.source, ...(await backingChain(host, pools, disk.source))];
+          } catch (err) {
+            unchecked.push(`the backing chain of domain '${dom.name}' disk ${disk.target ?? "?"} (${(err as Error).message})`);
+            continue;
+          }
+        }
+        if (!sources.some(matches)) continue;
+        const key = `${dom.name}\0${disk.target ?? "?"}`;
+        const use = uses.get(key) ?? { domain: dom.name, target: disk.target ?? "?", in: [] };
+        if (!use.in.includes(view)) use.in.push(view);
+        uses.set(key, use);
+      }
+    }
+  }
+  if (uses.size === 0 && unchecked.length) {
+    throw new SafetyCheckError(`cannot tell whether ${what} on ${host.label} is in use, so it was left alone: could not read ${unchecked.join("; ")}`);
+  }
+  return [...uses.values()];
+}
+
+function sameSource(a: DiskSourceInfo | undefined, b: DiskSourceInfo | undefined): boolean {
+  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+}
+
+/**
+ * The images below `top`, top-most first, as the storage records them: through libvirt
+ * (`vol-dumpxml` of the image in whichever active pool holds it), else `qemu-img info`
+ * on the host. Throws when neither can read it.
+ */
+async function backingChain(host: Host, pools: readonly DefinedPool[], top: DiskSourceInfo): Promise<DiskSourceInfo[]> {
+  const chain: DiskSourceInfo[] = [];
+  for (let source = top; chain.length < MAX_CHAIN; ) {
+    const backing = await backingOf(host, pools, source);
+    if (backing === undefined) return chain;
+    source = sourceOfBackingPath(backing);
+    chain.push(source);
+  }
+  throw new GlusterLibvirtError(`more than ${MAX_CHAIN} backing images`);
+}
+
+/** The backing file one image names, or undefined for none. */
+async function backingOf(host: Host, pools: readonly DefinedPool[], source: DiskSourceInfo): Promise<string | undefined> {
+  for (const [pool, name] of volumeCandidates(pools, source)) {
+    const vol = await inspectVolume(host, pool, name);
+    if (vol) return vol.backingStore?.path;
+  }
+  if (source.file !== undefined) {
+    const r = await host.exec(["qemu-img", "info", "-U", "--output=json", "--", source.file], { check: false });
+    if (r.code === 0) return (JSON.parse(r.stdout) as { "full-backing-filename"?: string })["full-backing-filename"];
+    // An image that is not there names no backing file.
+    if (/No such file or directory/.test(r.stderr)) return undefined;
+    throw new GlusterLibvirtError(`${source.file} is in no active pool and \`qemu-img info\` failed: ${r.stderr.trim().split("\n").pop()}`);
+  }
+  throw new GlusterLibvirtError(`${describeSource(source)} is in no active pool`);
+}
+
+/** (pool uuid, volume name) pairs under which an active pool on this host may list the image. */
+function volumeCandidates(pools: readonly DefinedPool[], source: DiskSourceInfo): [string, string][] {
+  const found: [string, string][] = [];
+  for (const pool of pools.filter((p) => p.active)) {
+    if (source.pool !== undefined && source.volume !== undefined) {
+      if (pool.name === source.pool) found.push([pool.uuid, source.volume]);
+    } else if (source.file !== undefined && FILE_POOL_TYPES.has(pool.type) && pool.targetPath) {
+      const name = childName(pool.targetPath, source.file);
+      if (name) found.push([pool.uuid, name]);
+    } else if (source.protocol === "gluster" && source.name && pool.gluster) {
+      const dir = `${pool.gluster.volume}${pool.gluster.directory ?? ""}`;
+      const name = childName(dir, source.name.replace(/^\/+/, ""));
+      if (name) found.push([pool.uuid, name]);
+    }
+  }
+  return found;
+}
+
+/** `name` when `path` is `dir/name` (one level, lexically), else undefined. */
+function childName(dir: string, path: string): string | undefined {
+  const prefix = `${dir.replace(/\/+$/, "")}/`;
+  if (!path.startsWith(prefix)) return undefined;
+  const name = path.slice(prefix.length);
+  return name && !name.includes("/") ? name : undefined;
+}
+
+function describeSource(s: DiskSourceInfo): string {
+  return s.file ?? (s.protocol ? `${s.protocol}:${s.name ?? ""}` : s.pool ? `volume ${s.pool}/${s.volume}` : s.dev ?? JSON.stringify(s));
+}
+
+/**
+ * Volumes, in every pool on the host, that have an image satisfying `matches` as their
+ * backing file: active pools are refreshed first (another hypervisor may have made an
+ * overlay on shared storage) and read in full; an inactive pool cannot be listed, so it
+ * counts as unchecked unless an active Gluster pool serves the same files. Throws
+ * SafetyCheckError listing what could not be checked. `skip` is the volume itself.
+ */
+export async function findOverlays(host: Host, matches: SourceTest, what: string, skip: string | undefined): Promise<string[]> {
+  const overlays: string[] = [];
+  const unchecked: string[] = [];
+  const pools = await listPools(host);
+  for (const pool of pools) {
+    if (!pool.active) {
+      if (!coveredByActivePool(pool, pools)) unchecked.push(`pool '${pool.name}' (inactive: its volumes cannot be listed; start or undefine it)`);
+      continue;
+    }
+    // A native pool reads every volume through libgfapi (~10 s each): the netfs pool of the same files reads them in milliseconds.
+    if (pool.type === "gluster" && coveredByActivePool(pool, pools, "netfs")) continue;
+    try {
+      await refreshPool(host, pool.uuid);
+      for (const path of parseVolumeList(await host.virsh(["vol-list", "--pool", pool.uuid]), volumePathMatcher(pool))) {
+        if (path === skip) continue;
+        let vol: VolumeInfo;
+        try {
+          vol = parseVolumeXml(await host.virsh(["vol-dumpxml", path]));
+        } catch (err) {
+          if (isNotFound(err, "volume")) continue; // deleted meanwhile
+          throw err;
+        }
+        if (vol.backingStore && matches(sourceOfBackingPath(vol.backingStore.path))) overlays.push(`${pool.name}/${vol.name}`);
+      }
+    } catch (err) {
+      if (isNotFound(err, "pool")) continue; // undefined meanwhile: libvirt lists nothing there any more
+      if (isCommandError(err, "not-running") && coveredByActivePool(pool, pools)) continue; // stopped meanwhile
+      unchecked.push(`pool '${pool.name}' (${(err as Error).message})`);
+    }
+  }
+  if (overlays.length === 0 && unchecked.length) {
+    throw new SafetyCheckError(`cannot tell whether ${what} on ${host.label} is the backing file of another volume, so it was left alone: could not check ${unchecked.join("; ")}`);
+  }
+  return overlays;
+}
+
+/** How long a refresh waits out a pool that is busy with a job of libvirt's own (an upload, a create). */
+const BUSY_POOL_WAIT_MS = 30_000;
+
+/**
+ * `pool-refresh`; libvirt refuses it while the pool runs a job of its own ("has
+ * asynchronous jobs running"): retried for up to BUSY_POOL_WAIT_MS, then the error stands.
+ */
+async function refreshPool(host: Host, uuid: string): Promise<void> {
+  for (const deadline = Date.now() + BUSY_POOL_WAIT_MS; ; ) {
+    try {
+      return void (await host.virsh(["pool-refresh", uuid]));
+    } catch (err) {
+      if (!/asynchronous jobs running/.test((err as Error).message) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+/** A Gluster pool whose files another active Gluster pool (of `type`, if given) of the same volume and an enclosing directory lists. */
+function coveredByActivePool(pool: DefinedPool, pools: readonly DefinedPool[], type?: string): boolean {
+  const g = pool.gluster;
+  if (!g) return false;
+  return pools.some(
+    (p) => p !== pool && p.active && (type === undefined || p.type === type) && p.gluster?.volume === g.volume &&
+      (`${g.directory ?? ""}/`).startsWith(`${p.gluster.directory ?? ""}/`),
+  );
+}

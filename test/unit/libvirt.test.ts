@@ -1,0 +1,53 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { glusterUrl, pathInGlusterVolume, volumeGlusterUrl } from "../../provider/libvirt/gluster";
+import { parseVolumeList, volumePathMatcher } from "../../provider/libvirt/volumes";
+import { sourceOfBackingPath } from "../../provider/xml/disk";
+
+const netfs = volumePathMatcher({ name: "p", type: "netfs", targetPath: "/var/lib/libvirt/gluster/p", gluster: { volume: "vol" } });
+const native = volumePathMatcher({ name: "g", type: "gluster", gluster: { volume: "vol", directory: "/images" } });
+
+test("vol-list lines split where the path is the pool's path of the name: spaces, unicode, padding", () => {
+  // as virsh 9.0 prints them (a leading blank, names padded to the widest)
+  const text = [
+    " my vm.qcow2    /var/lib/libvirt/gluster/p/my vm.qcow2",
+    " ünï cødé.img   /var/lib/libvirt/gluster/p/ünï cødé.img",
+    " a  /var/lib/libvirt/gluster/p/a",
+    "",
+  ].join("\n");
+  assert.deepEqual(parseVolumeList(text, netfs), [
+    "/var/lib/libvirt/gluster/p/my vm.qcow2",
+    "/var/lib/libvirt/gluster/p/ünï cødé.img",
+    "/var/lib/libvirt/gluster/p/a",
+  ]);
+  // a name that contains what looks like a path of the pool is still split once
+  assert.deepEqual(parseVolumeList(" x /var/lib/libvirt/gluster/p/y   /var/lib/libvirt/gluster/p/x /var/lib/libvirt/gluster/p/y", netfs), [
+    "/var/lib/libvirt/gluster/p/x /var/lib/libvirt/gluster/p/y",
+  ]);
+});
+
+test("native gluster pools list percent-encoded URLs; a line that does not parse fails closed", () => {
+  assert.deepEqual(parseVolumeList(" my vm.qcow2    gluster://192.0.2.2/vol/images/my%20vm.qcow2", native), ["gluster://192.0.2.2/vol/images/my%20vm.qcow2"]);
+  // a C-locale virsh escapes non-ASCII bytes: the name and path no longer agree
+  assert.throws(() => parseVolumeList(" \\xff\\xffn.img   /var/lib/libvirt/gluster/p/\\xc3n.img", netfs), /cannot read the volume listing line/);
+  // a name with a newline splits its line in two
+  assert.throws(() => parseVolumeList(" a\nb   /var/lib/libvirt/gluster/p/a\nb", netfs), /cannot read the volume listing line/);
+  // pools whose paths do not derive from names: the path is the last blank-free field
+  const iscsi = volumePathMatcher({ name: "i", type: "iscsi" });
+  assert.deepEqual(parseVolumeList(" unit:0:0:1   /dev/disk/by-path/ip-192.0.2.9:3260-iscsi-lun-1", iscsi), ["/dev/disk/by-path/ip-192.0.2.9:3260-iscsi-lun-1"]);
+});
+
+test("backing files name gluster sources by volume and path, whatever host, decoded", () => {
+  assert.deepEqual(sourceOfBackingPath("gluster://gs1:24007/vol/images/my%20base.raw"), { protocol: "gluster", name: "vol/images/my base.raw" });
+  assert.deepEqual(sourceOfBackingPath("gluster+tcp://[2001:db8::1]/vol/b.raw"), { protocol: "gluster", name: "vol/b.raw" });
+  assert.deepEqual(sourceOfBackingPath("/var/lib/libvirt/gluster/p/base.raw"), { file: "/var/lib/libvirt/gluster/p/base.raw" });
+});
+
+test("gluster URLs: IPv6 servers bracketed, the default port left out, paths encoded once", () => {
+  assert.equal(glusterUrl("gs1", "vol"), "gluster://gs1/vol");
+  assert.equal(glusterUrl("2001:db8::1", "vol", "a/b.img"), "gluster://[2001:db8::1]/vol/a/b.img");
+  assert.equal(glusterUrl("gs1", "vol", "b.img", 24007), "gluster://gs1/vol/b.img");
+  assert.equal(glusterUrl("gs1", "vol", "my vm+1.img", 24008), "gluster://gs1:24008/vol/my%20vm+1.img");
+  assert.equal(pathInGlusterVolume({ directory: "/images/" }, "x.img"), "images/x.img");
+  assert.equal(volumeGlusterUrl({ servers: ["::1", "gs2"], volume: "v", directory: "/d" }, "x.img"), "gluster://[::1]/v/d/x.img");
+});
