@@ -31,7 +31,7 @@ import { isAbsolute, resolve } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import type * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { GlusterLibvirtError, InputError, isCommandError, isNotFound, SshError } from "./errors";
+import { displayUrl, GlusterLibvirtError, InputError, isCommandError, isNotFound, SshError } from "./errors";
 import { libvirtName, permissions, type PermissionsInput } from "./fields";
 import { getHost, type Host } from "./host";
 import { inspectPool, qemuOwnership } from "./pool";
@@ -351,7 +351,7 @@ async function fillVolume(volume: VolumeTarget, args: VolumeArgs, localSize: num
     const live = await requireVolume(target.host, args.pool, args.name, "name");
     const { sha256: actual } = await hostSha256(target, [{ offset: 0, length: live.physical ?? live.capacity }]);
     if (src.sha256 !== undefined && actual !== src.sha256) {
-      throw new InputError("source.sha256", `checksum mismatch for ${src.url}: expected ${src.sha256}, downloaded ${actual}`);
+      throw new InputError("source.sha256", `checksum mismatch for ${displayUrl(src.url)}: expected ${src.sha256}, downloaded ${actual}`);
     }
     return { sha256: actual };
   }
