@@ -26,13 +26,13 @@
  *    included: it is computed only when `source.sha256` asks for it, and checked before
  *    anything is created.
  */
-import { stat } from "node:fs/promises";
+import { access, constants as fsConstants, stat } from "node:fs/promises";
 import { isAbsolute, resolve } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import type * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { displayUrl, GlusterLibvirtError, InputError, isCommandError, isNotFound, SshError } from "./errors";
-import { libvirtName, permissions, type PermissionsInput } from "./fields";
+import { hasWhitespaceOrControl, libvirtName, permissions, type PermissionsInput } from "./fields";
 import { getHost, type Host } from "./host";
 import { inspectPool, qemuOwnership } from "./pool";
 import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stateOf, type Props, type ReplacementTable, UNKNOWN } from "./resource";
@@ -51,10 +51,21 @@ export const DEFAULT_VOLUME_MODE = "0660";
 /** libgfapi cannot open qcow2 files whose size is not a multiple of this (see LAB.md). */
 const QCOW2_FILE_ALIGNMENT = 512;
 
+/**
+ * The largest `capacity` accepted: 64 TiB. More is a typo (`1PB`) rather than a plan: it
+ * exceeds what an ext4 brick can hold in one file (16 TiB) fourfold, and what VMware
+ * (62 TB) or Hyper-V (64 TB) allow for one virtual disk.
+ */
+export const MAX_CAPACITY = 64 * 2 ** 40;
+
 const size = z.union([z.number(), z.string()]).transform((v, ctx) => {
   const r = parseSize(v);
   if ("error" in r) {
     ctx.addIssue({ code: "custom", message: r.error });
+    return z.NEVER;
+  }
+  if (r.bytes > MAX_CAPACITY) {
+    ctx.addIssue({ code: "custom", message: `${formatSize(r.bytes)} is more than the largest image this package makes, ${formatSize(MAX_CAPACITY)}` });
     return z.NEVER;
   }
   return r.bytes;
@@ -65,19 +76,41 @@ const sha256 = z
   .regex(/^[0-9a-fA-F]{64}$/, "a sha256 is 64 hex digits")
   .transform((v) => v.toLowerCase());
 
-const downloadUrl = z.string().refine((v) => {
-  try {
-    return ["http:", "https:", "ftp:", "ftps:"].includes(new URL(v).protocol);
-  } catch {
-    return false;
-  }
-}, "expected an http, https, ftp or ftps URL the host can reach");
+const downloadUrl = z
+  .string()
+  .refine((v) => {
+    try {
+      return ["http:", "https:", "ftp:", "ftps:"].includes(new URL(v).protocol);
+    } catch {
+      return false;
+    }
+  }, "expected an http, https, ftp or ftps URL the host can reach")
+  // URL parsers drop tabs and newlines silently: what the host fetched would not be what was reviewed.
+  .refine((v) => !hasWhitespaceOrControl(v), "must not contain whitespace or control characters (percent-encode them)");
 
 /** A local path, made absolute against the working directory of the Pulumi program. */
 const localPath = z
   .string()
   .min(1, "must not be empty")
   .transform((p) => (p === UNKNOWN || isAbsolute(p) ? p : resolve(p)));
+
+/**
+ * Why the local source file cannot be uploaded (missing, unreadable, not a regular
+ * file), or undefined. Asked by check, so a missing file is a failure of `source.path`
+ * at preview rather than an error deep in diff or create.
+ */
+export async function localSourceProblem(path: string): Promise<string | undefined> {
+  try {
+    const s = await stat(path);
+    if (!s.isFile()) return `${path} is not a regular file`;
+    await access(path, fsConstants.R_OK);
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "there is no such file" : code === "EACCES" ? "permission denied" : (err as Error).message;
+    return `cannot read ${path} on the machine running Pulumi: ${why}; the volume's content is this file, so it must stay readable here`;
+  }
+}
 
 const volumeRef = z.strictObject({ volume: libvirtName, pool: libvirtName.optional() });
 
@@ -541,7 +574,11 @@ async function refuseWhileUsed(host: Host, old: VolumeOutputs, live: VolumeInfo,
 
 export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "configure">> = {
   async check(_olds: Props, news: Props) {
-    return checkInputs(volumeSchema, news);
+    const result = checkInputs(volumeSchema, news);
+    const path = (result.inputs as Props | undefined)?.source?.path;
+    const sourceFailed = result.failures?.some((f) => f.property === "source" || f.property.startsWith("source."));
+    const problem = typeof path === "string" && path !== UNKNOWN && !sourceFailed ? await localSourceProblem(path) : undefined;
+    return problem ? { ...result, failures: [...(result.failures ?? []), { property: "source.path", reason: problem }] } : result;
   },
 
   async diff(_id: string, olds: Props, news: Props) {
