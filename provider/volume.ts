@@ -128,7 +128,10 @@ const sourceSchema = z
   })
   .superRefine((s, ctx) => {
     const kinds = (["path", "url", "volume"] as const).filter((k) => s[k] !== undefined);
-    if (kinds.length !== 1) ctx.addIssue({ code: "custom", path: [], message: "give exactly one of `path`, `url` or `volume`" });
+    // Reported on the extra kind, not on `source`: the engine would print the whole
+    // source (a URL with credentials) in plaintext next to a failure of `source` itself.
+    if (kinds.length === 0) ctx.addIssue({ code: "custom", path: [], message: "give exactly one of `path`, `url` or `volume`" });
+    for (const extra of kinds.slice(1)) ctx.addIssue({ code: "custom", path: [extra], message: `give exactly one of \`path\`, \`url\` or \`volume\`, not \`${kinds[0]}\` and \`${extra}\`` });
     if (s.sha256 !== undefined && s.volume !== undefined) ctx.addIssue({ code: "custom", path: ["sha256"], message: "applies to `path` and `url` sources only" });
     if (s.pool !== undefined && s.volume === undefined) ctx.addIssue({ code: "custom", path: ["pool"], message: "applies to `volume` sources only" });
   });

@@ -39,7 +39,7 @@ test("check names each bad field", async () => {
 
 test("check: sources — exactly one kind, fields that belong to another kind are refused", async () => {
   assert.deepEqual(await failures({ ...empty, source: {} }), ["source"]);
-  assert.deepEqual(await failures({ ...empty, source: { path: "/a", url: "https://x/y" } }), ["source"]);
+  assert.deepEqual(await failures({ ...empty, source: { path: "/a", url: "https://x/y" } }), ["source.url"]);
   assert.deepEqual(await failures({ ...empty, source: { volume: "v", sha256: "0".repeat(64) } }), ["source.sha256"]);
   assert.deepEqual(await failures({ ...empty, source: { path: existing, sha256: "0".repeat(64) } }), []);
   assert.deepEqual(await failures({ ...empty, source: { url: "https://x/y", pool: "p" } }), ["source.pool"]);
@@ -47,7 +47,7 @@ test("check: sources — exactly one kind, fields that belong to another kind ar
   assert.deepEqual(await failures({ ...empty, source: { url: "https://x/y", sha256: "abc" } }), ["source.sha256"]);
   assert.deepEqual(await failures({ ...empty, source: { volume: "../x" } }), ["source.volume"]);
   assert.deepEqual(await failures({ ...empty, source: { path: existing }, backingVolume: { volume: "b" } }), ["backingVolume"]);
-  assert.deepEqual(await failures({ ...empty, source: { nope: 1 } }), ["source"]);
+  assert.deepEqual(await failures({ ...empty, source: { nope: 1 } }), ["source", "source.nope"]);
 });
 
 test("check: sizes and formats that cannot work are refused up front", async () => {
@@ -82,7 +82,7 @@ test("check: a local source file that is missing, not a file or unreadable fails
     assert.match(r.failures![0].reason, /missing\.img .*no such file/);
     assert.deepEqual((await imageVolume.check({}, { ...empty, source: { path: dir } })).failures?.map((f) => [f.property, f.reason]), [["source.path", `${dir} is not a regular file`]]);
     // another problem of `source` is reported alone, not buried under the file's
-    assert.deepEqual(await failures({ ...empty, source: { path: path.join(dir, "missing.img"), url: "https://x/y" } }), ["source"]);
+    assert.deepEqual(await failures({ ...empty, source: { path: path.join(dir, "missing.img"), url: "https://x/y" } }), ["source.url"]);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
