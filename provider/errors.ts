@@ -157,7 +157,68 @@ const SECRET_FLAGS = new Set(["--base64", "--password", "--passphrase", "--secre
  */
 export function redact(text: string, secrets: readonly (string | undefined)[]): string {
   let out = text;
-  for (const s of secrets) if (s) out = out.split(s).join(REDACTED);
+  // Longest first: a secret that contains another is replaced whole.
+  const ordered = secrets.filter((s): s is string => !!s).sort((a, b) => b.length - a.length);
+  for (const s of ordered) out = out.split(s).join(REDACTED);
+  return out;
+}
+
+/**
+ * The rule for download URLs: any userinfo (`user:password@`) and any query string
+ * count as credentials (signed URLs and tokens travel in the query). Such a URL is
+ * kept off every command line, shown as `displayUrl` gives it, and made a secret by
+ * the SDK.
+ */
+export function hasUrlCredentials(url: string): boolean {
+  const parts = urlParts(url);
+  return parts !== undefined && (parts.userinfo !== "" || parts.query !== "");
+}
+
+function urlParts(url: string): { userinfo: string; query: string } | undefined {
+  // By hand rather than with `new URL`, which re-encodes: the raw text is what leaks.
+  const m = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)([^?#]*)(\?[^#]*)?/.exec(url);
+  if (!m) return undefined;
+  const at = m[1].lastIndexOf("@");
+  return { userinfo: at >= 0 ? m[1].slice(0, at) : "", query: m[3] ?? "" };
+}
+
+function decoded(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/** The credential parts of a URL, raw and percent-decoded, for `redact`. */
+export function urlSecrets(url: string): string[] {
+  const parts = urlParts(url);
+  if (!parts) return [];
+  const out = new Set<string>();
+  if (parts.userinfo) {
+    out.add(parts.userinfo);
+    const colon = parts.userinfo.indexOf(":");
+    const password = colon >= 0 ? parts.userinfo.slice(colon + 1) : "";
+    for (const s of [password, decoded(password), decoded(parts.userinfo)]) if (s) out.add(s);
+  }
+  if (parts.query.length > 1) {
+    out.add(parts.query.slice(1));
+    for (const pair of parts.query.slice(1).split("&")) {
+      const value = pair.slice(pair.indexOf("=") + 1);
+      // Values of a few characters ("1", "yes") would blank out unrelated text: the whole query covers them.
+      for (const s of [value, decoded(value)]) if (s.length >= 4) out.add(s);
+    }
+  }
+  return [...out];
+}
+
+/** `url` as messages may show it: userinfo and query string replaced by `***`. */
+export function displayUrl(url: string): string {
+  const parts = urlParts(url);
+  if (!parts) return url;
+  let out = url;
+  if (parts.userinfo) out = out.replace(`${parts.userinfo}@`, `${REDACTED}@`);
+  if (parts.query.length > 1) out = out.replace(parts.query, `?${REDACTED}`);
   return out;
 }
 

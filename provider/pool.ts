@@ -6,7 +6,7 @@
 import type * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { GlusterLibvirtError, InputError, isCommandError, isNotFound } from "./errors";
-import { absolutePath, glusterVolumeName, libvirtName, permissions, serverAddress } from "./fields";
+import { glusterVolumeName, libvirtName, mountPoint, permissions, redirectingMountOption, serverAddress } from "./fields";
 import { getHost, type Host } from "./host";
 import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stateOf, type Props, type ReplacementTable } from "./resource";
 import { connectionSchema } from "./ssh/settings";
@@ -23,7 +23,13 @@ export const DEFAULT_MOUNT_ROOT = "/var/lib/libvirt/gluster";
 const mountOption = z
   .string()
   .regex(/^[A-Za-z0-9_.:=/@-]+$/, "one FUSE mount option such as \"log-level=WARNING\" (no commas or spaces)")
-  .refine((o) => !SERVER_MOUNT_OPTION_PREFIXES.some((prefix) => o.startsWith(prefix)), "list extra Gluster servers in `servers`, not as a mount option");
+  .refine((o) => !SERVER_MOUNT_OPTION_PREFIXES.some((prefix) => o.startsWith(prefix)), "list extra Gluster servers in `servers`, not as a mount option")
+  .superRefine((o, ctx) => {
+    const key = redirectingMountOption(o);
+    if (key && !SERVER_MOUNT_OPTION_PREFIXES.some((prefix) => o.startsWith(prefix))) {
+      ctx.addIssue({ code: "custom", message: `\`${key}\` would point the Gluster client at other files, servers or parts of the volume and is refused` });
+    }
+  });
 
 export const poolSchema = z
   .strictObject({
@@ -32,7 +38,7 @@ export const poolSchema = z
     volume: glusterVolumeName,
     servers: z.array(serverAddress).min(1, "name at least one Gluster server"),
     type: z.enum(["netfs", "gluster"]).default("netfs"),
-    targetPath: absolutePath.optional(),
+    targetPath: mountPoint.optional(),
     permissions: permissions.optional(),
     mountOptions: z.array(mountOption).optional(),
     autostart: z.boolean().default(true),

@@ -51,7 +51,10 @@ export function checkInputs(schema: z.ZodType, news: Props): pulumi.dynamic.Chec
       return !(issue.code === "custom" && containsUnknown(valueAt(inputs, issue.path)));
     })
     .map((issue) => ({
-      property: propertyPath(issue.path) || "(inputs)",
+      // An unknown key is reported on itself: the engine prints the value of a failing
+      // top-level property next to the reason, in plaintext even when it is a secret
+      // (Pulumi 3.260), and a whole `connection` or `source` may hold credentials.
+      property: propertyPath(issue.code === "unrecognized_keys" ? [...issue.path, issue.keys[0]] : issue.path) || "(inputs)",
       reason: issue.message,
     }));
   return failures.length ? { inputs, failures } : { inputs };

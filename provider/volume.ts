@@ -26,12 +26,12 @@
  *    included: it is computed only when `source.sha256` asks for it, and checked before
  *    anything is created.
  */
-import { stat } from "node:fs/promises";
+import { access, constants as fsConstants, stat } from "node:fs/promises";
 import { isAbsolute, resolve } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { GlusterLibvirtError, InputError, isCommandError, isNotFound, SafetyCheckError, SshError } from "./errors";
-import { libvirtName, permissions, type PermissionsInput } from "./fields";
+import { displayUrl, GlusterLibvirtError, InputError, isCommandError, isNotFound, SafetyCheckError, SshError } from "./errors";
+import { hasWhitespaceOrControl, libvirtName, permissions, type PermissionsInput } from "./fields";
 import { getHost, type Host } from "./host";
 import { pathInGlusterVolume, volumeGlusterUrl } from "./libvirt/gluster";
 import { inspectPool, requireRunningPool } from "./libvirt/pools";
@@ -53,10 +53,21 @@ export const DEFAULT_VOLUME_MODE = "0660";
 /** libgfapi cannot open qcow2 files whose size is not a multiple of this (see LAB.md). */
 const QCOW2_FILE_ALIGNMENT = 512;
 
+/**
+ * The largest `capacity` accepted: 64 TiB. More is a typo (`1PB`) rather than a plan: it
+ * exceeds what an ext4 brick can hold in one file (16 TiB) fourfold, and what VMware
+ * (62 TB) or Hyper-V (64 TB) allow for one virtual disk.
+ */
+export const MAX_CAPACITY = 64 * 2 ** 40;
+
 const size = z.union([z.number(), z.string()]).transform((v, ctx) => {
   const r = parseSize(v);
   if ("error" in r) {
     ctx.addIssue({ code: "custom", message: r.error });
+    return z.NEVER;
+  }
+  if (r.bytes > MAX_CAPACITY) {
+    ctx.addIssue({ code: "custom", message: `${formatSize(r.bytes)} is more than the largest image this package makes, ${formatSize(MAX_CAPACITY)}` });
     return z.NEVER;
   }
   return r.bytes;
@@ -67,19 +78,41 @@ const sha256 = z
   .regex(/^[0-9a-fA-F]{64}$/, "a sha256 is 64 hex digits")
   .transform((v) => v.toLowerCase());
 
-const downloadUrl = z.string().refine((v) => {
-  try {
-    return ["http:", "https:", "ftp:", "ftps:"].includes(new URL(v).protocol);
-  } catch {
-    return false;
-  }
-}, "expected an http, https, ftp or ftps URL the host can reach");
+const downloadUrl = z
+  .string()
+  .refine((v) => {
+    try {
+      return ["http:", "https:", "ftp:", "ftps:"].includes(new URL(v).protocol);
+    } catch {
+      return false;
+    }
+  }, "expected an http, https, ftp or ftps URL the host can reach")
+  // URL parsers drop tabs and newlines silently: what the host fetched would not be what was reviewed.
+  .refine((v) => !hasWhitespaceOrControl(v), "must not contain whitespace or control characters (percent-encode them)");
 
 /** A local path, made absolute against the working directory of the Pulumi program. */
 const localPath = z
   .string()
   .min(1, "must not be empty")
   .transform((p) => (p === UNKNOWN || isAbsolute(p) ? p : resolve(p)));
+
+/**
+ * Why the local source file cannot be uploaded (missing, unreadable, not a regular
+ * file), or undefined. Asked by check, so a missing file is a failure of `source.path`
+ * at preview rather than an error deep in diff or create.
+ */
+export async function localSourceProblem(path: string): Promise<string | undefined> {
+  try {
+    const s = await stat(path);
+    if (!s.isFile()) return `${path} is not a regular file`;
+    await access(path, fsConstants.R_OK);
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "there is no such file" : code === "EACCES" ? "permission denied" : (err as Error).message;
+    return `cannot read ${path} on the machine running Pulumi: ${why}; the volume's content is this file, so it must stay readable here`;
+  }
+}
 
 const volumeRef = z.strictObject({ volume: libvirtName, pool: libvirtName.optional() });
 
@@ -97,7 +130,10 @@ const sourceSchema = z
   })
   .superRefine((s, ctx) => {
     const kinds = (["path", "url", "volume"] as const).filter((k) => s[k] !== undefined);
-    if (kinds.length !== 1) ctx.addIssue({ code: "custom", path: [], message: "give exactly one of `path`, `url` or `volume`" });
+    // Reported on the extra kind, not on `source`: the engine would print the whole
+    // source (a URL with credentials) in plaintext next to a failure of `source` itself.
+    if (kinds.length === 0) ctx.addIssue({ code: "custom", path: [], message: "give exactly one of `path`, `url` or `volume`" });
+    for (const extra of kinds.slice(1)) ctx.addIssue({ code: "custom", path: [extra], message: `give exactly one of \`path\`, \`url\` or \`volume\`, not \`${kinds[0]}\` and \`${extra}\`` });
     if (s.sha256 !== undefined && s.volume !== undefined) ctx.addIssue({ code: "custom", path: ["sha256"], message: "applies to `path` and `url` sources only" });
     if (s.pool !== undefined && s.volume === undefined) ctx.addIssue({ code: "custom", path: ["pool"], message: "applies to `volume` sources only" });
   });
@@ -308,7 +344,7 @@ async function fillVolume(volume: VolumeTarget, args: VolumeArgs, localSize: num
     const live = await requireVolume(target.host, args.pool, args.name, "name");
     const { sha256: actual } = await hostSha256(target, [{ offset: 0, length: live.physical ?? live.capacity }]);
     if (src.sha256 !== undefined && actual !== src.sha256) {
-      throw new InputError("source.sha256", `checksum mismatch for ${src.url}: expected ${src.sha256}, downloaded ${actual}`);
+      throw new InputError("source.sha256", `checksum mismatch for ${displayUrl(src.url)}: expected ${src.sha256}, downloaded ${actual}`);
     }
     return { sha256: actual };
   }
@@ -564,7 +600,11 @@ async function refuseWhileUsed(host: Host, old: VolumeOutputs, live: VolumeInfo,
 
 export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "configure">> = {
   async check(_olds: Props, news: Props) {
-    return checkInputs(volumeSchema, news);
+    const result = checkInputs(volumeSchema, news);
+    const path = (result.inputs as Props | undefined)?.source?.path;
+    const sourceFailed = result.failures?.some((f) => f.property === "source" || f.property.startsWith("source."));
+    const problem = typeof path === "string" && path !== UNKNOWN && !sourceFailed ? await localSourceProblem(path) : undefined;
+    return problem ? { ...result, failures: [...(result.failures ?? []), { property: "source.path", reason: problem }] } : result;
   },
 
   async diff(_id: string, olds: Props, news: Props) {

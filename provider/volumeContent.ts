@@ -21,12 +21,13 @@
  * zero by construction.
  *
  * Download of a URL: the hypervisor runs `curl | virsh vol-upload` itself; the data
- * never passes through the machine running Pulumi.
+ * never passes through the machine running Pulumi. The URL reaches curl as a config on
+ * its stdin, never on a command line (`ps` on the host would show credentials in it).
  */
 import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { PassThrough } from "node:stream";
-import { GlusterLibvirtError } from "./errors";
+import { CommandError, displayUrl, GlusterLibvirtError, redact, urlSecrets } from "./errors";
 import type { Host } from "./host";
 import { type Extent, type Piece, READ_SIZE, scanAndHash, type ScannedContent } from "./localImage";
 
@@ -313,12 +314,34 @@ export async function uploadAndVerify(target: VolumeTarget, path: string, size: 
 }
 
 /**
- * The host downloads `url` into the volume (`curl -fsSL URL | virsh vol-upload`). The
- * URL is a positional argument of the script, never part of its text.
+ * A curl config (`curl -K`) that names `url`: a double-quoted value where `\\` and `"`
+ * are escaped (curl's config syntax). The URL schema refuses whitespace and control
+ * characters, so no other escape is needed; they are refused here too.
+ */
+export function curlConfig(url: string): string {
+  if (/[\x00-\x1f\x7f]/.test(url)) throw new GlusterLibvirtError("a download URL cannot contain control characters");
+  return `url = "${url.replace(/[\\"]/g, (c) => `\\${c}`)}"\n`;
+}
+
+/**
+ * The host downloads `url` into the volume (`curl -K - | virsh vol-upload`). The URL
+ * (which may carry credentials, see hasUrlCredentials) is handed to curl as a config on
+ * stdin: it is in no argv on either machine. virsh reads curl's output through the
+ * pipe, so stdin is curl's alone. Errors are redacted of the URL's credentials.
  */
 export async function downloadToVolume(target: VolumeTarget, url: string): Promise<void> {
-  const script = 'curl -fsSL --proto =http,https,ftp,ftps "$1" | virsh -q -c "$2" vol-upload --pool "$3" "$4" /dev/stdin';
-  await target.host.exec(["bash", "-o", "pipefail", "-c", script, "bash", url, target.host.libvirtUri, target.pool, target.volume]);
+  const protocols = "=http,https,ftp,ftps";
+  const script = `curl -fsSL --proto ${protocols} --proto-redir ${protocols} -K - | virsh -q -c "$1" vol-upload --pool "$2" "$3" /dev/stdin`;
+  try {
+    await target.host.exec(["bash", "-o", "pipefail", "-c", script, "bash", target.host.libvirtUri, target.pool, target.volume], { stdin: curlConfig(url) });
+  } catch (err) {
+    const secrets = urlSecrets(url);
+    const stderr = err instanceof CommandError ? redact(err.stderr, secrets).trimEnd() : "";
+    // A new error without `cause`: nothing of the original travels unredacted.
+    throw new GlusterLibvirtError(`downloading ${displayUrl(url)} on ${target.host.label} failed: ${redact((err as Error).message, secrets)}`, {
+      details: stderr ? `stderr:\n${stderr}` : undefined,
+    });
+  }
 }
 
 /**

@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { hasUrlCredentials } from "../provider/errors";
 import type { VolumeInputs, VolumeOutputs } from "../provider/volume";
 import { connectionInput, type Connection } from "./connection";
 import { makeProvider, withOutputs, type SameKeys } from "./provider";
@@ -15,7 +16,13 @@ export interface ImageVolumeSource {
    * program's working directory. netfs pools only.
    */
   path?: pulumi.Input<string>;
-  /** Downloaded by the hypervisor itself (`curl`), never through the Pulumi machine. */
+  /**
+   * Downloaded by the hypervisor itself (`curl`), never through the Pulumi machine. A URL
+   * with a userinfo (`https://user:password@…`) or any query string (tokens, signed URLs)
+   * counts as carrying credentials: `source` is then a secret (state and `preview --diff`
+   * show `[secret]`), the URL reaches curl on its stdin rather than on the host's command
+   * line, and errors show it as `https://***@host/path?***`.
+   */
   url?: pulumi.Input<string>;
   /**
    * With `url` or `path`: the expected sha256 (hex) of the whole image, as `sha256sum`
@@ -79,6 +86,13 @@ export interface ImageVolumeArgs {
 const argsMatchSchema: SameKeys<ImageVolumeArgs, VolumeInputs> = true;
 void argsMatchSchema;
 
+/** `source` as given, or as a secret as a whole when its URL carries credentials. */
+function sourceInput(source: ImageVolumeArgs["source"]): ImageVolumeArgs["source"] {
+  // Only a URL can carry credentials; other sources stay as they are (and as readable in preview).
+  if (source === undefined || (!pulumi.Output.isInstance(source) && (source as ImageVolumeSource).url === undefined)) return source;
+  return pulumi.output(source).apply((s) => (typeof s?.url === "string" && hasUrlCredentials(s.url) ? pulumi.secret(s) : s)) as pulumi.Output<ImageVolumeSource>;
+}
+
 /**
  * A disk image in a Gluster-backed libvirt pool: empty, uploaded from a local file,
  * downloaded by the host from a URL, cloned from another volume, or a qcow2 overlay.
@@ -121,7 +135,7 @@ export class ImageVolume extends pulumi.dynamic.Resource {
   }
 
   constructor(name: string, args: ImageVolumeArgs, opts?: pulumi.CustomResourceOptions) {
-    const props = withOutputs({ ...args, connection: connectionInput(args.connection) }, [
+    const props = withOutputs({ ...args, connection: connectionInput(args.connection), source: sourceInput(args.source) }, [
       "capacity", "format", "preallocation", "permissions", "source", "backingVolume", "adopt",
       "key", "path", "glusterUrl", "allocation", "backingStore", "sha256", "contentDigest",
     ]);

@@ -7,6 +7,7 @@
  */
 import { createHash, createHmac } from "node:crypto";
 import { appendFileSync, mkdirSync, readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { dirname } from "node:path";
 
 export interface KnownHostEntry {
@@ -38,9 +39,14 @@ export function parseKnownHosts(text: string): KnownHostEntry[] {
   return entries;
 }
 
-/** The name OpenSSH looks up: `host` on port 22, else `[host]:port`. */
+/**
+ * The name OpenSSH looks up and records: `host` on port 22, else `[host]:port`. Like
+ * `ssh`, a host name is lowercased first (hashed entries compare exact bytes, so
+ * `KVM1` must hash as `kvm1` does); an address is kept as it is, as `ssh` keeps it.
+ */
 export function knownHostsName(host: string, port: number): string {
-  return port === 22 ? host : `[${host}]:${port}`;
+  const name = isIP(host) === 0 ? host.toLowerCase() : host;
+  return port === 22 ? name : `[${name}]:${port}`;
 }
 
 /** OpenSSH's glob (match.c): `*` any run, `?` one character; case-insensitive like hostnames. */
@@ -181,21 +187,23 @@ function pinHint(fp: string, c: HostKeyCheck): string {
 
 /**
  * Decide whether the key a server presented is trusted. Returns undefined when it is;
- * otherwise a refusal message. `accept-new` appends a never-seen host's key to the
- * known_hosts file; a changed or revoked key is refused under every policy but
- * `insecure`, which accepts anything and says so through `warn`.
+ * otherwise a refusal message. A pinned `hostKey` always decides, whatever the policy:
+ * a stack-wide `insecure` default must not switch off a pin someone set on purpose.
+ * Without a pin, `accept-new` appends a never-seen host's key to the known_hosts file;
+ * a changed or revoked key is refused under every policy but `insecure`, which accepts
+ * anything and says so through `warn`.
  */
 export function verifyHostKey(c: HostKeyCheck, blob: Buffer, warn: (msg: string) => void): string | undefined {
   const fp = fingerprint(blob);
   const type = keyTypeOfBlob(blob);
-  if (c.policy === "insecure") {
-    warn(`host key of ${c.label} NOT verified (hostKeyPolicy "insecure"): ${type} ${fp}`);
-    return undefined;
-  }
   if (c.pin) {
     if (matchesPin(c.pin, blob)) return undefined;
     const pinned = "fingerprint" in c.pin ? c.pin.fingerprint : `${c.pin.keyType} ${fingerprint(c.pin.key)}`;
-    return `host key mismatch: the server presented ${type} ${fp}, but connection.hostKey pins ${pinned}. Refused (possible man-in-the-middle). If the host key really changed, update the pin to "${fp}".`;
+    return `host key mismatch: the server presented ${type} ${fp}, but connection.hostKey pins ${pinned}. Refused (possible man-in-the-middle; a pin is checked under every hostKeyPolicy, "insecure" included). If the host key really changed, update the pin to "${fp}".`;
+  }
+  if (c.policy === "insecure") {
+    warn(`host key of ${c.label} NOT verified (hostKeyPolicy "insecure"): ${type} ${fp}`);
+    return undefined;
   }
   const entries = readKnownHosts(c.knownHostsFile);
   const verdict = checkKnownHosts(entries, c.host, c.port, blob);

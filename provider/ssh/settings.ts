@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { type ParsedKey, utils as ssh2Utils } from "ssh2";
 import { z } from "zod";
 import { InputError, attachHidden } from "../errors";
+import { libvirtUri, loginName, sshHost } from "../fields";
 import { type PinnedHostKey, parsePinnedHostKey } from "./knownHosts";
 import { type SshConfigValues, readUserSshConfig } from "./sshConfig";
 
@@ -37,15 +38,39 @@ const hostKey = text.refine((v) => v === UNKNOWN || parsePinnedHostKey(v) !== un
 
 /** One jump host given as an object: its own address and, optionally, its own credentials and pin. */
 const jumpHostSchema = z.strictObject({
-  host: text,
+  host: sshHost,
   port: optional(port),
-  user: optional(text),
+  user: optional(loginName),
   hostKey: optional(hostKey),
   privateKey: optional(text),
   privateKeyPath: optional(text),
   passphrase: optional(z.string()),
   password: optional(z.string()),
   agent: optional(z.string()),
+});
+
+/** Why `spec` (`[user@]host[:port]`) is not a usable jump host, or undefined. */
+function jumpSpecProblem(spec: string): string | undefined {
+  const parsed = parseJumpSpecOrUndefined(spec);
+  if (!parsed) return `cannot parse jump host "${spec}" (expected [user@]host[:port])`;
+  const host = sshHost.safeParse(parsed.host);
+  if (!host.success) return `jump host "${spec}": ${host.error.issues[0].message}`;
+  if (parsed.user !== undefined && !loginName.safeParse(parsed.user).success) return `jump host "${spec}": the user name has a leading '-', whitespace or shell characters`;
+  if (parsed.port !== undefined && !port.safeParse(parsed.port).success) return `jump host "${spec}": the port must be 1-65535`;
+  return undefined;
+}
+
+/** One jump host as a string, `[user@]host[:port]`. */
+const jumpSpec = text.superRefine((v, ctx) => {
+  const problem = v === UNKNOWN ? undefined : jumpSpecProblem(v);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+/** OpenSSH's `ProxyJump` form: comma-separated jump hosts, first hop first. */
+const jumpList = text.superRefine((v, ctx) => {
+  for (const hop of v === UNKNOWN ? [] : v.split(",").filter(Boolean)) {
+    const problem = jumpSpecProblem(hop);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  }
 });
 
 const timeoutsSchema = z.strictObject({
@@ -61,11 +86,11 @@ const timeoutsSchema = z.strictObject({
 
 const connectionObject = z.strictObject({
   /** Host name, address or ~/.ssh/config alias of the hypervisor. */
-  host: text,
+  host: sshHost,
   /** SSH port. Default: ~/.ssh/config `Port`, else 22. */
   port: optional(port),
   /** Login user. Default: ~/.ssh/config `User`, else the local user name. */
-  user: optional(text),
+  user: optional(loginName),
   /** Private key text (OpenSSH or PEM; ed25519, rsa, ecdsa). Prefer a secret stack config. */
   privateKey: optional(text),
   /** Path of a private key file on the machine running Pulumi (`~/` allowed). */
@@ -76,18 +101,18 @@ const connectionObject = z.strictObject({
   password: optional(z.string()),
   /** ssh-agent socket path. Default `$SSH_AUTH_SOCK`; empty string disables the agent. */
   agent: optional(z.string()),
-  /** Pinned host key or `SHA256:` fingerprint of the target; when set, known_hosts is not consulted. */
+  /** Pinned host key or `SHA256:` fingerprint of the target; when set, known_hosts is not consulted and `hostKeyPolicy` does not apply: the pin always wins. */
   hostKey: optional(hostKey),
   /** known_hosts file for verification (and where `accept-new` records keys). Default ~/.ssh/known_hosts. */
   knownHostsFile: optional(text),
   /** `strict` (default): only known or pinned keys. `accept-new`: record unknown hosts, refuse changed keys. `insecure`: accept any key (warns). */
   hostKeyPolicy: optional(z.enum(["strict", "accept-new", "insecure"])),
   /** Jump hosts, first hop first: `"user@jump1:22,jump2"` (OpenSSH syntax) or a list of strings/objects. Each hop is verified. */
-  proxyJump: optional(z.union([text, z.array(z.union([text, jumpHostSchema])).min(1)])),
+  proxyJump: optional(z.union([jumpList, z.array(z.union([jumpSpec, jumpHostSchema])).min(1)])),
   /** Run every remote command through `sudo -n` (for a non-root login with passwordless sudo). Default false. */
   sudo: optional(z.boolean()),
   /** libvirt URI virsh connects to on the host. Default `qemu:///system`. */
-  libvirtUri: optional(text),
+  libvirtUri: optional(libvirtUri),
   /** Timeouts, in seconds. */
   timeouts: optional(timeoutsSchema),
 });
@@ -262,11 +287,16 @@ function makeEndpoint(host: string, port: number, user: string, auth: AuthMethod
   return attachHidden(endpoint, "auth", auth);
 }
 
+function parseJumpSpecOrUndefined(spec: string): { host: string; user?: string; port?: number } | undefined {
+  const m = /^(?:ssh:\/\/)?(?:([^@\s]+)@)?(\[[^\]]+\]|[^:\s\/]+)(?::(\d+))?\/?$/.exec(spec.trim());
+  return m ? { user: m[1], host: m[2].replace(/^\[|\]$/g, ""), port: m[3] ? Number(m[3]) : undefined } : undefined;
+}
+
 /** `[user@]host[:port]`, `ssh://user@host:port`, `user@[::1]:22`. */
 export function parseJumpSpec(spec: string): { host: string; user?: string; port?: number } {
-  const m = /^(?:ssh:\/\/)?(?:([^@\s]+)@)?(\[[^\]]+\]|[^:\s\/]+)(?::(\d+))?\/?$/.exec(spec.trim());
-  if (!m) throw new InputError("connection.proxyJump", `cannot parse jump host "${spec}" (expected [user@]host[:port])`);
-  return { user: m[1], host: m[2].replace(/^\[|\]$/g, ""), port: m[3] ? Number(m[3]) : undefined };
+  const parsed = parseJumpSpecOrUndefined(spec);
+  if (!parsed) throw new InputError("connection.proxyJump", `cannot parse jump host "${spec}" (expected [user@]host[:port])`);
+  return parsed;
 }
 
 function resolveJump(

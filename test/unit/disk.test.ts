@@ -51,7 +51,7 @@ test("check names each bad field", async () => {
     detachTimeout: 0,
   });
   assert.deepEqual(r.failures?.map((f) => f.property).sort(), [
-    "access", "connection.port", "detachTimeout", "domain", "driver", "driver.cache", "pool", "serial", "target", "volume",
+    "access", "connection.port", "detachTimeout", "domain", "driver.cache", "driver.format", "pool", "serial", "target", "volume",
   ]);
 });
 

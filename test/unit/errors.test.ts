@@ -8,6 +8,9 @@ import {
   SshError,
   VirshError,
   attachHidden,
+  displayUrl,
+  hasUrlCredentials,
+  urlSecrets,
   classifyCommandError,
   isCommandError,
   isNotFound,
@@ -92,5 +95,26 @@ describe("secrets", () => {
     assert.ok(!Object.keys(e).includes("connection"));
     const { inspect } = await import("node:util");
     assert.ok(!inspect(e).includes("hunter2"));
+  });
+});
+
+describe("download URL credentials", () => {
+  it("any userinfo or query string counts as credentials", () => {
+    assert.equal(hasUrlCredentials("https://mirror.example/img.qcow2"), false);
+    assert.equal(hasUrlCredentials("https://mirror.example/img.qcow2#frag"), false);
+    assert.equal(hasUrlCredentials("https://user:pw@mirror.example/img"), true);
+    assert.equal(hasUrlCredentials("https://token@mirror.example/img"), true);
+    assert.equal(hasUrlCredentials("https://mirror.example/img?X-Amz-Signature=abc"), true);
+  });
+
+  it("shows a URL without them, and redacts them raw and decoded, longest first", () => {
+    const url = "https://ops:s%40cret-pw@mirror.example/img.raw?token=T0KEN-123&x=1";
+    assert.equal(displayUrl(url), "https://***@mirror.example/img.raw?***");
+    const text = `curl: failed for ${url} (password s@cret-pw, token T0KEN-123)`;
+    const out = redact(text, urlSecrets(url));
+    for (const secret of ["s%40cret-pw", "s@cret-pw", "T0KEN-123", "ops:"]) assert.ok(!out.includes(secret), `${secret} in ${out}`);
+    assert.match(out, /mirror\.example\/img\.raw\?\*\*\*/);
+    // a short value is covered by the whole query string, but does not blank out every "1" elsewhere
+    assert.match(redact("exit 1", urlSecrets(url)), /exit 1/);
   });
 });

@@ -46,6 +46,13 @@ not-a-line
     assert.equal(knownHostsName("h", 22), "h");
     assert.equal(knownHostsName("127.0.0.1", 2222), "[127.0.0.1]:2222");
   });
+
+  it("lowercases host names as ssh does, and keeps addresses as they are (ssh -G prints `hostname FD00::AB`)", () => {
+    assert.equal(knownHostsName("KVM1.Example.NET", 22), "kvm1.example.net");
+    assert.equal(knownHostsName("KVM1", 2222), "[kvm1]:2222");
+    assert.equal(knownHostsName("FD00::AB", 22), "FD00::AB");
+    assert.equal(knownHostsName("10.0.0.1", 2222), "[10.0.0.1]:2222");
+  });
 });
 
 describe("known_hosts matching", () => {
@@ -66,6 +73,12 @@ describe("known_hosts matching", () => {
     assert.equal(checkKnownHosts(e, "example.com", 22, ed).status, "match");
     assert.equal(checkKnownHosts(e, "10.0.0.1", 2222, ec).status, "match");
     assert.equal(checkKnownHosts(e, "example.org", 22, ed).status, "unknown");
+  });
+
+  it("matches a hashed entry whatever the case the host name is typed in, so another key is a change, not new", () => {
+    const e = parseKnownHosts(HASHED);
+    assert.equal(checkKnownHosts(e, "EXAMPLE.com", 22, ed).status, "match");
+    assert.deepEqual(checkKnownHosts(e, "Example.COM", 22, ec), { status: "changed", lines: [1], knownTypes: ["ssh-ed25519"] });
   });
 
   it("reports a changed key with the lines and types recorded", () => {
@@ -140,6 +153,25 @@ describe("verifyHostKey", () => {
     const pinEc = parsePinnedHostKey(EC_FP)!;
     assert.equal(verifyHostKey({ ...base, pin: pinEc, knownHostsFile: file, policy: "strict" }, ec, noWarn), undefined);
     assert.match(verifyHostKey({ ...base, pin: pinEc, knownHostsFile: file, policy: "strict" }, ed, noWarn)!, /mismatch.*SHA256:ByizUM/);
+  });
+
+  it("accept-new refuses a new key for a hashed host typed in other case, and records names lowercased", () => {
+    const file = join(dir, "hashed");
+    writeFileSync(file, HASHED);
+    const check = { host: "Example.COM", port: 22, label: "u@Example.COM:22", knownHostsFile: file, policy: "accept-new" } as const;
+    assert.match(verifyHostKey(check, ec, noWarn)!, /HOST KEY CHANGED/);
+    assert.equal(readFileSync(file, "utf8"), HASHED, "nothing recorded");
+    const fresh = join(dir, "lowercased");
+    verifyHostKey({ ...check, host: "KVM7.Example", knownHostsFile: fresh }, ed, () => undefined);
+    assert.equal(readFileSync(fresh, "utf8"), `kvm7.example ssh-ed25519 ${ED}\n`);
+    assert.equal(verifyHostKey({ ...check, host: "kvm7.EXAMPLE", knownHostsFile: fresh }, ec, noWarn)?.includes("HOST KEY CHANGED"), true);
+  });
+
+  it("a pin wins over hostKeyPolicy insecure (e.g. a stack-wide default): a wrong key is refused, the right one accepted without a warning", () => {
+    const pinEd = parsePinnedHostKey(ED_FP)!;
+    const insecure = { ...base, pin: pinEd, knownHostsFile: join(dir, "none"), policy: "insecure" } as const;
+    assert.match(verifyHostKey(insecure, ec, noWarn)!, /host key mismatch.*every hostKeyPolicy/);
+    assert.equal(verifyHostKey(insecure, ed, noWarn), undefined);
   });
 
   it("insecure accepts anything but warns with the fingerprint", () => {

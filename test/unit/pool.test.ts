@@ -61,6 +61,28 @@ test("check: a netfs pool's backup servers cannot be IPv6 addresses (mount.glust
   assert.equal((await glusterPool.check({}, { ...valid, type: "gluster", servers: ["gs1", "fd00::2"] })).failures, undefined);
 });
 
+test("check: system directories are refused as targetPath, directories of their own below mount parents are fine", async () => {
+  const failing = async (targetPath: string) => (await glusterPool.check({}, { ...valid, targetPath })).failures?.map((f) => f.property);
+  for (const p of ["/etc", "/etc/libvirt", "/root", "/var/lib/libvirt/images", "/var/lib/libvirt/images/x", "/var/log/x", "/tmp/x", "/usr/local/x", "/proc/1", "/boot", "/run/x"]) {
+    assert.deepEqual(await failing(p), ["targetPath"], p);
+  }
+  for (const p of ["/var", "/var/lib", "/var/lib/libvirt", "/var/lib/libvirt/gluster", "/mnt", "/srv", "/home", "/opt"]) {
+    assert.deepEqual(await failing(p), ["targetPath"], p);
+  }
+  for (const p of ["/var/lib/libvirt/gluster/p", "/mnt/gluster/p", "/srv/p", "/opt/pools/p", "/data/p", "/var/lib/libvirt/images2"]) {
+    assert.equal(await failing(p), undefined, p);
+  }
+  const r = await glusterPool.check({}, { ...valid, targetPath: "/var/lib/libvirt/images" });
+  assert.match(r.failures![0].reason, /system directory \/var\/lib\/libvirt\/images/);
+});
+
+test("check: mount options that redirect files, servers or the mounted part of the volume are refused", async () => {
+  const options = ["log-file=/etc/shadow", "dump-fuse=/root/x", "volfile-server=evil", "volfile-id=other", "xlator-option=labvol-client-0.remote-host=evil", "transport=unix", "server-port=1", "subdir-mount=x", "fuse-mountopts=allow_other", "LOG-FILE=/x"];
+  const r = await glusterPool.check({}, { ...valid, mountOptions: ["log-level=WARNING", ...options, "ro"] });
+  assert.deepEqual(r.failures?.map((f) => f.property), options.map((_, i) => `mountOptions[${i + 1}]`));
+  assert.match(r.failures![0].reason, /`log-file` would point the Gluster client/);
+});
+
 test("check tolerates unknowns during preview", async () => {
   const r = await glusterPool.check({}, { ...valid, volume: UNKNOWN, servers: [UNKNOWN], connection: UNKNOWN });
   assert.equal(r.failures, undefined);

@@ -53,6 +53,39 @@ describe("connectionSchema", () => {
   });
 });
 
+describe("connectionSchema: values that would reach a command line or a message are refused", () => {
+  const failing = (input: Record<string, unknown>) => {
+    const r = connectionSchema.safeParse({ host: "kvm1", ...input });
+    return r.success ? [] : r.error.issues.map((i) => i.path.join("."));
+  };
+
+  it("hosts that look like options or hold shell characters", () => {
+    for (const host of ["-oProxyCommand=id", "kvm1;id", "kvm 1", "kvm1\n", "$(id)", "`id`", "a|b", ".hidden", "[::1]", "x".repeat(254)]) {
+      assert.deepEqual(failing({ host }), ["host"], JSON.stringify(host));
+    }
+    for (const host of ["kvm1", "KVM1.example.net", "10.0.0.1", "fd00::1", "my_alias", UNKNOWN]) assert.deepEqual(failing({ host }), [], host);
+  });
+
+  it("users and jump hosts in either form", () => {
+    assert.deepEqual(failing({ user: "-oProxyCommand=id" }), ["user"]);
+    assert.deepEqual(failing({ user: "ops;id" }), ["user"]);
+    assert.deepEqual(failing({ proxyJump: "jump1,u@-oProxyCommand=id" }), ["proxyJump"]);
+    assert.deepEqual(failing({ proxyJump: "jump1:70000" }), ["proxyJump"]);
+    assert.deepEqual(failing({ proxyJump: ["ok", "-x"] }), ["proxyJump.1"]);
+    assert.deepEqual(failing({ proxyJump: [{ host: "$(id)" }] }), ["proxyJump.0.host"]);
+    assert.deepEqual(failing({ proxyJump: "ops@jump1:2222,[fd00::1]:22" }), []);
+  });
+
+  it("libvirt URIs: driver[+transport]://[user@][host][:port]/path[?query], nothing a shell or virsh acts on", () => {
+    for (const uri of ["qemu:///system", "qemu:///session", "qemu+ssh://root@kvm1/system", "qemu+tls://kvm1.example:16514/system", "qemu+unix:///system?socket=/run/libvirt/libvirt-sock", "qemu+tcp://[fd00::1]/system", "test:///default"]) {
+      assert.deepEqual(failing({ libvirtUri: uri }), [], uri);
+    }
+    for (const uri of ["qemu:///system;id", "qemu:///system id", "qemu:///$(id)", "qemu:///`id`", "qemu:///system\n", "qemu:///'x'", "-c", "system", "qemu://h/system?x=\"y\"", "qemu:///system|id"]) {
+      assert.deepEqual(failing({ libvirtUri: uri }), ["libvirtUri"], JSON.stringify(uri));
+    }
+  });
+});
+
 describe("resolveConnection", () => {
   it("fills built-ins: port 22, local user, qemu:///system, strict, timeouts", () => {
     const s = resolve({ host: "kvm1", privateKey: plainKey });

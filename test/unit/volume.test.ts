@@ -10,6 +10,9 @@ import { UNKNOWN, type Props } from "../../provider/resource";
 const connection = { host: "kvm1" };
 const empty = { connection, pool: "primary", name: "vm1.img", capacity: "1GiB" };
 
+/** A local file that exists: this test's own compiled file. */
+const existing = __filename;
+
 const failures = async (inputs: Props) => [...new Set(((await imageVolume.check({}, inputs)).failures ?? []).map((f) => f.property))].sort();
 
 test("check fills defaults and turns sizes into bytes", async () => {
@@ -36,15 +39,15 @@ test("check names each bad field", async () => {
 
 test("check: sources — exactly one kind, fields that belong to another kind are refused", async () => {
   assert.deepEqual(await failures({ ...empty, source: {} }), ["source"]);
-  assert.deepEqual(await failures({ ...empty, source: { path: "/a", url: "https://x/y" } }), ["source"]);
+  assert.deepEqual(await failures({ ...empty, source: { path: "/a", url: "https://x/y" } }), ["source.url"]);
   assert.deepEqual(await failures({ ...empty, source: { volume: "v", sha256: "0".repeat(64) } }), ["source.sha256"]);
-  assert.deepEqual(await failures({ ...empty, source: { path: "/a", sha256: "0".repeat(64) } }), []);
+  assert.deepEqual(await failures({ ...empty, source: { path: existing, sha256: "0".repeat(64) } }), []);
   assert.deepEqual(await failures({ ...empty, source: { url: "https://x/y", pool: "p" } }), ["source.pool"]);
   assert.deepEqual(await failures({ ...empty, source: { url: "file:///etc/passwd" } }), ["source.url"]);
   assert.deepEqual(await failures({ ...empty, source: { url: "https://x/y", sha256: "abc" } }), ["source.sha256"]);
   assert.deepEqual(await failures({ ...empty, source: { volume: "../x" } }), ["source.volume"]);
-  assert.deepEqual(await failures({ ...empty, source: { path: "/a" }, backingVolume: { volume: "b" } }), ["backingVolume"]);
-  assert.deepEqual(await failures({ ...empty, source: { nope: 1 } }), ["source"]);
+  assert.deepEqual(await failures({ ...empty, source: { path: existing }, backingVolume: { volume: "b" } }), ["backingVolume"]);
+  assert.deepEqual(await failures({ ...empty, source: { nope: 1 } }), ["source", "source.nope"]);
 });
 
 test("check: sizes and formats that cannot work are refused up front", async () => {
@@ -57,9 +60,38 @@ test("check: sizes and formats that cannot work are refused up front", async () 
   assert.deepEqual(await failures({ ...empty, capacity: undefined, source: { url: "https://example.org/x.img" } }), []);
 });
 
+test("check: capacity is at most 64 TiB; negative and non-numeric sizes are refused", async () => {
+  assert.deepEqual(await failures({ ...empty, capacity: "64TiB" }), []);
+  for (const capacity of ["1PB", "65TiB", 64 * 2 ** 40 + 1, -1, "-1G", "1e3", Number.MAX_SAFE_INTEGER + 2, 1.5]) {
+    assert.deepEqual(await failures({ ...empty, capacity }), ["capacity"], String(capacity));
+  }
+});
+
+test("check: download URLs with whitespace or control characters are refused (URL parsers drop them silently)", async () => {
+  for (const url of ["https://x/a b", "https://x/a\nb", "https://x/a\tb", " https://x/a", "https://x/a\u0000"]) {
+    assert.deepEqual(await failures({ ...empty, source: { url } }), ["source.url"], JSON.stringify(url));
+  }
+  assert.deepEqual(await failures({ ...empty, source: { url: "https://u:p%20w@x/a?t=1" } }), []);
+});
+
+test("check: a local source file that is missing, not a file or unreadable fails on source.path", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vol-check-"));
+  try {
+    const r = await imageVolume.check({}, { ...empty, source: { path: path.join(dir, "missing.img") } });
+    assert.deepEqual(r.failures?.map((f) => f.property), ["source.path"]);
+    assert.match(r.failures![0].reason, /missing\.img .*no such file/);
+    assert.deepEqual((await imageVolume.check({}, { ...empty, source: { path: dir } })).failures?.map((f) => [f.property, f.reason]), [["source.path", `${dir} is not a regular file`]]);
+    // another problem of `source` is reported alone, not buried under the file's
+    assert.deepEqual(await failures({ ...empty, source: { path: path.join(dir, "missing.img"), url: "https://x/y" } }), ["source.url"]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("check: a relative source path becomes absolute; a sha256 is lower-cased", async () => {
-  const r = (await imageVolume.check({}, { ...empty, source: { path: "images/a.img" } })).inputs as Props;
-  assert.equal(r.source.path, path.resolve("images/a.img"));
+  const relative = path.relative(process.cwd(), existing);
+  const r = (await imageVolume.check({}, { ...empty, source: { path: relative } })).inputs as Props;
+  assert.equal(r.source.path, existing);
   const u = (await imageVolume.check({}, { ...empty, source: { url: "https://x/y", sha256: "AB".repeat(32) } })).inputs as Props;
   assert.equal(u.source.sha256, "ab".repeat(32));
 });
