@@ -17,8 +17,9 @@ import { getHost, type Host } from "./host";
 import { findDomain, inspectDomain, withDomainLock, type DomainView } from "./libvirt/domains";
 import { requireRunningPool } from "./libvirt/pools";
 import { qemuIdentity } from "./libvirt/qemu";
+import { createdBy, forgetCreation, recordCreation } from "./libvirt/stamps";
 import { requireVolume } from "./libvirt/volumes";
-import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stateOf, type Props, type ReplacementTable } from "./resource";
+import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stampOf, stateOf, type Props, type ReplacementTable } from "./resource";
 import { connectionSchema } from "./ssh/settings";
 import { buildDiskXml, type DiskBus, type DiskFormat, type DiskSource, type DomainDisk, type DomainSummary } from "./xml/disk";
 import type { Permissions } from "./xml/markup";
@@ -243,16 +244,13 @@ interface Plan {
   format: DiskFormat;
   xml: string;
   hotplug: boolean;
+  /** This very resource attached the disk in a run that was cut short: where it already is. */
+  recovered?: Placement;
 }
 
-async function planAttachment(host: Host, args: DiskArgs): Promise<Plan> {
+async function planAttachment(host: Host, args: DiskArgs, stamp: string | undefined): Promise<Plan> {
   const dom = await findDomain(host, args.domain);
   if (!dom) throw new InputError("domain", `no domain named '${args.domain}' on ${host.label}`);
-  const taken = [...dom.persistentDisks, ...dom.liveDisks].find((d) => d.target === args.target);
-  if (taken) {
-    const what = taken.source?.file ?? taken.source?.name ?? `an empty ${taken.device}`;
-    throw new InputError("target", `domain '${args.domain}' already has a disk at ${args.target} (${what})`);
-  }
   const hotplug = args.live && dom.running;
   const problem = hotplug ? hotplugProblem(args.bus, dom.summary) : undefined;
   if (problem) throw new InputError("bus", `cannot hot-plug into running domain '${args.domain}': ${problem}`);
@@ -276,7 +274,15 @@ async function planAttachment(host: Host, args: DiskArgs): Promise<Plan> {
     source, target: args.target, bus: args.bus, format: volume.format, ...args.driver,
     readonly: args.readonly, shareable: args.shareable, serial: args.serial,
   });
-  return { dom, access: resolved.access, source, format: volume.format, xml, hotplug };
+  const plan: Plan = { dom, access: resolved.access, source, format: volume.format, xml, hotplug };
+  const taken = [...dom.persistentDisks, ...dom.liveDisks].find((d) => d.target === args.target);
+  if (taken) {
+    const at = placementOf(dom, args.target, sourcePathOf(source));
+    if ((at.live || at.persistent) && (await createdBy(host, stampObject(dom.uuid, args.target), stamp))) return { ...plan, recovered: at };
+    const what = taken.source?.file ?? taken.source?.name ?? `an empty ${taken.device}`;
+    throw new InputError("target", `domain '${args.domain}' already has a disk at ${args.target} (${what})`);
+  }
+  return plan;
 }
 
 /**
@@ -344,6 +350,11 @@ async function readOutputs(host: Host, args: DiskArgs, uuid: string, recorded: R
   return outputsOf(args, recorded, dom);
 }
 
+/** What an attachment is called in libvirt/stamps.ts. */
+function stampObject(domainUuid: string, target: string): string {
+  return `disk/${domainUuid}/${target}`;
+}
+
 /** The domain a recorded attachment is on: by the uuid it was attached to (a domain recreated under the name is another one). */
 function recordedDomain(host: Host, old: DiskOutputs): Promise<DomainView | undefined> {
   return old.domainUuid ? inspectDomain(host, old.domainUuid) : findDomain(host, old.domain);
@@ -393,13 +404,24 @@ export const diskAttachment: Required<Omit<pulumi.dynamic.ResourceProvider, "con
     const args = parseArgs(diskSchema, inputs);
     const host = getHost(args.connection);
     // One change per domain at a time: libvirt would make the others wait on its job lock, and give up after 30 s.
+    const stamp = stampOf(inputs);
     const outs = await withDomainLock(host, args.domain, async () => {
-      const plan = await planAttachment(host, args);
-      // One call: libvirt applies the live attach first and saves the definition only if it worked.
-      await attachDevice(host, plan.dom.uuid, plan.xml, { live: plan.hotplug, config: true }).catch((err: unknown) => {
-        throw explainAttachFailure(err, args, plan);
-      });
-      return readOutputs(host, args, plan.dom.uuid, { resolvedAccess: plan.access, diskXml: plan.xml, sourcePath: sourcePathOf(plan.source), format: plan.format });
+      const plan = await planAttachment(host, args, stamp);
+      const uuid = plan.dom.uuid;
+      const attach = (where: { live: boolean; config: boolean }) =>
+        attachDevice(host, uuid, plan.xml, where).catch((err: unknown) => {
+          throw explainAttachFailure(err, args, plan);
+        });
+      if (plan.recovered) {
+        // Attached by an interrupted run of this resource: only what is missing.
+        if (!plan.recovered.persistent) await attach({ live: false, config: true });
+        if (plan.hotplug && !plan.recovered.live) await attach({ live: true, config: false });
+      } else {
+        await recordCreation(host, stampObject(uuid, args.target), stamp);
+        // One call: libvirt applies the live attach first and saves the definition only if it worked.
+        await attach({ live: plan.hotplug, config: true });
+      }
+      return readOutputs(host, args, uuid, { resolvedAccess: plan.access, diskXml: plan.xml, sourcePath: sourcePathOf(plan.source), format: plan.format });
     });
     return { id: `${outs.domainUuid}/${args.target}`, outs };
   },
@@ -439,11 +461,13 @@ export const diskAttachment: Required<Omit<pulumi.dynamic.ResourceProvider, "con
     const host = getHost(old.connection);
     await withDomainLock(host, old.domain, async () => {
       const dom = await recordedDomain(host, old);
-      if (!dom) return; // domain gone: so is the disk
-      const at = placementOf(dom, old.target, old.sourcePath);
-      // Live first: if the guest holds on, the definition is untouched and state stays true.
-      if (at.live) await detachLive(host, dom.uuid, old);
-      if (at.persistent) await detachPersistent(host, dom.uuid, old.target);
+      if (dom) {
+        const at = placementOf(dom, old.target, old.sourcePath);
+        // Live first: if the guest holds on, the definition is untouched and state stays true.
+        if (at.live) await detachLive(host, dom.uuid, old);
+        if (at.persistent) await detachPersistent(host, dom.uuid, old.target);
+      } // else the domain is gone, and so is the disk
+      await forgetCreation(host, stampObject(dom?.uuid ?? old.domainUuid, old.target));
     });
   },
 };

@@ -8,11 +8,12 @@ import { z } from "zod";
 import { GlusterLibvirtError, InputError, isCommandError, isNotFound } from "./errors";
 import { glusterVolumeName, libvirtName, mountPoint, permissions, redirectingMountOption, serverAddress } from "./fields";
 import { getHost, type Host } from "./host";
-import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stateOf, type Props, type ReplacementTable } from "./resource";
+import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stampOf, stateOf, type Props, type ReplacementTable } from "./resource";
 import { connectionSchema } from "./ssh/settings";
 import { glusterUrl } from "./libvirt/gluster";
 import { inspectPool, type PoolView } from "./libvirt/pools";
 import { qemuIdentity } from "./libvirt/qemu";
+import { createdBy, forgetCreation, recordCreation } from "./libvirt/stamps";
 import { describeUses, findDiskUses } from "./libvirt/usage";
 import { GLUSTER_DEFAULT_PORT, sourceInPool } from "./xml/disk";
 import { buildPoolXml, parsePoolXml, SERVER_MOUNT_OPTION_PREFIXES, type PoolInfo, type PoolSpec } from "./xml/pool";
@@ -231,14 +232,18 @@ export const glusterPool: Required<Omit<pulumi.dynamic.ResourceProvider, "config
   async create(inputs: Props) {
     const args = parseArgs(poolSchema, inputs);
     const host = getHost(args.connection);
+    const stamp = stampOf(inputs);
     const existing = await inspectPool(host, args.name);
-    if (existing && !args.adopt) {
+    // Left by an interrupted create of this very resource: taken over like an adopted one.
+    const ours = existing !== undefined && (await createdBy(host, stampObject(args.name), stamp));
+    if (existing && !args.adopt && !ours) {
       throw new InputError("name", `a pool named '${args.name}' already exists on ${host.label}; set adopt: true to take it over (its definition must match)`);
     }
     if (existing) {
       await adoptPool(host, args, existing.info);
       await converge(host, args);
     } else {
+      await recordCreation(host, stampObject(args.name), stamp);
       await createPool(host, args);
     }
     const outs = await readOutputs(host, args);
@@ -294,5 +299,11 @@ export const glusterPool: Required<Omit<pulumi.dynamic.ResourceProvider, "config
     await host.virsh(["pool-undefine", old.name]).catch((err: unknown) => {
       if (!isNotFound(err, "pool")) throw err;
     });
+    await forgetCreation(host, stampObject(old.name));
   },
 };
+
+/** What a pool is called in libvirt/stamps.ts. */
+function stampObject(name: string): string {
+  return `pool/${name}`;
+}

@@ -3,6 +3,19 @@ import type * as pulumi from "@pulumi/pulumi";
 import type { z } from "zod";
 import { InputError } from "./errors";
 
+/**
+ * The hidden input by which the SDK tells create which resource of which stack asks
+ * (`project/stack/Kind/name`): the engine hands a dynamic provider no URN. Not validated,
+ * not diffed; recorded on the host next to what create makes (libvirt/stamps.ts).
+ */
+export const STAMP = "__stamp";
+
+/** The stamp create was given, if the SDK sent one. */
+export function stampOf(props: Props): string | undefined {
+  const stamp = props[STAMP];
+  return typeof stamp === "string" && stamp !== UNKNOWN ? stamp : undefined;
+}
+
 /** What the engine sends during preview for a value not known yet. */
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
@@ -39,9 +52,9 @@ export function propertyPath(path: readonly PropertyKey[]): string {
  * until every value is known.
  */
 export function checkInputs(schema: z.ZodType, news: Props): pulumi.dynamic.CheckResult {
-  const { __provider: _ignored, ...inputs } = news;
+  const { __provider: _ignored, [STAMP]: stamp, ...inputs } = news;
   const result = schema.safeParse(inputs);
-  if (result.success) return { inputs: result.data as Props };
+  if (result.success) return { inputs: { ...(result.data as Props), ...(typeof stamp === "string" ? { [STAMP]: stamp } : {}) } };
   const failures = result.error.issues
     .filter((issue) => {
       for (let i = 0; i <= issue.path.length; i++) {
@@ -119,7 +132,7 @@ export function diffByTable<Inputs extends object>(
  * bypassed; it still names the field.
  */
 export function parseArgs<S extends z.ZodType>(schema: S, props: Props): z.output<S> {
-  const { __provider: _ignored, ...inputs } = props;
+  const { __provider: _ignored, [STAMP]: _stamp, ...inputs } = props;
   const result = schema.safeParse(inputs);
   if (result.success) return result.data;
   const issue = result.error.issues[0];

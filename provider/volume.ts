@@ -30,15 +30,16 @@ import { access, constants as fsConstants, stat } from "node:fs/promises";
 import { isAbsolute, resolve } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { displayUrl, GlusterLibvirtError, InputError, isCommandError, isNotFound, SafetyCheckError, SshError } from "./errors";
+import { CommandError, displayUrl, GlusterLibvirtError, InputError, isCommandError, isNotFound, SafetyCheckError, SshError } from "./errors";
 import { hasWhitespaceOrControl, libvirtName, permissions, type PermissionsInput } from "./fields";
 import { getHost, type Host } from "./host";
 import { pathInGlusterVolume, volumeGlusterUrl } from "./libvirt/gluster";
 import { inspectPool, requireRunningPool } from "./libvirt/pools";
 import { qemuIdentity } from "./libvirt/qemu";
 import { describeUses, findDiskUses, findOverlays } from "./libvirt/usage";
+import { createdBy, forgetCreation, recordCreation } from "./libvirt/stamps";
 import { findVolume, inspectVolume, lookUpVolume, requireVolume } from "./libvirt/volumes";
-import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stateOf, type Props, type ReplacementTable, UNKNOWN } from "./resource";
+import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stampOf, stateOf, type Props, type ReplacementTable, UNKNOWN } from "./resource";
 import { formatSize, parseSize } from "./size";
 import { connectionSchema } from "./ssh/settings";
 import { fileSha256, localContentDigest } from "./localImage";
@@ -580,7 +581,7 @@ async function adoptVolume(host: Host, args: VolumeArgs, live: VolumeInfo): Prom
  * Refuses while any domain uses the volume (also as an image below its disk) or another
  * volume has it as its backing file. Whatever the scans cannot read stops the delete.
  */
-async function refuseWhileUsed(host: Host, old: VolumeOutputs, live: VolumeInfo, pool: PoolInfo | undefined): Promise<void> {
+async function refuseWhileUsed(host: Host, old: Pick<VolumeArgs, "pool" | "name">, live: VolumeInfo, pool: PoolInfo | undefined): Promise<void> {
   const ref: VolumeReference = { pool: old.pool, volume: old.name };
   if (live.path?.startsWith("/")) ref.filePath = live.path;
   if (pool) Object.assign(ref, { glusterVolume: pool.volume, glusterPath: pathInGlusterVolume(pool, old.name) });
@@ -634,16 +635,26 @@ export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "config
     const args = parseArgs(volumeSchema, inputs);
     const host = getHost(args.connection);
     const pool = await requireRunningPool(host, args.pool);
+    const stamp = stampOf(inputs);
     const existing = await existingVolume(host, pool, args);
-    if (existing && !args.adopt) {
+    // Left by an interrupted create of this very resource: taken over if it verifies as
+    // adopt would have it, else (half-filled, say) made anew, unless something uses it.
+    const ours = existing !== undefined && !args.adopt && (await createdBy(host, stampObject(args), stamp));
+    if (existing && !args.adopt && !ours) {
       throw new InputError("name", `a volume named '${args.name}' already exists in pool '${args.pool}' on ${host.label}; set adopt: true to take it over`);
     }
     const appliedPermissions = await volumePermissions(host, pool, args.permissions);
-    let created: Created;
+    let created: Created | undefined;
     if (existing) {
-      created = await adoptVolume(host, args, existing);
-      await applyPermissionsIfDrifted(host, existing, appliedPermissions);
-    } else {
+      created = await adoptVolume(host, args, existing).catch(async (err: unknown) => {
+        if (!ours || !(err instanceof InputError || err instanceof CommandError)) throw err;
+        await deleteVolume(host, args, existing!, pool);
+        return undefined;
+      });
+      if (created) await applyPermissionsIfDrifted(host, existing, appliedPermissions);
+    }
+    if (!created) {
+      await recordCreation(host, stampObject(args), stamp);
       created = pool.type === "gluster" ? await createInGlusterPool(host, pool, args) : await createInNetfsPool(host, pool, args);
     }
     const live = await requireVolume(host, args.pool, args.name, "name");
@@ -682,13 +693,23 @@ export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "config
     const old = stateOf<VolumeOutputs>(props);
     const host = getHost(old.connection);
     const live = await findVolume(host, old.pool, old.name);
-    if (!live) return; // already gone
-    await refuseWhileUsed(host, old, live, (await inspectPool(host, old.pool))?.info);
-    await host.virsh(["vol-delete", "--pool", old.pool, old.name]).catch((err: unknown) => {
-      if (!isNotFound(err, "volume")) throw err;
-    });
+    if (live) await deleteVolume(host, old, live, (await inspectPool(host, old.pool))?.info);
+    await forgetCreation(host, stampObject(old));
   },
 };
+
+/** Deletes the volume unless something uses it (already gone is success). */
+async function deleteVolume(host: Host, v: Pick<VolumeArgs, "pool" | "name">, live: VolumeInfo, pool: PoolInfo | undefined): Promise<void> {
+  await refuseWhileUsed(host, v, live, pool);
+  await host.virsh(["vol-delete", "--pool", v.pool, v.name]).catch((err: unknown) => {
+    if (!isNotFound(err, "volume")) throw err;
+  });
+}
+
+/** What a volume is called in libvirt/stamps.ts. */
+function stampObject(v: Pick<VolumeArgs, "pool" | "name">): string {
+  return `volume/${v.pool}/${v.name}`;
+}
 
 /** Equal where both say something: libvirt may omit what a native gluster pool cannot tell. */
 function samePermissions(live: Permissions, wanted: Permissions): boolean {

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { DiskInputs, DiskOutputs } from "../provider/disk";
 import { connectionInput, type Connection } from "./connection";
-import { makeProvider, withOutputs, type SameKeys } from "./provider";
+import { keysOf, makeProvider, stamp, withOutputs, type SameKeys } from "./provider";
 
 export interface DiskAttachmentArgs {
   /** The hypervisor, reached over SSH. Changing `host` replaces the attachment; other connection settings update in place. */
@@ -48,6 +48,13 @@ export interface DiskAttachmentArgs {
 
 // Every provider input has an Args field and vice versa.
 const argsMatchSchema: SameKeys<DiskAttachmentArgs, DiskInputs> = true;
+
+/** Every output, each once (compile-checked against DiskOutputs): each becomes an Output property even when unset. */
+export const OUTPUT_KEYS = keysOf<DiskOutputs>({
+  connection: true, domain: true, pool: true, volume: true, target: true, bus: true, access: true, driver: true,
+  readonly: true, shareable: true, serial: true, live: true, detachTimeout: true,
+  resolvedAccess: true, diskXml: true, sourcePath: true, format: true, attachedLive: true, attachedPersistent: true, domainRunning: true, domainUuid: true,
+});
 void argsMatchSchema;
 
 /**
@@ -90,10 +97,7 @@ export class DiskAttachment extends pulumi.dynamic.Resource {
   }
 
   constructor(name: string, args: DiskAttachmentArgs, opts?: pulumi.CustomResourceOptions) {
-    const props = withOutputs({ ...args, connection: connectionInput(args.connection) }, [
-      "bus", "access", "driver", "readonly", "shareable", "serial", "live", "detachTimeout",
-      "resolvedAccess", "diskXml", "sourcePath", "format", "attachedLive", "attachedPersistent", "domainRunning", "domainUuid",
-    ]);
+    const props = withOutputs({ ...args, connection: connectionInput(args.connection), ...stamp("DiskAttachment", name) }, OUTPUT_KEYS);
     super(makeProvider("DiskAttachment"), name, props, opts, "gluster-libvirt", "DiskAttachment");
   }
 }

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { PoolInputs, PoolOutputs } from "../provider/pool";
 import { connectionInput, type Connection } from "./connection";
-import { makeProvider, withOutputs, type SameKeys } from "./provider";
+import { keysOf, makeProvider, stamp, withOutputs, type SameKeys } from "./provider";
 
 export interface GlusterPoolArgs {
   /** The hypervisor, reached over SSH. Changing `host` replaces the pool; other connection settings update in place. */
@@ -46,6 +46,13 @@ export interface GlusterPoolArgs {
 const argsMatchSchema: SameKeys<GlusterPoolArgs, PoolInputs> = true;
 void argsMatchSchema;
 
+/** Every output, each once (compile-checked against PoolOutputs): each becomes an Output property even when unset. */
+export const OUTPUT_KEYS = keysOf<PoolOutputs>({
+  connection: true, name: true, volume: true, servers: true, type: true, targetPath: true, permissions: true, mountOptions: true,
+  autostart: true, adopt: true, forceDestroy: true,
+  uuid: true, state: true, capacity: true, allocation: true, available: true, effectivePermissions: true, glusterUrl: true,
+});
+
 /**
  * A libvirt storage pool backed by a Gluster volume (`<pool type='netfs'>` with
  * `<format type='glusterfs'/>`, or a native `<pool type='gluster'>`).
@@ -81,9 +88,7 @@ export class GlusterPool extends pulumi.dynamic.Resource {
   }
 
   constructor(name: string, args: GlusterPoolArgs, opts?: pulumi.CustomResourceOptions) {
-    const props = withOutputs({ ...args, connection: connectionInput(args.connection) }, [
-      "targetPath", "permissions", "mountOptions", "uuid", "state", "capacity", "allocation", "available", "effectivePermissions", "glusterUrl",
-    ]);
+    const props = withOutputs({ ...args, connection: connectionInput(args.connection), ...stamp("GlusterPool", name) }, OUTPUT_KEYS);
     super(makeProvider("GlusterPool"), name, props, opts, "gluster-libvirt", "GlusterPool");
   }
 }

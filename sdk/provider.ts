@@ -1,4 +1,5 @@
-import type * as pulumi from "@pulumi/pulumi";
+import * as pulumi from "@pulumi/pulumi";
+import { STAMP } from "../provider/resource";
 
 export type ResourceKind = "GlusterPool" | "ImageVolume" | "DiskAttachment";
 
@@ -46,6 +47,25 @@ export function makeProvider(kind: ResourceKind): pulumi.dynamic.ResourceProvide
 
 /** `true` only when A and B have the same keys: every provider input has an Args field and vice versa. */
 export type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never] ? true : never;
+
+/**
+ * Every key of `T` exactly once, checked at compile time: a key missing from the table, or
+ * one `T` does not have, fails to compile. The keys of a resource's outputs are written
+ * down here once (as a table of `true`), not as a list kept by hand next to the type.
+ */
+export type KeyTable<T> = { readonly [K in keyof Required<T>]: true };
+export function keysOf<T>(table: KeyTable<T>): (keyof T & string)[] {
+  return Object.keys(table) as (keyof T & string)[];
+}
+
+/**
+ * The hidden `__stamp` input: which resource of which stack this is. The engine gives a
+ * dynamic provider no URN, and create records this on the host next to what it makes,
+ * so the next run recognises an object that a killed run left behind as its own.
+ */
+export function stamp(kind: ResourceKind, name: string): Record<typeof STAMP, string> {
+  return { [STAMP]: `${pulumi.getProject()}/${pulumi.getStack()}/${kind}/${name}` } as Record<typeof STAMP, string>;
+}
 
 /**
  * Resource props with every output key present: Pulumi creates an Output property

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { hasUrlCredentials } from "../provider/errors";
 import type { VolumeInputs, VolumeOutputs } from "../provider/volume";
 import { connectionInput, type Connection } from "./connection";
-import { makeProvider, withOutputs, type SameKeys } from "./provider";
+import { keysOf, makeProvider, stamp, withOutputs, type SameKeys } from "./provider";
 
 /** Where an ImageVolume's content comes from; give exactly one of `path`, `url`, `volume`. */
 export interface ImageVolumeSource {
@@ -86,6 +86,14 @@ export interface ImageVolumeArgs {
 const argsMatchSchema: SameKeys<ImageVolumeArgs, VolumeInputs> = true;
 void argsMatchSchema;
 
+/** Every output, each once (compile-checked against VolumeOutputs): each becomes an Output property even when unset. */
+export const OUTPUT_KEYS = keysOf<VolumeOutputs>({
+  connection: true, pool: true, name: true, capacity: true, format: true, preallocation: true, permissions: true, source: true,
+  backingVolume: true, adopt: true,
+  key: true, path: true, glusterUrl: true, allocation: true, backingStore: true, effectivePermissions: true, appliedPermissions: true,
+  sha256: true, contentDigest: true,
+});
+
 /** `source` as given, or as a secret as a whole when its URL carries credentials. */
 function sourceInput(source: ImageVolumeArgs["source"]): ImageVolumeArgs["source"] {
   // Only a URL can carry credentials; other sources stay as they are (and as readable in preview).
@@ -121,6 +129,10 @@ export class ImageVolume extends pulumi.dynamic.Resource {
   declare readonly glusterUrl: pulumi.Output<string>;
   /** Path of the backing image (overlays). */
   declare readonly backingStore: pulumi.Output<string | undefined>;
+  /** Owner, group and mode of the file as the host reports them (read back on refresh). */
+  declare readonly effectivePermissions: pulumi.Output<VolumeOutputs["effectivePermissions"]>;
+  /** What this resource gave the file (`permissions` with its defaults); `up` restores it when the host drifts. */
+  declare readonly appliedPermissions: pulumi.Output<VolumeOutputs["appliedPermissions"]>;
   /** sha256 of the whole content: downloaded volumes, and uploads given `source.sha256`. */
   declare readonly sha256: pulumi.Output<string | undefined>;
   /**
@@ -135,10 +147,7 @@ export class ImageVolume extends pulumi.dynamic.Resource {
   }
 
   constructor(name: string, args: ImageVolumeArgs, opts?: pulumi.CustomResourceOptions) {
-    const props = withOutputs({ ...args, connection: connectionInput(args.connection), source: sourceInput(args.source) }, [
-      "capacity", "format", "preallocation", "permissions", "source", "backingVolume", "adopt",
-      "key", "path", "glusterUrl", "allocation", "backingStore", "sha256", "contentDigest",
-    ]);
+    const props = withOutputs({ ...args, connection: connectionInput(args.connection), source: sourceInput(args.source), ...stamp("ImageVolume", name) }, OUTPUT_KEYS);
     super(makeProvider("ImageVolume"), name, props, opts, "gluster-libvirt", "ImageVolume");
   }
 }

@@ -6,7 +6,7 @@
 import { GlusterLibvirtError, isNotFound } from "../errors";
 import type { Host } from "../host";
 import { parseDomainDisks, parseDomainSummary, type DomainDisk, type DomainSummary } from "../xml/disk";
-import { parseNames } from "./output";
+import { listing, parseNames } from "./output";
 
 export interface DomainView {
   uuid: string;
@@ -23,7 +23,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Every domain on the host, running or not: uuid → name. */
 export async function listDomains(host: Host): Promise<Map<string, string>> {
   const domains = new Map<string, string>();
-  for (const line of parseNames(await host.virsh(["list", "--all", "--uuid", "--name"]))) {
+  for (const line of parseNames(await listing(host, ["list", "--all", "--uuid", "--name"]))) {
     const [uuid, ...name] = line.split(" ");
     if (!UUID.test(uuid)) throw new GlusterLibvirtError(`unexpected line in \`virsh list --all --uuid --name\`: ${JSON.stringify(line)}`);
     domains.set(uuid, name.join(" ").trim());

@@ -1,7 +1,7 @@
 /** Storage pools as the host has them. */
 import { InputError, isNotFound } from "../errors";
 import type { Host } from "../host";
-import { parseInfo, parseNames } from "./output";
+import { listing, parseInfo, parseNames } from "./output";
 import { parsePoolSummary, parsePoolXml, type PoolInfo, type PoolSummary } from "../xml/pool";
 
 export interface PoolView {
@@ -44,7 +44,7 @@ export interface DefinedPool extends PoolSummary {
  */
 export async function listPools(host: Host): Promise<DefinedPool[]> {
   const pools: DefinedPool[] = [];
-  for (const uuid of parseNames(await host.virsh(["pool-list", "--all", "--uuid"]))) {
+  for (const uuid of parseNames(await listing(host, ["pool-list", "--all", "--uuid"]))) {
     try {
       const fields = parseInfo(await host.virsh(["pool-info", uuid]));
       const summary = parsePoolSummary(await host.virsh(["pool-dumpxml", uuid]));

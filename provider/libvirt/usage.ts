@@ -9,6 +9,7 @@ import type { Host } from "../host";
 import { diskSources, sourceOfBackingPath, type DiskSourceInfo, type DomainDisk } from "../xml/disk";
 import { parseVolumeXml, type VolumeInfo } from "../xml/volume";
 import { inspectDomain, listDomains } from "./domains";
+import { listing } from "./output";
 import { listPools, type DefinedPool } from "./pools";
 import { FILE_POOL_TYPES, inspectVolume, parseVolumeList, volumePathMatcher } from "./volumes";
 
@@ -45,10 +46,13 @@ export async function findDiskUses(host: Host, matches: SourceTest, what: string
     const views: ["live" | "persistent", DomainDisk[]][] = [["live", dom.liveDisks], ["persistent", dom.persistentDisks]];
     for (const [view, disks] of views) {
       for (const disk of disks) {
+        // A running domain's live definition carries the whole chain (libvirt reads it at
+        // start; `<backingStore/>` ends it); a persistent one carries none.
         let sources = diskSources(disk);
         const live = dom.liveDisks.find((d) => d.target === disk.target && sameSource(d.source, disk.source));
         if (view === "persistent" && live) sources = diskSources(live);
-        else if (disk.backingChain.length === 0 && disk.source && disk.driver?.type !== "raw") {
+        // Without a driver type libvirt opens the image as raw (it never probes formats), and raw has no backing file.
+        else if (view === "persistent" && disk.source && (disk.driver?.type ?? "raw") !== "raw") {
           try {
             sources = [disk.source, ...(await backingChain(host, pools, disk.source))];
           } catch (err) {
@@ -156,7 +160,7 @@ export async function findOverlays(host: Host, matches: SourceTest, what: string
     if (pool.type === "gluster" && coveredByActivePool(pool, pools, "netfs")) continue;
     try {
       await refreshPool(host, pool.uuid);
-      for (const path of parseVolumeList(await host.virsh(["vol-list", "--pool", pool.uuid]), volumePathMatcher(pool))) {
+      for (const path of parseVolumeList(await listing(host, ["vol-list", "--pool", pool.uuid]), volumePathMatcher(pool))) {
         if (path === skip) continue;
         let vol: VolumeInfo;
         try {
