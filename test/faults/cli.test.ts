@@ -9,7 +9,7 @@ import { tryVirsh } from "../helpers/local";
 import { labCredentials } from "../helpers/stack";
 import {
   Diagnostics, assertConverges, assertImagesIntact, assertStateMatchesHost, brickFiles, descendants, hashBrick, killPid, pidAlive,
-  pulumiProcesses, randomFile, report, runWithFault, secondsSince, stateView, waitFor, type FaultRun,
+  pulumiProcesses, randomFile, releaseStaleLocks, report, runWithFault, secondsSince, stateView, waitFor, type FaultRun,
   forceExitWhenDone,
 } from "./harness";
 import { madeVolumes, volumesStack, type VolumesStack } from "./fixtures";
@@ -51,10 +51,12 @@ function killCli(): number[] {
 }
 
 /**
- * The repair a user makes after a killed CLI: the engine keeps interrupted creates as
- * pending operations, which `pulumi refresh --clear-pending-creates` drops.
+ * The repair a user makes after a killed CLI: `pulumi cancel` for the lock it left, then
+ * `pulumi refresh --clear-pending-creates` for the creates it kept as pending operations.
  */
 async function repairAfterKill(s: VolumesStack): Promise<void> {
+  const locks = releaseStaleLocks(s.t);
+  report("4 repair", { staleLocksReleased: locks });
   const d = new Diagnostics();
   try {
     await s.t.stack.refresh({ clearPendingCreates: true, onEvent: d.onEvent });
@@ -134,14 +136,22 @@ scenario(
       return false;
     }
   },
-  {},
+  {
+    stops: "fails today: the dynamic provider outlives the SIGKILLed CLI (still running 30 s later), working on the host for a run nobody records",
+    converge: "fails today: the next up stops at \"a volume named '…' already exists in pool … set adopt: true to take it over\" for what the killed run created",
+    unknown: "fails today: what the killed run created stays on the host, unknown to state once its pending creates are cleared",
+  },
 );
 
 scenario(
   "4b. the Pulumi CLI SIGKILLed mid-create of 40 volumes",
   (s) => void (s.count = 40),
   (s) => madeVolumes(s).length >= 10,
-  {},
+  {
+    stops: "fails today: the dynamic provider outlives the SIGKILLed CLI (still running 30 s later), working on the host for a run nobody records",
+    converge: "fails today: the next up stops at \"a volume named '…' already exists in pool … set adopt: true to take it over\" for what the killed run created",
+    unknown: "fails today: what the killed run created stays on the host, unknown to state once its pending creates are cleared",
+  },
 );
 
 // last, so that it runs after every other hook of this file

@@ -175,12 +175,14 @@ export function hv2Daemons(lab: LabInfo, hv2: LabHypervisor): Hv2Daemons {
   return d;
 }
 
-/** A copy of the lab's running or stopped domain on host 1 (ACPI + virtio-scsi), named flt-…; started like the original. */
+/** A copy of the lab's running or stopped domain on host 1 (ACPI + virtio-scsi, no disks), named flt-…; started like the original. */
 export function cloneDomain(lab: LabInfo, from: "running" | "stopped", prefix = "flt-dom"): string {
   const name = uniqueName(prefix);
   const xml = virsh("dumpxml", "--inactive", lab.domains[from])
     .replace(/<name>[^<]*<\/name>/, `<name>${name}</name>`)
-    .replace(/\s*<uuid>[^<]*<\/uuid>/, "");
+    .replace(/\s*<uuid>[^<]*<\/uuid>/, "")
+    // without disks: other tests may have left some on the shared domain's definition
+    .replace(/\s*<disk\b[\s\S]*?<\/disk>/g, "");
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "flt-domain-"));
   try {
     fs.writeFileSync(path.join(dir, "domain.xml"), xml);
