@@ -33,7 +33,14 @@ export interface VolumesStack {
   seedFile: string;
   /** more resources for the program, declared after the others */
   extra?: (pool: GlusterPool, connection: Connection, volumes: Record<string, ImageVolume>) => void;
+  /** `pulumi destroy`, then drop the pool and the Gluster volume whatever is left. */
   remove(): Promise<void>;
+  /**
+   * Drop the pool, the Gluster volume (its files with it) and the stack's files without a
+   * `pulumi destroy` — for big stacks whose destroy is not under test (it costs minutes:
+   * every volume delete scans every domain of the host). Drop the VMs that use it first.
+   */
+  removeWithoutDestroy(): Promise<void>;
 }
 
 /** Pool + volumes on `connection`; nothing is run yet. The pool is removed on the host by `onHost` in remove(). */
@@ -66,6 +73,12 @@ export async function volumesStack(
       await opts.dropPool().catch(() => undefined);
       gluster.remove();
       fs.rmSync(dir, { recursive: true, force: true });
+    },
+    async removeWithoutDestroy() {
+      await opts.dropPool().catch(() => undefined);
+      gluster.remove();
+      fs.rmSync(dir, { recursive: true, force: true });
+      if (s.t) fs.rmSync(s.t.workDir, { recursive: true, force: true });
     },
   };
   s.t = await newStack(`flt-${name}`, async () => {

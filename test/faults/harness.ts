@@ -173,11 +173,6 @@ export function pulumiProcesses(): number[] {
   return descendants(process.pid, /^pulumi$/);
 }
 
-/** The dynamic-provider processes under this test process (also orphans re-parented elsewhere are not seen). */
-export function providerProcesses(): number[] {
-  return descendants(process.pid, /^pulumi-resource|^node$/);
-}
-
 export function killPid(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(pid, signal);
@@ -282,7 +277,7 @@ export async function stateView(stack: Stack): Promise<StateView> {
   };
 }
 
-/** What exists on the host but not in state (and what state claims that does not exist). */
+/** (c): nothing of `kind` exists on the host that state does not know. */
 export function assertStateMatchesHost(kind: string, onHost: readonly string[], inState: readonly string[]): void {
   const unknown = onHost.filter((x) => !inState.includes(x));
   assert.deepEqual(unknown, [], `${kind} on the host that state does not know`);

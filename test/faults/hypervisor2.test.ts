@@ -65,7 +65,7 @@ function scenario(name: string, title: string, inject: () => void | Promise<void
         (onEvent) => s.t.stack.up({ onEvent }),
         () => waitFor("10 of the 40 volumes on the brick", () => madeVolumes(s).length >= 10, 180_000).then(() => undefined),
         inject,
-        120_000,
+        60_000,
       );
       report(title, { madeBeforeRepair: madeVolumes(s).length }, run);
       await repair();
@@ -106,7 +106,7 @@ scenario(
   () => daemons.startSshd(),
   /ECONNREFUSED|ECONNRESET|connection (?:lost|closed|refused|reset)|not connected|session ended/i,
   {
-    error: "fails today: the errors come at once, but some operations never end — the up was still running 120 s after the sshd died (unbounded waits in the transport)",
+    error: "fails today: the errors come at once, but some operations never end — the up was still running 60 s after the sshd died (unbounded waits in the transport)",
     unknown: "fails today: volumes whose create was cut off by the fault stay on the host, unknown to state (the provider neither rolls them back nor recognises them later)",
     converge: "fails today: the next up stops at \"a volume named '…' already exists in pool … set adopt: true to take it over\" for each volume the faulted run left behind",
   },
