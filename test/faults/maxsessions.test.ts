@@ -37,6 +37,7 @@ before(async () => {
 after(async () => {
   await s?.remove();
   sshd?.stop();
+  if (sshd) fs.rmSync(sshd.dir, { recursive: true, force: true });
 });
 
 describe("7. an sshd with MaxSessions 2 and 50 resources in one run", () => {

@@ -50,6 +50,7 @@ function scenario(title: string, makeFault: (port: number) => Promise<() => Prom
         process.stderr.write(`faults: cleanup: ${String(e).slice(0, 300)}\n`);
       }
       sshd?.stop();
+      if (sshd) fs.rmSync(sshd.dir, { recursive: true, force: true });
       tryVirsh("pool-destroy", poolName);
       tryVirsh("pool-undefine", poolName);
       gluster?.remove();
