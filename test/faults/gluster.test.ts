@@ -112,7 +112,7 @@ describe("3b. the Gluster volume stopped under a running pool with volumes", () 
 function tryGlusterStart(name: string | undefined): void {
   if (!name) return;
   try {
-    gluster("volume", "start", name, "force");
+    gluster("volume", "start", name);
   } catch {
     // already started
   }

@@ -92,7 +92,7 @@ for (const parallel of [undefined, 64]) {
     });
     test("0 failures; then refresh and preview show it converged", {
       todo:
-        "fails today, intermittently (1–2 of 20 attachments failed in 2 of 4 runs): `Timed out during operation: cannot acquire state change lock " +
+        "fails today, intermittently (1–2 of 20 attachments failed in 2 of 6 runs): `Timed out during operation: cannot acquire state change lock " +
         "(held by monitor=remoteDispatchDomainAttachDeviceFlags)` — attachments to one VM are not queued by the provider",
     }, async () => {
       set = await loadSet();
