@@ -5,14 +5,13 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { ImageVolume } from "../../sdk";
 import { getLab, type LabInfo } from "../helpers/lab";
-import { tryVirsh } from "../helpers/local";
 import { labCredentials } from "../helpers/stack";
 import {
   Diagnostics, assertConverges, assertImagesIntact, assertStateMatchesHost, brickFiles, descendants, hashBrick, killPid, pidAlive,
   pulumiProcesses, randomFile, releaseStaleLocks, report, runWithFault, secondsSince, stateView, waitFor, type FaultRun,
   forceExitWhenDone,
 } from "./harness";
-import { madeVolumes, volumesStack, type VolumesStack } from "./fixtures";
+import { madeVolumes, volumesStack, type VolumesStack, dropHost1Pool } from "./fixtures";
 
 /*
  * Scenario 4 of issue 11 §5: the Pulumi CLI itself SIGKILLed (an OOM kill, a CI job's
@@ -37,8 +36,7 @@ after(() => {
 });
 
 const dropPool = (s: () => VolumesStack) => async () => {
-  tryVirsh("pool-destroy", s().poolName);
-  tryVirsh("pool-undefine", s().poolName);
+  dropHost1Pool(s().poolName);
 };
 
 /** SIGKILL the CLI; returns its provider processes (re-parented once the CLI is gone). */

@@ -214,3 +214,14 @@ export function host1Disks(domains: readonly string[]) {
     return r.code === 0 ? r.stdout : undefined;
   }, domains);
 }
+
+/**
+ * Removes a pool of the test's own from host 1 whatever state it is in: stop (unmount),
+ * `pool-delete` (for netfs: rmdir of the mount point — never touches the Gluster volume),
+ * undefine. Without the delete, every failed run would leave an empty mount point behind.
+ */
+export function dropHost1Pool(name: string): void {
+  tryVirsh("pool-destroy", name);
+  tryVirsh("pool-delete", name);
+  tryVirsh("pool-undefine", name);
+}

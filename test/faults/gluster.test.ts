@@ -9,7 +9,7 @@ import {
   stateView, type FaultRun,
   forceExitWhenDone,
 } from "./harness";
-import { volumesStack, type VolumesStack } from "./fixtures";
+import { volumesStack, type VolumesStack, dropHost1Pool } from "./fixtures";
 
 /*
  * Scenario 3 of issue 11 §5, on host 1 with Gluster volumes of the test's own (labvol is
@@ -25,8 +25,7 @@ before(async () => {
 const poolsOnHost1 = () =>
   tryVirsh("pool-list", "--all", "--name").stdout.split("\n").map((l) => l.trim()).filter((l) => l.startsWith("flt-"));
 const dropPool = (s: () => VolumesStack) => async () => {
-  tryVirsh("pool-destroy", s().poolName);
-  tryVirsh("pool-undefine", s().poolName);
+  dropHost1Pool(s().poolName);
 };
 
 describe("3a. the Gluster volume stopped before a pool's create", () => {

@@ -52,7 +52,7 @@ function scenario(name: string, title: string, inject: () => void | Promise<void
       s = await volumesStack(lab, name, () => ({ host: hv2.ssh.host }), multiHostCredentials(lab), {
         keep: 2,
         dropPool: async () => {
-          await runOnHypervisor(lab, hv2, ["sh", "-c", `virsh -c ${lab.libvirtUri} pool-destroy ${s.poolName}; virsh -c ${lab.libvirtUri} pool-undefine ${s.poolName}`], { check: false });
+          await runOnHypervisor(lab, hv2, ["sh", "-c", `virsh -c ${lab.libvirtUri} pool-destroy ${s.poolName}; virsh -c ${lab.libvirtUri} pool-delete ${s.poolName}; virsh -c ${lab.libvirtUri} pool-undefine ${s.poolName}`], { check: false });
         },
       });
       const up = await s.t.stack.up();

@@ -3,10 +3,9 @@ import assert from "node:assert/strict";
 import { DiskAttachment } from "../../sdk";
 import { dropDomain } from "../helpers/domain";
 import { getLab, type LabInfo } from "../helpers/lab";
-import { tryVirsh } from "../helpers/local";
 import { labCredentials } from "../helpers/stack";
 import { Diagnostics, assertConverges, assertStateMatchesHost, brickFiles, report, secondsSince, stateView, forceExitWhenDone } from "./harness";
-import { cloneDomain, host1Disks, volumesStack, type VolumesStack } from "./fixtures";
+import { cloneDomain, host1Disks, volumesStack, type VolumesStack, dropHost1Pool } from "./fixtures";
 
 /*
  * Scenario 8 of issue 11 §5: load — 60 volumes and 20 disk attachments on 4 running VMs in
@@ -34,8 +33,7 @@ async function loadSet(): Promise<{ s: VolumesStack; domains: string[]; remove()
   const s = await volumesStack(lab, "load", () => ({ host: lab.ssh.host }), labCredentials(lab), {
     keep: 0,
     dropPool: async () => {
-      tryVirsh("pool-destroy", s.poolName);
-      tryVirsh("pool-undefine", s.poolName);
+      dropHost1Pool(s.poolName);
     },
   });
   s.count = 60;

@@ -2,11 +2,10 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { getLab, type LabInfo } from "../helpers/lab";
-import { tryVirsh } from "../helpers/local";
 import { startSshd, type Sshd } from "../helpers/sshd";
 import { labCredentials } from "../helpers/stack";
 import { Diagnostics, assertConverges, freePort, assertStateMatchesHost, brickFiles, report, secondsSince, stateView, forceExitWhenDone } from "./harness";
-import { volumesStack, type VolumesStack } from "./fixtures";
+import { volumesStack, type VolumesStack, dropHost1Pool } from "./fixtures";
 
 /*
  * Scenario 7 of issue 11 §5: an sshd with `MaxSessions 2` (a throwaway one, logging in to
@@ -28,8 +27,7 @@ before(async () => {
   s = await volumesStack(lab, "maxsess", () => ({ host: "127.0.0.1", port: sshd.port, hostKey: sshd.fingerprint }), labCredentials(lab), {
     keep: 1,
     dropPool: async () => {
-      tryVirsh("pool-destroy", s.poolName);
-      tryVirsh("pool-undefine", s.poolName);
+      dropHost1Pool(s.poolName);
     },
   });
   s.count = 48;

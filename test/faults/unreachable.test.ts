@@ -7,6 +7,7 @@ import { getLab, type LabInfo } from "../helpers/lab";
 import { createGlusterVolume, tryVirsh, uniqueName } from "../helpers/local";
 import { startSshd, type Sshd } from "../helpers/sshd";
 import { newStack, labCredentials, type TestStack } from "../helpers/stack";
+import { dropHost1Pool } from "./fixtures";
 import { assertClearError, assertConverges, freePort, report, runBounded, stateView, type FaultRun, forceExitWhenDone } from "./harness";
 
 /*
@@ -51,8 +52,7 @@ function scenario(title: string, makeFault: (port: number) => Promise<() => Prom
       }
       sshd?.stop();
       if (sshd) fs.rmSync(sshd.dir, { recursive: true, force: true });
-      tryVirsh("pool-destroy", poolName);
-      tryVirsh("pool-undefine", poolName);
+      dropHost1Pool(poolName);
       gluster?.remove();
     });
 

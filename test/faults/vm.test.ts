@@ -12,7 +12,7 @@ import {
   type DomainDisks, type FaultRun,
   forceExitWhenDone,
 } from "./harness";
-import { cloneDomain, host1Disks, volumesStack, type VolumesStack } from "./fixtures";
+import { cloneDomain, host1Disks, volumesStack, type VolumesStack, dropHost1Pool } from "./fixtures";
 
 /*
  * Scenario 5 of issue 11 §5: the VM destroyed (`virsh destroy`, QEMU killed) while its disk
@@ -36,8 +36,7 @@ before(async () => {
   s = await volumesStack(lab, "vm", () => ({ host: lab.ssh.host }), labCredentials(lab), {
     keep: 1,
     dropPool: async () => {
-      tryVirsh("pool-destroy", s.poolName);
-      tryVirsh("pool-undefine", s.poolName);
+      dropHost1Pool(s.poolName);
     },
   });
   s.extra = (pool, connection, volumes) => {
