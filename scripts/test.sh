@@ -31,5 +31,6 @@ trap stop_lab EXIT
 
 t0=$SECONDS
 node --test --test-concurrency=1 --test-timeout=900000 \
-  'dist/test/unit/**/*.test.js' 'dist/test/integration/**/*.test.js' 'dist/test/e2e/**/*.test.js' 'dist/test/faults/**/*.test.js'
+  'dist/test/unit/**/*.test.js' 'dist/test/integration/**/*.test.js' 'dist/test/e2e/**/*.test.js' \
+  'dist/test/faults/**/*.test.js'
 echo "test: suite took $((SECONDS - t0)) s" >&2
