@@ -63,7 +63,7 @@ else
   trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
   export GOFLAGS=-mod=mod
   if ! have_cli; then
-    STEP_HINT="several minutes the first time: downloads ~1 GB of Go modules, compiles ~2000 packages" \
+    STEP_HINT="several minutes the first time: downloads ~1.7 GB of Go modules, compiles ~1500 packages" \
       run_step pulumi-cli "Pulumi CLI v$version: building from the Go module proxy into $bin" build_cli
   fi
   if ! have_langhost; then
