@@ -5,7 +5,7 @@
 # runs CMD with stdout and stderr going to $LOG_DIR/NAME.log and prints one line on stderr:
 # `setup: what it does … ok (12 s)`. While it runs it shows it is alive: on a terminal the
 # line itself counts the seconds; otherwise (CI, a pipe) a line every 30 s says how long it
-# has been running. If CMD fails: the last 25 lines of the log, the log's path, and the
+# has been running (a step with STEP_HINT also says when it starts). If CMD fails: the last 25 lines of the log, the log's path, and the
 # step's exit status is returned. STEP_HINT (optional) is added to the first line, e.g.
 # "takes several minutes the first time".
 #
@@ -28,7 +28,12 @@ run_step() {
   "$@" >>"$logfile" 2>&1 </dev/null &
   local pid=$! tty="" next=30 status=0
   [[ -t 2 ]] && tty=1
-  if [[ -n $tty ]]; then printf '%s: %s%s … ' "$STEP_TAG" "$what" "$hint" >&2; fi
+  if [[ -n $tty ]]; then
+    printf '%s: %s%s … ' "$STEP_TAG" "$what" "$hint" >&2
+  elif [[ -n $hint ]]; then
+    # a long step says so up front, not only at its first 30 s ticker line
+    printf '%s: %s%s … started (log: %s)\n' "$STEP_TAG" "$what" "$hint" "$logfile" >&2
+  fi
   while kill -0 "$pid" 2>/dev/null; do
     sleep 1
     local dt=$((SECONDS - t0))
