@@ -33,7 +33,15 @@ export function cloneLabDomain(lab: LabInfo, from: "running" | "stopped", opts: 
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  if (opts.start ?? from === "running") virsh("start", name);
+  if (opts.start ?? from === "running") {
+    try {
+      virsh("start", name);
+    } catch (e) {
+      // all or nothing: the caller never learns the name, so nobody else would remove it
+      dropDomain(name);
+      throw e;
+    }
+  }
   return name;
 }
 
