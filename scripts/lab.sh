@@ -27,6 +27,11 @@ readonly SSH_DIR=$STATE_DIR/ssh
 readonly GLUSTER_DIR=$STATE_DIR/gluster
 readonly BRICK_DIR=$GLUSTER_DIR/brick
 readonly LIBVIRT_DIR=$STATE_DIR/libvirt
+# The lab domains' definition as `up` defines them (no disks): tests clone their own VMs
+# from it, never from lab-running/lab-stopped, which may carry a demo's disks.
+readonly PRISTINE_XML=$LIBVIRT_DIR/pristine-domain.xml
+# Full output of the Debian package install (kept by `down`, like the packages).
+readonly LOG_DIR=${GLUSTER_LIBVIRT_LAB_LOG_DIR:-/var/log/gluster-libvirt-lab}
 readonly HV2_DIR=$STATE_DIR/host2
 readonly HV2_SSH_HOST=127.0.0.3
 readonly HV2_DOM_RUNNING=lab2-running
@@ -223,19 +228,36 @@ ensure_packages() {
   local missing
   mapfile -t missing < <(missing_packages)
   ((${#missing[@]} == 0)) && return 0
-  log "installing ${#missing[@]} Debian packages: ${missing[*]} (1-2 min)"
   # No init system here: keep package scripts from starting daemons; the lab starts its own.
   local policy=/usr/sbin/policy-rc.d made_policy=""
   if [[ ! -e $policy ]]; then
     printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
   fi
-  # 9>&-: apt runs under the lab's lock; a daemon a package script leaves running must not hold it
-  local ok=1
-  DEBIAN_FRONTEND=noninteractive apt-get update >&2 9>&- || ok=""
+  # 9>&-: apt runs under the lab's lock; a daemon a package script leaves running must not hold it.
+  # Its output goes to a log; the terminal gets one line, a ticker while it runs, and the
+  # log's tail if it fails.
+  mkdir -p "$LOG_DIR"
+  local apt_log=$LOG_DIR/packages.log ok=1 t0=$SECONDS
+  log "installing ${#missing[@]} Debian packages and their dependencies (about 190 on a fresh Debian 12, 1-2 min; log: $apt_log)"
+  {
+    printf 'installing: %s\n' "${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" </dev/null
+  } >"$apt_log" 2>&1 9>&- &
+  local apt_pid=$! next=30
+  while kill -0 "$apt_pid" 2>/dev/null; do
+    sleep 1
+    if ((SECONDS - t0 >= next)); then
+      log "  still installing packages ($((SECONDS - t0)) s)"
+      next=$((next + 30))
+    fi
+  done
+  wait "$apt_pid" || ok=""
   if [[ -n $ok ]]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-      "${missing[@]}" </dev/null >&2 9>&- || ok=""
+    log "installed the Debian packages ($((SECONDS - t0)) s)"
+  else
+    tail -n 20 "$apt_log" | sed 's/^/lab:   | /' >&2
+    log "apt log: $apt_log"
   fi
   [[ -n $made_policy ]] && rm -f "$policy"
   if [[ -z $ok ]]; then
@@ -580,6 +602,16 @@ domain_xml() {
 EOF
 }
 
+# Additive and idempotent: rewritten only when missing or different (a lab brought up by an
+# older lab.sh gets it on its next `up` or `status`); the domains themselves are untouched.
+ensure_pristine_xml() {
+  local want
+  want=$(domain_xml lab-pristine)
+  [[ -f $PRISTINE_XML && $(<"$PRISTINE_XML") == "$want" ]] && return 0
+  mkdir -p "$LIBVIRT_DIR"
+  printf '%s\n' "$want" >"$PRISTINE_XML.tmp.$$" && chmod 644 "$PRISTINE_XML.tmp.$$" && mv -f "$PRISTINE_XML.tmp.$$" "$PRISTINE_XML"
+}
+
 domain_state() { virsh_root domstate "$1" 2>/dev/null | head -n 1; }
 
 ensure_domain() {
@@ -686,7 +718,8 @@ print_json() {
     "$(json_str "$SSH_HOST")" "$SSH_PORT" "$(json_str "$LAB_USER")" "$(json_str "$SSH_DIR/id_ed25519")" \
     "$(json_str "$SSH_DIR/known_hosts")" "$(json_str "$fp")" "$(json_str "$SSH_DIR/password")" >&3
   printf '"gluster":{"servers":[%s],"volume":%s},' "$(json_str "$(<"$GLUSTER_DIR/server")")" "$(json_str "$VOLUME")" >&3
-  printf '"domains":{"running":%s,"stopped":%s},' "$(json_str "$DOM_RUNNING")" "$(json_str "$DOM_STOPPED")" >&3
+  ensure_pristine_xml
+  printf '"domains":{"running":%s,"stopped":%s,"pristineXml":%s},' "$(json_str "$DOM_RUNNING")" "$(json_str "$DOM_STOPPED")" "$(json_str "$PRISTINE_XML")" >&3
   printf '"libvirtUri":%s,"stateDir":%s,' "$(json_str "$LIBVIRT_URI")" "$(json_str "$STATE_DIR")" >&3
   printf '"hypervisors":[%s],' "$(hypervisors_json "$fp")" >&3
   printf '"qemu":{"user":%s,"uid":%d,"gid":%d}}\n' "$(json_str "$QEMU_USER")" "$QEMU_UID" "$QEMU_GID" >&3
@@ -1139,11 +1172,11 @@ ssh_json() {
 # and passed its checks (HV2_IN_JSON).
 HV2_IN_JSON=""
 hypervisors_json() {
-  printf '{"ssh":%s,"domains":{"running":%s,"stopped":%s}}' "$(ssh_json "$SSH_HOST" "$1" "$SSH_DIR/known_hosts")" "$(json_str "$DOM_RUNNING")" "$(json_str "$DOM_STOPPED")"
+  printf '{"ssh":%s,"domains":{"running":%s,"stopped":%s,"pristineXml":%s}}' "$(ssh_json "$SSH_HOST" "$1" "$SSH_DIR/known_hosts")" "$(json_str "$DOM_RUNNING")" "$(json_str "$DOM_STOPPED")" "$(json_str "$PRISTINE_XML")"
   if [[ -n $HV2_IN_JSON ]]; then
     local fp
     fp=$(ssh-keygen -l -E sha256 -f "$HV2_DIR/ssh/ssh_host_ed25519_key.pub" | awk '{print $2}')
-    printf ',{"ssh":%s,"domains":{"running":%s,"stopped":%s}}' "$(ssh_json "$HV2_SSH_HOST" "$fp" "$HV2_DIR/ssh/known_hosts")" "$(json_str "$HV2_DOM_RUNNING")" "$(json_str "$HV2_DOM_STOPPED")"
+    printf ',{"ssh":%s,"domains":{"running":%s,"stopped":%s,"pristineXml":%s}}' "$(ssh_json "$HV2_SSH_HOST" "$fp" "$HV2_DIR/ssh/known_hosts")" "$(json_str "$HV2_DOM_RUNNING")" "$(json_str "$HV2_DOM_STOPPED")" "$(json_str "$PRISTINE_XML")"
   fi
 }
 
@@ -1188,6 +1221,7 @@ lab_up() {
   step ensure_shared_mounts
   step ensure_domain "$DOM_STOPPED" "shut off"
   step ensure_domain "$DOM_RUNNING" running
+  ensure_pristine_xml
   ensure_hypervisors
   if ! VERBOSE=0 check_lab; then
     log "the lab came up but does not pass its own checks:"

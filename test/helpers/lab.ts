@@ -3,15 +3,27 @@
  * A missing lab is an error, never a reason to skip: tests that need it must fail loudly.
  */
 import { execFile, spawn } from "node:child_process";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
 
 const execFileAsync = promisify(execFile);
 
+/**
+ * The lab's test domains. `pristineXml`: a file holding their definition as `lab up` made
+ * it, without any disk; tests clone their own VMs from it (test/helpers/domain.ts), never
+ * from the domains themselves, which may carry whatever a demo or a user attached.
+ */
+export interface LabDomains {
+  running: string;
+  stopped: string;
+  pristineXml: string;
+}
+
 /** One hypervisor of the lab: how to log in to it and its test domains. */
 export interface LabHypervisor {
   ssh: LabInfo["ssh"];
-  domains: { running: string; stopped: string };
+  domains: LabDomains;
 }
 
 /** What `gluster-libvirt lab up` / `lab status` print (docs/architecture.md). */
@@ -28,7 +40,7 @@ export interface LabInfo {
     passwordFile: string;
   };
   gluster: { servers: string[]; volume: string };
-  domains: { running: string; stopped: string };
+  domains: LabDomains;
   libvirtUri: string;
   stateDir: string;
   qemu: { user: string; uid: number; gid: number };
@@ -82,6 +94,8 @@ export function parseLabInfo(text: string): LabInfo {
   str(v?.gluster?.volume, "gluster.volume");
   str(v?.domains?.running, "domains.running");
   str(v?.domains?.stopped, "domains.stopped");
+  str(v?.domains?.pristineXml, "domains.pristineXml");
+  if (typeof v?.domains?.pristineXml === "string" && !fs.existsSync(v.domains.pristineXml)) problems.push(`domains.pristineXml: no file ${v.domains.pristineXml}`);
   str(v?.libvirtUri, "libvirtUri");
   str(v?.stateDir, "stateDir");
   str(v?.qemu?.user, "qemu.user");
@@ -94,6 +108,7 @@ export function parseLabInfo(text: string): LabInfo {
       int(h?.ssh?.port, `hypervisors[${i}].ssh.port`);
       str(h?.ssh?.knownHostsFile, `hypervisors[${i}].ssh.knownHostsFile`);
       str(h?.domains?.running, `hypervisors[${i}].domains.running`);
+      str(h?.domains?.pristineXml, `hypervisors[${i}].domains.pristineXml`);
     });
   if (problems.length > 0) throw new Error(`the lab's JSON is malformed: ${problems.join("; ")}\n${text}`);
   return v;

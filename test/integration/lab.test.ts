@@ -11,6 +11,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Client } from "ssh2";
+import { pristineDomainXml } from "../helpers/domain";
 import { getLab, parseLabInfo, runLabCommand, runOnLab, sshArgs, type LabInfo } from "../helpers/lab";
 
 let lab: LabInfo;
@@ -213,6 +214,19 @@ describe("lab libvirt", () => {
     }
   });
 
+  test("the pristine definition tests clone from is the lab domains' own, without disks", async () => {
+    const pristine = fs.readFileSync(lab.domains.pristineXml, "utf8");
+    assert.doesNotMatch(pristine, /<disk\b/);
+    for (const h of lab.hypervisors) assert.equal(h.domains.pristineXml, lab.domains.pristineXml);
+    // what `lab up` defined, as libvirt expanded it: the same devices, apart from disks
+    const devices = (xml: string) => [...xml.matchAll(/<(controller|memballoon|acpi)\b[^>]*>/g)].map((m) => m[0].replace(/\s+(index|address)='[^']*'/g, "")).sort();
+    const asDefined = (await virsh("dumpxml", "--inactive", lab.domains.stopped)).replace(/<disk\b[\s\S]*?<\/disk>/g, "");
+    for (const kind of ["controller type='scsi'", "memballoon model='none'", "acpi"]) {
+      assert.ok(devices(asDefined).some((d) => d.includes(kind)), `${lab.domains.stopped} has no ${kind}`);
+      assert.ok(devices(pristine).some((d) => d.includes(kind)), `the pristine definition has no ${kind}`);
+    }
+  });
+
   test("a file-backed bus='scsi' disk hot-plugs and hot-unplugs on the running domain", async () => {
     const dom = lab.domains.running;
     const file = await scratchImage("scsi");
@@ -232,9 +246,7 @@ describe("lab libvirt", () => {
     // On a private copy of lab-running (same definition): the stuck virtio disk must not
     // stay on the domain every other test shares.
     const name = `lab-it-virtio-${tag}`;
-    const xml = (await virsh("dumpxml", "--inactive", lab.domains.running))
-      .replace(/<name>[^<]*<\/name>/, `<name>${name}</name>`)
-      .replace(/\s*<uuid>[^<]*<\/uuid>/, "");
+    const xml = pristineDomainXml(lab, name);
     await runOnLab(lab, ["virsh", "-c", lab.libvirtUri, "create", "/dev/stdin"], { stdin: xml });
     cleanups.push(() => runOnLab(lab, ["virsh", "-c", lab.libvirtUri, "destroy", name], { check: false }).then(() => undefined));
     const file = await scratchImage("virtio");
