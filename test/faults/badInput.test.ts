@@ -14,6 +14,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { DiskAttachment, GlusterPool, ImageVolume } from "../../sdk";
+import { pristineDomainXml } from "../helpers/domain";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { createGlusterVolume, tryVirsh, virsh } from "../helpers/local";
 import { labCredentials, newStack } from "../helpers/stack";
@@ -56,7 +57,7 @@ before(async () => {
   virsh("pool-build", pool);
   virsh("pool-start", pool);
   virsh("vol-create-as", pool, volume, "1M", "--format", "raw");
-  const xml = virsh("dumpxml", "--inactive", lab.domains.stopped).replace(/<name>[^<]*<\/name>/, `<name>${domain}</name>`).replace(/\s*<uuid>[^<]*<\/uuid>/, "");
+  const xml = pristineDomainXml(lab, domain);
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "sec-faults-")), "domain.xml");
   fs.writeFileSync(file, xml);
   virsh("define", file);

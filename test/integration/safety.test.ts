@@ -13,7 +13,7 @@ import { glusterPool, type PoolOutputs } from "../../provider/pool";
 import type { Props } from "../../provider/resource";
 import { imageVolume, type VolumeOutputs } from "../../provider/volume";
 import { parseDomainDisks } from "../../provider/xml/disk";
-import { cloneLabDomain, dropDomain } from "../helpers/domain";
+import { cloneLabDomain, dropDomain, pristineDomainXml } from "../helpers/domain";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { createGlusterVolume, labConnection, tryVirsh, uniqueName, virsh } from "../helpers/local";
 
@@ -70,11 +70,9 @@ async function createVolume(over: Props = { capacity: "1MiB" }): Promise<VolumeO
 
 const exists = (v: { name: string }) => tryVirsh("vol-info", "--pool", pool.name, v.name).code === 0;
 
-/** A shut-off copy of the lab's stopped domain under a name of our choosing. */
+/** A shut-off copy of the lab's pristine domain under a name of our choosing. */
 function defineDomain(name: string): string {
-  const xml = virsh("dumpxml", "--inactive", lab.domains.stopped)
-    .replace(/<name>[^<]*<\/name>/, `<name>${name}</name>`)
-    .replace(/\s*<uuid>[^<]*<\/uuid>/, "");
+  const xml = pristineDomainXml(lab, name);
   const file = path.join(tmp, `${name}.xml`);
   fs.writeFileSync(file, xml);
   virsh("define", file);
@@ -222,6 +220,27 @@ describe("fail-closed safety checks on the lab", () => {
     assert.match(virsh("dumpxml", "--inactive", domain), /relabel='no'/);
     await diskAttachment.delete(`${disk.domainUuid}/sdd`, disk);
     await imageVolume.delete(v.key, v);
+  });
+
+  test("a stamped create takes over only what that stamp recorded creating: a volume made by hand is refused", async () => {
+    const stamp = `it/safety/ImageVolume/${uniqueName("stamp")}`;
+    const name = `${uniqueName("stamped")}.img`;
+    virsh("vol-create-as", pool.name, name, "1M", "--format", "raw"); // someone else's
+    const before = fs.statSync(path.join(pool.targetPath!, name));
+    await assert.rejects(imageVolume.create({ ...(await volumeInputs({ name, capacity: "1MiB" })), __stamp: stamp }), /already exists.*adopt/);
+    const after = fs.statSync(path.join(pool.targetPath!, name));
+    assert.deepEqual([after.ino, after.uid, after.mtimeMs], [before.ino, before.uid, before.mtimeMs], "untouched");
+    virsh("vol-delete", "--pool", pool.name, name);
+
+    // the same stamp's own volume, left as if the run had died after creating it, is taken over
+    const mine = (await imageVolume.create({ ...(await volumeInputs({ name, capacity: "1MiB" })), __stamp: stamp })).outs as VolumeOutputs;
+    const again = (await imageVolume.create({ ...(await volumeInputs({ name, capacity: "1MiB" })), __stamp: stamp })).outs as VolumeOutputs;
+    assert.equal(again.key, mine.key);
+    await imageVolume.delete(again.key, again);
+    // delete forgets the stamp: a hand-made volume of that name is someone else's again
+    virsh("vol-create-as", pool.name, name, "1M", "--format", "raw");
+    await assert.rejects(imageVolume.create({ ...(await volumeInputs({ name, capacity: "1MiB" })), __stamp: stamp }), /already exists.*adopt/);
+    virsh("vol-delete", "--pool", pool.name, name);
   });
 
   test("a permissions change never follows a symlink planted in the volume's place", async () => {
