@@ -129,7 +129,7 @@ describe("sshd killed in the middle of work", () => {
     // Long commands in flight (execs, and virsh sessions waiting for events), more queued behind them.
     const ops = [
       ...Array.from({ length: 6 }, () => h.exec(["sleep", "60"])),
-      ...Array.from({ length: 6 }, () => h.virsh(["event", "--all", "--timeout", "60"])),
+      ...Array.from({ length: 6 }, () => h.virsh(["event", "--loop", "--all", "--timeout", "60"])),
     ];
     for (let i = 0; i < 200 && s.descendants("sleep").length < 4; i++) await sleep(50);
     assert.ok(s.descendants("sleep").length >= 4, "the commands are running");
