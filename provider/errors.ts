@@ -42,8 +42,10 @@ export type SshErrorKind =
   | "host-key"
   /** The connection dropped while a command was running: it may or may not have run. */
   | "connection-lost"
-  /** A command exceeded `timeouts.command`. */
-  | "timeout";
+  /** A wait exceeded its bound: a command (`timeouts.command`), a free channel, a channel opening. */
+  | "timeout"
+  /** The provider stopped all SSH work because the Pulumi engine went away. */
+  | "aborted";
 
 /** Anything that went wrong in the SSH transport itself (not in the remote command). */
 export class SshError extends GlusterLibvirtError {
@@ -51,10 +53,11 @@ export class SshError extends GlusterLibvirtError {
     readonly kind: SshErrorKind,
     /** `user@host:port` (through jump hosts: `a -> b`); never credentials. */
     readonly target: string,
-    message: string,
+    /** What happened, without the target (the message is `SSH <target>: <reason>`). */
+    readonly reason: string,
     opts: { details?: string; cause?: unknown } = {},
   ) {
-    super(`SSH ${target}: ${message}`, opts);
+    super(`SSH ${target}: ${reason}`, opts);
   }
 }
 

@@ -1,8 +1,8 @@
 import type { Readable } from "node:stream";
 import { CommandError, redact, redactArgv } from "./errors";
-import { closeAllConnections, getConnection } from "./ssh/pool";
+import { closeAllConnections, getConnection } from "./ssh/connections";
 import { remoteCommandLine, shellCommandLine } from "./ssh/quote";
-import { type ResolvedConnection, resolveConnection } from "./ssh/settings";
+import { type ResolvedConnection, boundedWaitMs, resolveConnection } from "./ssh/settings";
 import { VirshRunner } from "./virsh";
 
 /** Result of a command run on a hypervisor. */
@@ -22,7 +22,7 @@ export interface ExecOptions {
 }
 
 /**
- * One hypervisor, reached over the shared connection pool. Resource code talks to
+ * One hypervisor, reached over the process-wide shared SSH connection. Resource code talks to
  * hosts only through this interface: every argument is shell-quoted by the
  * implementation, and XML goes on stdin, never in argv.
  */
@@ -78,7 +78,7 @@ const runners = new Map<string, VirshRunner>();
  * The Host for a resource's `connection` input (validated and resolved against stack
  * defaults and ~/.ssh/config; throws InputError naming the field). Synchronous and
  * cheap: nothing connects until the first command, and every Host with the same
- * endpoint shares one pooled SSH connection and its virsh sessions.
+ * endpoint shares one SSH connection and its virsh sessions.
  */
 export function getHost(connection: unknown): Host {
   const s = resolveConnection(connection);
@@ -86,17 +86,25 @@ export function getHost(connection: unknown): Host {
   let runner = runners.get(key);
   if (!runner) {
     const conn = getConnection(s);
-    runner = new VirshRunner({ conn, libvirtUri: s.libvirtUri, sudo: s.sudo, commandTimeoutMs: s.timeouts.commandMs, target: s.target.label, secrets: s.secrets });
+    runner = new VirshRunner({
+      conn,
+      libvirtUri: s.libvirtUri,
+      sudo: s.sudo,
+      commandTimeoutMs: s.timeouts.commandMs,
+      startTimeoutMs: boundedWaitMs(s.timeouts),
+      target: s.target.label,
+      secrets: s.secrets,
+    });
     runners.set(key, runner);
   }
   return new SshHost(s, runner);
 }
 
-/** Close every virsh session and SSH connection now (tests; the pool also closes idle connections by itself). */
+/** Close every virsh session and SSH connection now (tests; idle connections also close by themselves). */
 export function closeAllHosts(): void {
   for (const r of runners.values()) r.close();
   runners.clear();
   closeAllConnections();
 }
 
-export { getPoolStats, setTransportLogger } from "./ssh/pool";
+export { abortAllConnections, getConnectionStats, setTransportLogger } from "./ssh/connections";

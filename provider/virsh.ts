@@ -19,7 +19,7 @@ import { randomBytes } from "node:crypto";
 import { StringDecoder } from "node:string_decoder";
 import type { ClientChannel } from "ssh2";
 import { GlusterLibvirtError, InputError, SshError, VirshError, redact, redactArgv } from "./errors";
-import { type PooledConnection, exitStatus } from "./ssh/pool";
+import { type SshConnection, closeReasons, exitStatus } from "./ssh/connections";
 import { remoteCommandLine, shellCommandLine, virshSessionLine } from "./ssh/quote";
 
 /** Sessions per runner: a slow command (pool-build, vol-clone) does not block the others. */
@@ -114,8 +114,13 @@ class VirshSession {
 
   constructor(private readonly label: string) {}
 
-  async start(conn: PooledConnection, commandLine: string, timeoutMs: number): Promise<void> {
+  async start(conn: SshConnection, commandLine: string, timeoutMs: number): Promise<void> {
     const channel = (this.channel = await conn.openChannel(commandLine));
+    // Closed (runner closed, aborted) while the channel was opening: give the channel back.
+    if (this.state === "dead") {
+      channel.close();
+      throw new SshError("connection-lost", this.label, "virsh session was closed while starting");
+    }
     const outText = new StringDecoder("utf8");
     const errText = new StringDecoder("utf8");
     channel.on("data", (d: Buffer) => ((this.out += outText.write(d)), this.pump()));
@@ -189,12 +194,15 @@ class VirshSession {
     this.pending = undefined;
     if (!p) return;
     clearTimeout(p.timer);
-    if (reason) return p.reject(reason);
-    if (wasStarting) {
+    const ours = this.channel && closeReasons.get(this.channel);
+    if (reason ?? ours) return p.reject((reason ?? ours)!);
+    const exitCode = this.channel && exitStatus.get(this.channel)?.code;
+    if (wasStarting && exitCode !== undefined) {
       // virsh exits at once when it cannot reach libvirtd: report that as the command's failure.
-      return p.reject(new VirshSessionStartError((this.channel && exitStatus.get(this.channel)?.code) ?? 1, this.err));
+      return p.reject(new VirshSessionStartError(exitCode, this.err));
     }
-    p.reject(new SshError("connection-lost", this.label, "virsh session ended while a command was running; it may or may not have run", { details: this.err ? `stderr:\n${this.err}` : undefined }));
+    const what = wasStarting ? "the connection closed while virsh was starting" : "virsh session ended while a command was running; it may or may not have run";
+    p.reject(new SshError("connection-lost", this.label, what, { details: this.err ? `stderr:\n${this.err}` : undefined }));
   }
 }
 
@@ -212,10 +220,12 @@ class VirshSessionStartError extends Error {
 // The runner: one per (connection, libvirt URI, sudo)
 
 export interface VirshRunnerOptions {
-  conn: PooledConnection;
+  conn: SshConnection;
   libvirtUri: string;
   sudo: boolean;
   commandTimeoutMs: number;
+  /** Bound for a session's start (virsh reaching libvirtd): the command timeout, or its default when that is 0. */
+  startTimeoutMs: number;
   /** For messages: `user@host:port`. */
   target: string;
   /** Strings to redact from every message. */
@@ -241,6 +251,7 @@ export class VirshRunner {
     o.conn.onPressure(() => {
       for (const s of this.sessions) if (s.state === "idle") s.die();
     });
+    // (Sessions that become idle while callers still wait give theirs back in dispatch.)
   }
 
   private argv(args: readonly string[]): string[] {
@@ -284,6 +295,8 @@ export class VirshRunner {
   }
 
   private dispatch(): void {
+    this.sessions = this.sessions.filter((s) => s.state !== "dead");
+    this.yieldIdleChannels();
     for (;;) {
       const job = this.queue[0];
       if (!job) return;
@@ -302,17 +315,38 @@ export class VirshRunner {
     }
   }
 
+  /**
+   * Callers wait for a channel on this connection (execs, other runners): idle sessions
+   * give theirs back, except the last one while jobs are queued for it. The pressure
+   * signal alone would miss sessions that were starting or busy when it fired.
+   */
+  private yieldIdleChannels(): void {
+    if (!this.o.conn.channelWanted()) return;
+    for (const s of this.sessions) {
+      const live = this.sessions.filter((x) => x.state !== "dead").length;
+      if (s.state === "idle" && (this.queue.length === 0 || live > 1)) s.die();
+    }
+    this.sessions = this.sessions.filter((s) => s.state !== "dead");
+  }
+
   private startSession(): void {
     const session = new VirshSession(this.o.target);
     this.sessions.push(session);
     const commandLine = remoteCommandLine(this.argv([]), { sudo: this.o.sudo });
-    session.start(this.o.conn, commandLine, this.o.commandTimeoutMs).then(
+    session.start(this.o.conn, commandLine, this.o.startTimeoutMs).then(
       () => this.dispatch(),
       (err) => {
         session.die();
         this.sessions = this.sessions.filter((s) => s !== session);
-        // No session is coming for what waits: fail it with the reason (a VirshError when virsh itself refused).
-        if (this.sessions.length === 0) {
+        /*
+         * Fail every queued job with the reason (a VirshError when virsh itself refused):
+         * a connection that failed (refused, unreachable, auth, host key, lost) fails all
+         * of them after its one bounded round, instead of the next job redialling. Only a
+         * session that timed out alone (waiting for a channel, or for virsh) leaves its
+         * jobs to live sessions.
+         */
+        const live = this.sessions.some((s) => s.state === "idle" || s.state === "busy");
+        if (!live || !(err instanceof SshError && err.kind === "timeout")) {
           const reason = err instanceof VirshSessionStartError ? this.failure([], err.exitCode, err.stderr) : err;
           for (const job of this.queue.splice(0)) job.reject(reason);
         }
@@ -333,7 +367,7 @@ export class VirshRunner {
     }
   }
 
-  /** Close every session (the connection stays pooled). */
+  /** Close every session (the SSH connection stays open for others). */
   close(): void {
     for (const s of this.sessions) s.die();
     this.sessions = [];

@@ -1,13 +1,13 @@
 /**
  * Benchmark: N read-only virsh commands on the lab host, three ways, in one run.
- *   (a) our runner: pooled ssh2 connection + persistent virsh session
+ *   (a) our runner: one shared ssh2 connection + persistent virsh session
  *   (b) one OpenSSH `ssh` process per command (what a naive tool does)
  *   (c) all commands in one `virsh` invocation over one `ssh` channel (the floor)
  * Usage (as root, lab up): node dist/scripts/bench-virsh.js [N=100]
  * Timing belongs here, never in tests. Results: docs/benchmarks.md.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { closeAllHosts, getHost, getPoolStats } from "../provider/host";
+import { closeAllHosts, getHost, getConnectionStats } from "../provider/host";
 import { remoteCommandLine, virshSessionLine } from "../provider/ssh/quote";
 
 interface Lab {
@@ -37,12 +37,12 @@ async function main(): Promise<void> {
   const results: Array<{ name: string; ms: number; handshakes: number }> = [];
 
   closeAllHosts();
-  const before = getPoolStats().handshakes;
+  const before = getConnectionStats().handshakes;
   let t = performance.now();
   const host = getHost({ host: lab.ssh.host, port: lab.ssh.port, user: lab.ssh.user, privateKeyPath: lab.ssh.privateKeyPath, knownHostsFile: lab.ssh.knownHostsFile, agent: "" });
   const ours: string[] = [];
   for (const c of commands) ours.push(await host.virsh(c));
-  results.push({ name: "(a) runner: pooled ssh2 + persistent virsh", ms: performance.now() - t, handshakes: getPoolStats().handshakes - before });
+  results.push({ name: "(a) runner: shared ssh2 connection + persistent virsh", ms: performance.now() - t, handshakes: getConnectionStats().handshakes - before });
   closeAllHosts();
 
   t = performance.now();

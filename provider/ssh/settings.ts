@@ -29,7 +29,13 @@ function optional<T extends z.ZodType>(schema: T) {
 
 const text = z.string().min(1, "must not be empty");
 const port = z.number().int().min(1).max(65535);
-const seconds = z.number().nonnegative();
+/** Node's timers hold at most 2^31−1 ms: a longer delay fires after ~1 ms instead. */
+const MAX_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+/** z.number() already refuses NaN and ±Infinity. */
+const seconds = z
+  .number()
+  .nonnegative()
+  .max(MAX_TIMEOUT_SECONDS, `must be at most ${MAX_TIMEOUT_SECONDS} seconds (about 24.8 days, what a timer can hold)`);
 
 /** A public host key (`ssh-ed25519 AAAA…`) or a fingerprint (`SHA256:…`), as `ssh-keygen -lf` prints it. */
 const hostKey = text.refine((v) => v === UNKNOWN || parsePinnedHostKey(v) !== undefined, {
@@ -74,9 +80,13 @@ const jumpList = text.superRefine((v, ctx) => {
 });
 
 const timeoutsSchema = z.strictObject({
-  /** Seconds to establish a connection (TCP + handshake + auth), per attempt. Default 15. */
-  connect: optional(seconds),
-  /** Seconds one remote command may run; 0 = no limit. Default 1800. */
+  /** Seconds to establish a connection (TCP + handshake + auth, per hop), per attempt; also bounds opening a channel. Must be > 0. Default 15. */
+  connect: optional(seconds.positive()),
+  /**
+   * Seconds one remote command may run; 0 = no limit. Default 1800. Also bounds waiting
+   * for a free SSH channel (none freed for this long) and a virsh session's start; with
+   * 0, those waits keep the default.
+   */
   command: optional(seconds),
   /** Seconds between SSH keepalives on a connection; 0 = off. Default 15. */
   keepalive: optional(seconds),
@@ -192,6 +202,13 @@ export interface ResolvedTimeouts {
   commandMs: number;
   keepaliveMs: number;
   idleMs: number;
+}
+
+const DEFAULT_COMMAND_SECONDS = 1800;
+
+/** The bound of waits that are not commands but wait on them (a free channel, a virsh start). */
+export function boundedWaitMs(t: ResolvedTimeouts): number {
+  return t.commandMs || DEFAULT_COMMAND_SECONDS * 1000;
 }
 
 export interface ResolvedConnection {
@@ -390,7 +407,7 @@ export function resolveConnection(
     libvirtUri: merged.libvirtUri ?? "qemu:///system",
     timeouts: {
       connectMs: (t.connect ?? 15) * 1000,
-      commandMs: (t.command ?? 1800) * 1000,
+      commandMs: (t.command ?? DEFAULT_COMMAND_SECONDS) * 1000,
       keepaliveMs: (t.keepalive ?? 15) * 1000,
       idleMs: (t.idle ?? 5) * 1000,
     },

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import { SshError } from "../../provider/errors";
-import { closeAllHosts, getHost, getPoolStats, setTransportLogger } from "../../provider/host";
+import { closeAllHosts, getHost, getConnectionStats, setTransportLogger } from "../../provider/host";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { LOGIN_USER, type Sshd, makeKey, makeNetns, startSshd } from "../helpers/sshd";
 
@@ -27,9 +27,9 @@ const knownHosts = (...lines: string[]) => {
 };
 /** Handshakes made while `fn` runs. */
 async function handshakesDuring(fn: () => Promise<void>): Promise<number> {
-  const before = getPoolStats().handshakes;
+  const before = getConnectionStats().handshakes;
   await fn();
-  return getPoolStats().handshakes - before;
+  return getConnectionStats().handshakes - before;
 }
 
 const warnings: string[] = [];

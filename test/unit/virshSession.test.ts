@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { SessionProtocolError, sessionCommandFailed, sessionInput, takeGreeting, takeStderr, takeStdout } from "../../provider/virsh";
+import { SshError } from "../../provider/errors";
+import type { SshConnection } from "../../provider/ssh/connections";
+import { SessionProtocolError, VirshRunner, sessionCommandFailed, sessionInput, takeGreeting, takeStderr, takeStdout } from "../../provider/virsh";
 
 /*
  * A real transcript: `virsh -q -c test:///default` (9.0, env -i so TERM is unset) fed
@@ -62,5 +64,43 @@ describe("virsh session transcript", () => {
 
   it("refuses a transcript that is out of step", () => {
     assert.throws(() => takeStdout("garbage\nvirsh # echo E\nEvirsh # R\n", { prompt: "virsh # ", end: "E", err: "R" }), SessionProtocolError);
+  });
+});
+
+/*
+ * The runner's queue against a fake connection (in addition to the real-sshd tests in
+ * test/integration/faults.test.ts): what a failed connection does to queued jobs.
+ */
+describe("virsh runner queue, connection failing", () => {
+  /** A connection whose every channel open fails after a tick, counting attempts. */
+  const failingConnection = (err: Error) => {
+    const conn = {
+      opens: 0,
+      busy: <T>(fn: () => Promise<T>) => fn(),
+      onPressure: () => () => {},
+      channelWanted: () => false,
+      freeChannels: () => 8,
+      openChannel: async () => {
+        conn.opens++;
+        await new Promise((r) => setTimeout(r, 5));
+        throw err;
+      },
+    };
+    return conn;
+  };
+  const runner = (conn: unknown) =>
+    new VirshRunner({ conn: conn as SshConnection, libvirtUri: "qemu:///system", sudo: false, commandTimeoutMs: 1000, startTimeoutMs: 1000, target: "u@h:22", secrets: [] });
+
+  it("fails every queued job with the connection's error, while other sessions were starting too, and does not start more", { timeout: 60_000 }, async () => {
+    const err = new SshError("connect", "u@h:22", "connection refused (gave up after 3 attempts)");
+    const conn = failingConnection(err);
+    const r = runner(conn);
+    const jobs = Array.from({ length: 10 }, (_, i) => r.run(["echo", `j${i}`]));
+    const results = await Promise.allSettled(jobs);
+    assert.deepEqual(results.map((x) => x.status === "rejected" && x.reason), Array(10).fill(err));
+    const opens = conn.opens;
+    assert.ok(opens <= 3, `one start per session slot, got ${opens}`);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(conn.opens, opens, "nothing starts again without a new job");
   });
 });
