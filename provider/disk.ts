@@ -21,7 +21,8 @@ import { createdBy, forgetCreation, recordCreation } from "./libvirt/stamps";
 import { requireVolume } from "./libvirt/volumes";
 import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stampOf, stateOf, type Props, type ReplacementTable } from "./resource";
 import { connectionSchema } from "./ssh/settings";
-import { buildDiskXml, type DiskBus, type DiskFormat, type DiskSource, type DomainDisk, type DomainSummary } from "./xml/disk";
+import { buildDiskXml, type DiskBus, type DiskSource, type DomainDisk, type DomainSummary } from "./xml/disk";
+import { isImageFormat, type ImageFormat } from "./xml/markup";
 import type { Permissions } from "./xml/markup";
 import type { PoolInfo } from "./xml/pool";
 
@@ -105,7 +106,7 @@ export interface DiskOutputs extends DiskArgs {
   /** fuse: the image file on the mount; gfapi: "VOLUME/path" inside the Gluster volume */
   sourcePath: string;
   /** the volume's format, given to QEMU */
-  format: DiskFormat;
+  format: ImageFormat;
   attachedLive: boolean;
   attachedPersistent: boolean;
   domainRunning: boolean;
@@ -241,7 +242,7 @@ interface Plan {
   dom: DomainView;
   access: Access;
   source: DiskSource;
-  format: DiskFormat;
+  format: ImageFormat;
   xml: string;
   hotplug: boolean;
   /** This very resource attached the disk in a run that was cut short: where it already is. */
@@ -257,7 +258,7 @@ async function planAttachment(host: Host, args: DiskArgs, stamp: string | undefi
 
   const poolInfo = await requireRunningPool(host, args.pool);
   const volume = await requireVolume(host, args.pool, args.volume, "volume");
-  if (volume.format !== "raw" && volume.format !== "qcow2") {
+  if (!isImageFormat(volume.format)) {
     throw new InputError("volume", `'${args.volume}' is ${volume.format ?? "of unknown format"}; only raw and qcow2 images can be attached`);
   }
   if (!volume.path) throw new GlusterLibvirtError(`libvirt reports no path for volume '${args.volume}'`);

@@ -6,6 +6,9 @@ import { isIP } from "node:net";
 import { posix } from "node:path";
 import { z } from "zod";
 
+/** What the engine sends during preview for a value not known yet (every validator lets it pass as "not set yet"). */
+export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
 /** libvirt object names (pools, volumes, domains): safe in paths, URLs and XML. */
 export const libvirtName = z
   .string()

@@ -16,7 +16,7 @@ import { qemuIdentity } from "./libvirt/qemu";
 import { createdBy, forgetCreation, recordCreation } from "./libvirt/stamps";
 import { describeUses, findDiskUses } from "./libvirt/usage";
 import { GLUSTER_DEFAULT_PORT, sourceInPool } from "./xml/disk";
-import { buildPoolXml, parsePoolXml, SERVER_MOUNT_OPTION_PREFIXES, type PoolInfo, type PoolSpec } from "./xml/pool";
+import { backupServerProblem, buildPoolXml, NETFS_ONLY_FIELDS, parsePoolXml, SERVER_MOUNT_OPTION_PREFIXES, type PoolInfo, type PoolSpec } from "./xml/pool";
 
 /** Where netfs pools are mounted unless `targetPath` says otherwise. */
 export const DEFAULT_MOUNT_ROOT = "/var/lib/libvirt/gluster";
@@ -48,16 +48,13 @@ export const poolSchema = z
   })
   .superRefine((p, ctx) => {
     if (p.type === "netfs") {
-      // Servers after the first travel as backup-volfile-servers=S2:S3, which
-      // mount.glusterfs splits on ':' (buildPoolXml refuses them too).
       p.servers.forEach((server, i) => {
-        if (i > 0 && server.includes(":")) {
-          ctx.addIssue({ code: "custom", path: ["servers", i], message: "a netfs pool's servers after the first cannot contain ':' (IPv6): use a host name, or type \"gluster\"" });
-        }
+        const problem = i > 0 ? backupServerProblem(server) : undefined;
+        if (problem) ctx.addIssue({ code: "custom", path: ["servers", i], message: problem });
       });
     }
     if (p.type !== "gluster") return;
-    for (const field of ["targetPath", "permissions", "mountOptions"] as const) {
+    for (const field of NETFS_ONLY_FIELDS) {
       if (p[field] !== undefined) ctx.addIssue({ code: "custom", path: [field], message: "applies to netfs pools only (a native gluster pool has no mount)" });
     }
   })

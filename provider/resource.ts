@@ -2,6 +2,7 @@ import { isDeepStrictEqual } from "node:util";
 import type * as pulumi from "@pulumi/pulumi";
 import type { z } from "zod";
 import { InputError } from "./errors";
+import { UNKNOWN } from "./fields";
 
 /**
  * The hidden input by which the SDK tells create which resource of which stack asks
@@ -16,8 +17,7 @@ export function stampOf(props: Props): string | undefined {
   return typeof stamp === "string" && stamp !== UNKNOWN ? stamp : undefined;
 }
 
-/** What the engine sends during preview for a value not known yet. */
-export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+export { UNKNOWN };
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- property bags as the engine sends them
 export type Props = Record<string, any>;

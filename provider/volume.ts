@@ -45,9 +45,9 @@ import { connectionSchema } from "./ssh/settings";
 import { fileSha256, localContentDigest } from "./localImage";
 import { appendZeros, directFile, downloadToVolume, hostSha256, type ProgressReporter, uploadAndVerify, type VolumeTarget } from "./volumeContent";
 import { sourceReferencesVolume, type VolumeReference } from "./xml/disk";
-import type { Permissions } from "./xml/markup";
 import type { PoolInfo } from "./xml/pool";
-import { buildVolumeXml, type VolumeFormat, type VolumeInfo, type VolumeSpec } from "./xml/volume";
+import { IMAGE_FORMATS, isImageFormat, type ImageFormat, type Permissions } from "./xml/markup";
+import { buildVolumeXml, type VolumeInfo, type VolumeSpec } from "./xml/volume";
 
 /** Mode of volume files unless `permissions.mode` says otherwise. */
 export const DEFAULT_VOLUME_MODE = "0660";
@@ -146,7 +146,7 @@ export const volumeSchema = z
     pool: libvirtName,
     name: libvirtName,
     capacity: size.optional(),
-    format: z.enum(["raw", "qcow2"]).optional(),
+    format: z.enum(IMAGE_FORMATS).optional(),
     preallocation: z.enum(["off", "metadata", "full"]).default("off"),
     permissions: permissions.optional(),
     source: sourceSchema.optional(),
@@ -172,7 +172,7 @@ export type VolumeInputs = z.input<typeof volumeSchema>;
 export type VolumeArgs = z.output<typeof volumeSchema>;
 
 /** qcow2 for `*.qcow2` names and overlays, raw otherwise. */
-export function defaultFormat(name: string, hasBacking: boolean): VolumeFormat {
+export function defaultFormat(name: string, hasBacking: boolean): ImageFormat {
   return hasBacking || /\.qcow2$/i.test(name) ? "qcow2" : "raw";
 }
 
@@ -204,7 +204,7 @@ export interface VolumeOutputs extends VolumeArgs {
   capacity: number;
   allocation: number;
   /** live, as libvirt probes the file */
-  format: VolumeFormat;
+  format: ImageFormat;
   /** path of the backing image, for overlays */
   backingStore?: string;
   /** ownership and mode of the file as the host reports it (read back on refresh) */
@@ -230,7 +230,7 @@ function outputsOf(args: VolumeArgs, live: VolumeInfo, recorded: Recorded): Volu
     appliedPermissions: recorded.appliedPermissions,
     capacity: live.capacity,
     allocation: live.allocation,
-    format: (live.format ?? args.format) as VolumeFormat,
+    format: (live.format ?? args.format) as ImageFormat,
     backingStore: live.backingStore?.path,
     sha256: recorded.sha256,
     contentDigest: recorded.contentDigest,
@@ -312,7 +312,7 @@ async function defineVolume(host: Host, pool: PoolInfo, args: VolumeArgs, conten
   if (args.backingVolume) {
     const backingPool = args.backingVolume.pool ?? args.pool;
     const base = await requireVolume(host, backingPool, args.backingVolume.volume, "backingVolume.volume");
-    if (base.format !== "raw" && base.format !== "qcow2") {
+    if (!isImageFormat(base.format)) {
       throw new InputError("backingVolume.volume", `'${base.name}' is a ${base.format ?? "unknown"} image; a backing volume must be raw or qcow2`);
     }
     spec.capacity = args.capacity ?? base.capacity;

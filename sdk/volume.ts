@@ -115,7 +115,7 @@ export class ImageVolume extends pulumi.dynamic.Resource {
   /** Bytes allocated on the storage. */
   declare readonly allocation: pulumi.Output<number>;
   /** As libvirt reads the file. */
-  declare readonly format: pulumi.Output<"raw" | "qcow2">;
+  declare readonly format: pulumi.Output<VolumeOutputs["format"]>;
   declare readonly preallocation: pulumi.Output<"off" | "metadata" | "full">;
   declare readonly permissions: pulumi.Output<VolumeOutputs["permissions"]>;
   declare readonly source: pulumi.Output<VolumeOutputs["source"]>;

@@ -14,12 +14,9 @@ import { join } from "node:path";
 import { type ParsedKey, utils as ssh2Utils } from "ssh2";
 import { z } from "zod";
 import { InputError, attachHidden } from "../errors";
-import { libvirtUri, loginName, sshHost } from "../fields";
+import { libvirtUri, loginName, sshHost, UNKNOWN } from "../fields";
 import { type PinnedHostKey, parsePinnedHostKey } from "./knownHosts";
 import { type SshConfigValues, readUserSshConfig } from "./sshConfig";
-
-// The preview placeholder for values not known yet; defined once, in resource.ts.
-import { UNKNOWN } from "../resource";
 export { UNKNOWN };
 
 /** An optional field that also tolerates the preview placeholder (read as "not set yet"). */

@@ -6,12 +6,11 @@
 */
 import { posix } from "node:path";
 import {
-  attr, attrs, child, children, childText, indent, parseInteger, parseRoot, textElement, XmlError,
-  type XmlElement,
+  attr, attrs, child, children, childText, indent, isImageFormat, parseInteger, parseRoot, textElement, XmlError,
+  type ImageFormat, type XmlElement,
 } from "./markup";
 
 export type DiskBus = "virtio" | "scsi" | "sata" | "ide" | "usb";
-export type DiskFormat = "raw" | "qcow2";
 export type DiskCache = "default" | "none" | "writeback" | "writethrough" | "directsync" | "unsafe";
 export type DiskIo = "threads" | "native" | "io_uring";
 export type DiskDiscard = "unmap" | "ignore";
@@ -41,7 +40,7 @@ export interface DiskSpec {
   /** guest device name, e.g. "vdb", "sdb" */
   target: string;
   bus: DiskBus;
-  format: DiskFormat;
+  format: ImageFormat;
   /** default "none": no host page cache, the only safe choice for shared storage */
   cache?: DiskCache;
   io?: DiskIo;
@@ -145,7 +144,7 @@ export interface PoolReference {
 }
 
 export function buildDiskXml(spec: DiskSpec): string {
-  if (spec.format !== "raw" && spec.format !== "qcow2") {
+  if (!isImageFormat(spec.format)) {
     throw new XmlError(`unsupported disk format ${JSON.stringify(spec.format)}`);
   }
   const driver = `<driver${attrs({

@@ -18,6 +18,15 @@ export interface XmlElement {
 
 /** Thrown when a document is not well-formed or lacks what its kind requires. */
 
+/** The image formats this package creates and attaches. */
+export const IMAGE_FORMATS = ["raw", "qcow2"] as const;
+export type ImageFormat = (typeof IMAGE_FORMATS)[number];
+
+/** Is `format` (as libvirt reports it, any string) one of ours? */
+export function isImageFormat(format: string | undefined): format is ImageFormat {
+  return (IMAGE_FORMATS as readonly (string | undefined)[]).includes(format);
+}
+
 /** Escape for element text and for attribute values (we quote with `'`, as libvirt
 *  does, but escaping both quote kinds keeps the output valid whichever is used). */
 export function escapeXml(value: string): string {

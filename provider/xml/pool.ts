@@ -62,6 +62,17 @@ const LEGACY_BACKUP_SERVER = "backupvolfile-server=";
 /** Mount options that name servers: `servers` is their one home, so they are not accepted as options. */
 export const SERVER_MOUNT_OPTION_PREFIXES = [BACKUP_SERVERS, LEGACY_BACKUP_SERVER] as const;
 
+/** Fields only a netfs pool has (a native gluster pool has no mount): the schema and the builder refuse them alike. */
+export const NETFS_ONLY_FIELDS = ["targetPath", "permissions", "mountOptions"] as const;
+
+/**
+ * Why `server` cannot be a netfs pool's server after the first, or undefined if it can:
+ * those travel as `backup-volfile-servers=S2:S3`, which mount.glusterfs splits on ':'.
+ */
+export function backupServerProblem(server: string): string | undefined {
+  return server.includes(":") ? "a netfs pool's servers after the first cannot contain ':' (IPv6): use a host name, or type \"gluster\"" : undefined;
+}
+
 export function buildPoolXml(spec: PoolSpec): string {
   if (spec.type !== "netfs" && spec.type !== "gluster") {
     throw new XmlError(`unsupported pool type ${JSON.stringify(spec.type)}`);
@@ -74,7 +85,7 @@ export function buildPoolXml(spec: PoolSpec): string {
   const host = (name: string) => `<host${attrs({ name, port: spec.port })}/>`;
 
   if (spec.type === "gluster") {
-    if (spec.targetPath !== undefined || spec.permissions !== undefined || spec.mountOptions?.length) {
+    if (NETFS_ONLY_FIELDS.some((f) => spec[f] !== undefined && !(Array.isArray(spec[f]) && spec[f].length === 0))) {
       // libvirt's gluster pool has no target or mount; silently dropping them would hide a mistake.
       throw new XmlError("targetPath, permissions and mountOptions apply to netfs pools only");
     }
@@ -89,8 +100,8 @@ export function buildPoolXml(spec: PoolSpec): string {
   if (!spec.targetPath) throw new XmlError("a netfs pool needs targetPath (the mount point)");
   const [first, ...backups] = spec.servers;
   for (const server of backups) {
-    // mount.glusterfs splits the option value on ':'; such a name cannot be expressed.
-    if (server.includes(":")) throw new XmlError(`backup volfile server cannot contain ':': ${server}`);
+    const problem = backupServerProblem(server);
+    if (problem) throw new XmlError(`${problem}: ${server}`);
   }
   for (const option of spec.mountOptions ?? []) {
     // Servers have one home (spec.servers); a second spelling would not round-trip.

@@ -6,12 +6,11 @@
 */
 import {
   attr, attrs, child, childText, indent, parsePermissions, parseRoot, permissionsLines,
-  sizeInBytes, textElement, XmlError, type Permissions,
+  isImageFormat, sizeInBytes, textElement, XmlError, type ImageFormat, type Permissions,
 } from "./markup";
 
 export type { Permissions } from "./markup";
 
-export type VolumeFormat = "raw" | "qcow2";
 
 /** What an ImageVolume asks libvirt to create. */
 export interface VolumeSpec {
@@ -21,10 +20,10 @@ export interface VolumeSpec {
   capacity: number;
   /** bytes to allocate up front; default 0 (sparse). */
   allocation?: number;
-  format: VolumeFormat;
+  format: ImageFormat;
   permissions?: Permissions;
   /** qcow2 only: the image this one is a copy-on-write overlay of (linked clone). */
-  backingStore?: { path: string; format: VolumeFormat };
+  backingStore?: { path: string; format: ImageFormat };
 }
 
 /** What vol-dumpxml says about a volume. Formats are strings: libvirt probes the
@@ -47,7 +46,7 @@ export interface VolumeInfo {
 }
 
 export function buildVolumeXml(spec: VolumeSpec): string {
-  if (spec.format !== "raw" && spec.format !== "qcow2") {
+  if (!isImageFormat(spec.format)) {
     throw new XmlError(`unsupported volume format ${JSON.stringify(spec.format)}`);
   }
   for (const [what, value] of [["capacity", spec.capacity], ["allocation", spec.allocation ?? 0]] as const) {
