@@ -38,7 +38,7 @@ import { inspectPool, requireRunningPool } from "./libvirt/pools";
 import { qemuIdentity } from "./libvirt/qemu";
 import { describeUses, findDiskUses, findOverlays } from "./libvirt/usage";
 import { createdBy, forgetCreation, recordCreation } from "./libvirt/stamps";
-import { findVolume, inspectVolume, lookUpVolume, requireVolume } from "./libvirt/volumes";
+import { findVolume, isPoolBusy, lookUpVolume, refreshPool, requireVolume } from "./libvirt/volumes";
 import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stampOf, stateOf, type Props, type ReplacementTable, UNKNOWN } from "./resource";
 import { formatSize, parseSize } from "./size";
 import { connectionSchema } from "./ssh/settings";
@@ -440,7 +440,7 @@ async function removePartialVolume(host: Host, pool: string, name: string): Prom
       if (isNotFound(err, "volume")) {
         if (refreshed) return undefined;
         refreshed = true;
-        const failed = await host.virsh(["pool-refresh", pool]).then(() => undefined, (e: Error) => e.message);
+        const failed = await refreshPool(host, pool).then(() => undefined, (e: Error) => e.message);
         if (failed) return `pool-refresh failed: ${failed}`;
         continue;
       }
@@ -477,12 +477,12 @@ async function createInGlusterPool(host: Host, pool: PoolInfo, args: VolumeArgs)
   const asOwner = await runAsOwner(host, args.pool, await volumePermissions(host, pool, args.permissions));
   try {
     await host.exec([...asOwner, ...argv]);
-    await host.virsh(["pool-refresh", args.pool]);
+    await refreshPool(host, args.pool);
     await requireVolume(host, args.pool, args.name, "name");
   } catch (err) {
     // qemu-img may have made the file before failing: libvirt sees it only after a refresh.
     throw await afterFailedCreation(host, args, err, () =>
-      host.virsh(["pool-refresh", args.pool]).then(
+      refreshPool(host, args.pool).then(
         () => removePartialVolume(host, args.pool, args.name),
         (e: Error) => `pool-refresh failed: ${e.message}`,
       ),
@@ -504,7 +504,16 @@ async function createInGlusterPool(host: Host, pool: PoolInfo, args: VolumeArgs)
  *    refresh first would cost another ~10 s of libgfapi and prove nothing more).
  */
 async function existingVolume(host: Host, pool: PoolInfo, args: VolumeArgs): Promise<VolumeInfo | undefined> {
-  if (pool.type !== "gluster") return inspectVolume(host, args.pool, args.name);
+  if (pool.type !== "gluster") {
+    const listed = await lookUpVolume(host, args.pool, args.name);
+    if (listed) return listed;
+    // A pool busy with another create or upload refuses a refresh: not waited for, since the
+    // refresh only finds files made elsewhere, and libvirt will not define over one anyway.
+    await host.virsh(["pool-refresh", args.pool]).catch((err: unknown) => {
+      if (!isPoolBusy(err)) throw err;
+    });
+    return lookUpVolume(host, args.pool, args.name);
+  }
   const listed = await lookUpVolume(host, args.pool, args.name);
   if (listed) return listed;
   const url = volumeGlusterUrl(pool, args.name);
@@ -515,7 +524,7 @@ async function existingVolume(host: Host, pool: PoolInfo, args: VolumeArgs): Pro
     const why = r.stderr.trim().split("\n").filter((l) => !/^\[\d{4}-/.test(l)).pop() ?? `exit ${r.code}`;
     throw new SafetyCheckError(`cannot prove that ${url} does not exist yet (qemu-img info on ${host.label}: ${why}), so nothing was created; an existing file would have been truncated`);
   }
-  await host.virsh(["pool-refresh", args.pool]);
+  await refreshPool(host, args.pool);
   return requireVolume(host, args.pool, args.name, "name");
 }
 

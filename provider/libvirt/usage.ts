@@ -11,7 +11,7 @@ import { parseVolumeXml, type VolumeInfo } from "../xml/volume";
 import { inspectDomain, listDomains } from "./domains";
 import { listing } from "./output";
 import { listPools, type DefinedPool } from "./pools";
-import { FILE_POOL_TYPES, inspectVolume, parseVolumeList, volumePathMatcher } from "./volumes";
+import { FILE_POOL_TYPES, inspectVolume, parseVolumeList, refreshPool, volumePathMatcher } from "./volumes";
 
 export interface DiskUse {
   domain: string;
@@ -181,24 +181,6 @@ export async function findOverlays(host: Host, matches: SourceTest, what: string
     throw new SafetyCheckError(`cannot tell whether ${what} on ${host.label} is the backing file of another volume, so it was left alone: could not check ${unchecked.join("; ")}`);
   }
   return overlays;
-}
-
-/** How long a refresh waits out a pool that is busy with a job of libvirt's own (an upload, a create). */
-const BUSY_POOL_WAIT_MS = 30_000;
-
-/**
- * `pool-refresh`; libvirt refuses it while the pool runs a job of its own ("has
- * asynchronous jobs running"): retried for up to BUSY_POOL_WAIT_MS, then the error stands.
- */
-async function refreshPool(host: Host, uuid: string): Promise<void> {
-  for (const deadline = Date.now() + BUSY_POOL_WAIT_MS; ; ) {
-    try {
-      return void (await host.virsh(["pool-refresh", uuid]));
-    } catch (err) {
-      if (!/asynchronous jobs running/.test((err as Error).message) || Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
 }
 
 /** A Gluster pool whose files another active Gluster pool (of `type`, if given) of the same volume and an enclosing directory lists. */

@@ -7,6 +7,29 @@ import { parseVolumeXml, type VolumeInfo } from "../xml/volume";
 /** Pool types whose volumes are files (or device nodes) named after the volume in the target directory. */
 export const FILE_POOL_TYPES: ReadonlySet<string> = new Set(["dir", "fs", "netfs", "logical"]);
 
+/** How long a refresh waits out a pool that is busy with a job of libvirt's own (an upload, a create). */
+const BUSY_POOL_WAIT_MS = 30_000;
+
+/**
+ * `pool-refresh` (pool by name or uuid); libvirt refuses it while the pool runs a job of its own ("has
+ * asynchronous jobs running"): retried for up to BUSY_POOL_WAIT_MS, then the error stands.
+ */
+/** libvirt refuses to refresh a pool while it runs a job of its own (an upload, a create). */
+export function isPoolBusy(err: unknown): boolean {
+  return /asynchronous jobs running/.test((err as Error)?.message ?? "");
+}
+
+export async function refreshPool(host: Host, pool: string): Promise<void> {
+  for (const deadline = Date.now() + BUSY_POOL_WAIT_MS; ; ) {
+    try {
+      return void (await host.virsh(["pool-refresh", pool]));
+    } catch (err) {
+      if (!isPoolBusy(err) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
 /**
  * The volume as libvirt reports it (vol-dumpxml refreshes sizes), or undefined when it
  * does not exist. libvirt lists a pool's files as of its last refresh, and on shared
@@ -16,7 +39,7 @@ export const FILE_POOL_TYPES: ReadonlySet<string> = new Set(["dir", "fs", "netfs
 export async function inspectVolume(host: Host, pool: string, name: string): Promise<VolumeInfo | undefined> {
   const found = await lookUpVolume(host, pool, name);
   if (found) return found;
-  await host.virsh(["pool-refresh", pool]);
+  await refreshPool(host, pool);
   return lookUpVolume(host, pool, name);
 }
 
