@@ -89,13 +89,13 @@ function scenario(name: string, title: string, inject: () => void | Promise<void
       report(title, { convergeUpSeconds: c.upSeconds });
       assert.equal(madeVolumes(s).length, 40);
     });
+
     test("(c) after that up, nothing on the host that state does not know", { todo: todo.unknown }, async () => {
       const st = await stateView(s.t.stack);
       report(title, { inState: st.volumes.length, onBrick: brickFiles(s.brick).length, pending: st.pendingOperations.length });
       assertStateMatchesHost("volumes", brickFiles(s.brick), st.volumes);
       assertStateMatchesHost("pools", await hv2Pools(), st.pools);
     });
-
   });
 }
 
