@@ -57,6 +57,9 @@ after(async () => {
 });
 
 /** The VM's QEMU has a TCP connection to glusterd (port 24007) — a gfapi disk is being opened. */
+let uuid: string | undefined;
+const domainUuid = () => (uuid ??= virsh("domuuid", domain).trim());
+
 function qemuTalksToGluster(): boolean {
   const qemu = pgrep(`guest=${domain},`);
   if (qemu.length === 0) return false;
@@ -138,7 +141,8 @@ scenario(
   // inside the hot-plug: libvirt handed the disk to QEMU, which is connecting to glusterd
   // through libgfapi (the VM has no gfapi disk before). The `virsh attach-device` process
   // alone is too early: destroyed then, libvirt never starts the attach.
-  () => pgrep(`attach-device ${domain}`).length > 0 && qemuTalksToGluster(),
+  // (the provider names domains by uuid: a name could be read as another domain's id)
+  () => pgrep(`attach-device ${domainUuid()}`).length > 0 && qemuTalksToGluster(),
   // libvirt's words for QEMU gone under a running job
   /Unable to read from monitor|monitor (?:socket )?(?:did not|closed)|not running|Connection reset/i,
   {},
