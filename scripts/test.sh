@@ -35,13 +35,15 @@ trap stop_lab EXIT
 
 run_step leftovers "removing what killed test runs left on the lab" bash scripts/test-leftovers.sh
 
-t0=$SECONDS
+t0=$SECONDS suite=0 check=0
 node --test --test-concurrency=1 --test-timeout=900000 \
   'dist/test/unit/**/*.test.js' 'dist/test/integration/**/*.test.js' 'dist/test/e2e/**/*.test.js' \
-  'dist/test/faults/**/*.test.js'
-note "suite took $((SECONDS - t0)) s"
+  'dist/test/faults/**/*.test.js' || suite=$?
+note "suite took $((SECONDS - t0)) s ($([ "$suite" = 0 ] && echo passed || echo "FAILED, exit $suite"))"
 
-# The harness check last: it attaches disks to the shared lab VMs for a few minutes.
+# The harness check last (also after a failed suite: its verdict is its own): it attaches
+# disks to the shared lab VMs for a few minutes.
 t0=$SECONDS
-bash scripts/check-lab-independence.sh
-note "lab-independence check took $((SECONDS - t0)) s"
+bash scripts/check-lab-independence.sh || check=$?
+note "lab-independence check took $((SECONDS - t0)) s ($([ "$check" = 0 ] && echo passed || echo "FAILED, exit $check"))"
+[ "$suite" = 0 ] && [ "$check" = 0 ]
