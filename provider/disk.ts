@@ -268,7 +268,11 @@ async function planAttachment(host: Host, args: DiskArgs, stamp: string | undefi
   const qemuOpens = qemuMayOpen(volume.permissions, await qemuIdentity(host), args.readonly);
   if (resolved.access === "gfapi" && !qemuOpens) {
     const p = volume.permissions!;
-    throw new InputError("volume", `'${args.volume}' is owned by ${p.owner}:${p.group} mode ${p.mode}: QEMU cannot open it through libgfapi; give it QEMU's owner/group (ImageVolume does by default) or use access fuse`);
+    throw new InputError(
+      "volume",
+      `'${args.volume}' is owned by ${p.owner}:${p.group} mode ${p.mode}: QEMU cannot open it through libgfapi; give it QEMU's owner/group (ImageVolume does by default: ` +
+        "libvirt gives a gluster image back to root when a VM using it stops, and `pulumi up --refresh` with root or `sudo: true` restores it) or use access fuse",
+    );
   }
   const source = diskSourceFor(resolved.access, poolInfo, volume.path, qemuOpens);
   const xml = buildDiskXml({

@@ -567,12 +567,18 @@ function writeStdin(channel: ClientChannel, opts: RawExecOptions, fail: (err: Er
 
 const connections = new Map<string, SshConnection>();
 
+/** How long aborting may take before the provider exits anyway once the engine is gone. */
+const ABORT_GRACE_MS = 3000;
+
 /** The shared connection for these settings (created lazily; connects on first use). */
 export function getConnection(s: ResolvedConnection): SshConnection {
   // Inside a dynamic-provider process: stop all of this if the engine goes away.
   watchEngineOnce((why) => {
     logger.warn(`${why}: stopping every SSH command and exiting`);
     const exit = () => process.exit(1);
+    // Bounded: a channel that never closes (one mid-upload, seen with a 512 MiB image) must
+    // not keep the provider working for a run nobody records.
+    setTimeout(exit, ABORT_GRACE_MS);
     void abortAllConnections(why).then(exit, exit);
   });
   let conn = connections.get(s.poolKey);

@@ -134,22 +134,14 @@ scenario(
       return false;
     }
   },
-  {
-    stops: "fails today: the dynamic provider outlives the SIGKILLed CLI (still running 30 s later), working on the host for a run nobody records",
-    converge: "fails today: the next up stops at \"a volume named '…' already exists in pool … set adopt: true to take it over\" for what the killed run created",
-    unknown: "fails today: what the killed run created stays on the host, unknown to state once its pending creates are cleared",
-  },
+  {},
 );
 
 scenario(
   "4b. the Pulumi CLI SIGKILLed mid-create of 40 volumes",
   (s) => void (s.count = 40),
   (s) => madeVolumes(s).length >= 10,
-  {
-    stops: "fails today: the dynamic provider outlives the SIGKILLed CLI (still running 30 s later), working on the host for a run nobody records",
-    converge: "fails today: the next up stops at \"a volume named '…' already exists in pool … set adopt: true to take it over\" for what the killed run created",
-    unknown: "fails today: what the killed run created stays on the host, unknown to state once its pending creates are cleared",
-  },
+  {},
 );
 
 // last, so that it runs after every other hook of this file

@@ -325,14 +325,14 @@ export function forceExitWhenDone(): void {
 }
 
 /** up (must succeed), refresh, and a preview that must show no change. */
-export async function assertConverges(t: TestStack, opts: { parallel?: number } = {}): Promise<Convergence> {
+export async function assertConverges(t: TestStack, opts: { parallel?: number; refresh?: boolean } = {}): Promise<Convergence> {
   const locks = releaseStaleLocks(t);
   if (locks > 0) process.stderr.write(`faults: released ${locks} stale stack lock(s) left by a killed CLI\n`);
   const t0 = Date.now();
   const d = new Diagnostics();
   let up;
   try {
-    up = await t.stack.up({ onEvent: d.onEvent, parallel: opts.parallel });
+    up = await t.stack.up({ onEvent: d.onEvent, parallel: opts.parallel, refresh: opts.refresh });
   } catch (e) {
     assert.fail(`the next up after the repair failed: ${d.firstLine(e)}\n${d.text(e).slice(0, 3000)}`);
   }
@@ -340,8 +340,21 @@ export async function assertConverges(t: TestStack, opts: { parallel?: number } 
   const upSeconds = secondsSince(t0);
   const r = await t.stack.refresh({ onEvent: d.onEvent });
   assert.equal(r.summary.result, "succeeded");
-  const p = await t.stack.preview({ onEvent: d.onEvent });
-  assert.deepEqual(changes(p.changeSummary), {}, "preview after up + refresh still plans changes");
+  const planned: string[] = [];
+  const p = await t.stack.preview({
+    onEvent: (e) => {
+      d.onEvent(e);
+      const m = e.resourcePreEvent?.metadata;
+      if (m && m.op !== "same") planned.push(`${m.op} ${m.urn.split("::").pop()}`);
+    },
+  });
+  if (planned.length) {
+    const state = await t.stack.exportStack();
+    const named = planned.map((x) => x.split(" ")[1]);
+    const props = state.deployment.resources.filter((r: { urn: string }) => named.includes(r.urn.split("::").pop()!)).map((r: { outputs: unknown; inputs: unknown }) => JSON.stringify({ outputs: r.outputs, inputs: r.inputs }));
+    process.stderr.write(`faults: resources still planned after up + refresh:\n${props.join("\n")}\n`);
+  }
+  assert.deepEqual(changes(p.changeSummary), {}, `preview after up + refresh still plans changes: ${planned.join(", ")}`);
   return { upSeconds };
 }
 

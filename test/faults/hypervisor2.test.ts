@@ -105,11 +105,7 @@ scenario(
   () => daemons.killSshd(),
   () => daemons.startSshd(),
   /ECONNREFUSED|ECONNRESET|connection (?:lost|closed|refused|reset)|not connected|session ended/i,
-  {
-    error: "fails today in 3 of 4 runs: the errors come at once, but some operations never end — the up was still running 60–180 s after the sshd died (unbounded waits in the transport)",
-    unknown: "fails today (in most runs): volumes whose create was cut off by the fault stay on the host, unknown to state (the provider neither rolls them back nor recognises them later)",
-    converge: "fails today (in most runs): the next up stops at \"a volume named '…' already exists in pool … set adopt: true to take it over\" for each volume the faulted run left behind",
-  },
+  {},
 );
 
 scenario(
@@ -124,7 +120,7 @@ scenario(
   },
   () => daemons.startLibvirtd(),
   /libvirt-sock|End of file while reading data|Cannot recv data|Failed to connect socket/i,
-  { unknown: "fails today (in most runs): volumes whose create was cut off by the fault stay on the host, unknown to state (the provider neither rolls them back nor recognises them later)", converge: "fails today (in most runs): the next up stops at \"a volume named '…' already exists in pool … set adopt: true to take it over\" for each volume the faulted run left behind" },
+  {},
 );
 
 // last, so that it runs after every other hook of this file

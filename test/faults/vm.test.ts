@@ -33,7 +33,9 @@ const phase = { gfapi: false, detach: false };
 before(async () => {
   lab = await getLab();
   domain = cloneDomain(lab, "running");
-  s = await volumesStack(lab, "vm", () => ({ host: lab.ssh.host }), labCredentials(lab), {
+  // sudo: libvirt gives a gfapi image back to root when its VM dies (below), and only
+  // root may chown it back to QEMU
+  s = await volumesStack(lab, "vm", () => ({ host: lab.ssh.host }), { ...labCredentials(lab), "gluster-libvirt:sudo": { value: "true" } }, {
     keep: 1,
     dropPool: async () => {
       dropHost1Pool(s.poolName);
@@ -126,7 +128,10 @@ function scenario(
 
     test("(d) after the VM is started again, up converges and preview shows no changes", { todo: todo.converge }, async () => {
       if (tryVirsh("domstate", domain).stdout.includes("shut off")) virsh("start", domain);
-      const c = await assertConverges(s.t);
+      // `up --refresh`: a VM destroyed under a gfapi disk has libvirt give its image back to
+      // root (it chowns gluster images through libgfapi and cannot remember the owner);
+      // only a refresh sees that, and the ImageVolume's update gives it back to QEMU.
+      const c = await assertConverges(s.t, { refresh: true });
       report(title, { convergeUpSeconds: c.upSeconds });
       const now = ourDisks(await host1Disks([domain]));
       assert.equal(now.includes(`${domain}:${target}`), attachedAfter, `${target} in the definition: ${now.join(" ")}`);
