@@ -15,7 +15,7 @@ import { imageVolume, type VolumeOutputs } from "../../provider/volume";
 import { parseDomainDisks } from "../../provider/xml/disk";
 import { cloneLabDomain, dropDomain, pristineDomainXml } from "../helpers/domain";
 import { getLab, type LabInfo } from "../helpers/lab";
-import { createGlusterVolume, labConnection, tryVirsh, uniqueName, virsh } from "../helpers/local";
+import { createGlusterVolume, emptyPool, labConnection, tryVirsh, uniqueName, virsh } from "../helpers/local";
 
 /*
  * The safety checks that guard data, each reproduced on the lab as the review found it
@@ -43,8 +43,7 @@ after(async () => {
   for (const c of cleanups.reverse()) c();
   domains.forEach(dropDomain);
   if (pool) {
-    const files = fs.readdirSync(pool.targetPath!).sort((a, b) => Number(b.endsWith(".qcow2")) - Number(a.endsWith(".qcow2")));
-    for (const file of files) tryVirsh("vol-delete", "--pool", pool.name, file);
+    emptyPool(pool);
     await glusterPool.delete(pool.uuid, pool);
   }
   closeAllHosts();

@@ -1,6 +1,6 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as http from "node:http";
@@ -15,7 +15,7 @@ import { imageVolume, type VolumeOutputs } from "../../provider/volume";
 import { uploadFile } from "../../provider/volumeContent";
 import { cloneLabDomain, dropDomain } from "../helpers/domain";
 import { getLab, type LabInfo } from "../helpers/lab";
-import { createGlusterVolume, labConnection, tryVirsh, uniqueName, virsh } from "../helpers/local";
+import { createGlusterVolume, emptyPool, labConnection, tryVirsh, uniqueName, virsh } from "../helpers/local";
 
 /*
  * ImageVolume against the lab: a Gluster volume and netfs pool of this file's own.
@@ -42,9 +42,7 @@ before(async () => {
 after(async () => {
   domains.forEach(dropDomain);
   if (pool) {
-    // Overlays first, so their backing files can go too.
-    const files = fs.readdirSync(pool.targetPath!).sort((a, b) => Number(b.endsWith(".qcow2")) - Number(a.endsWith(".qcow2")));
-    for (const file of files) tryVirsh("vol-delete", "--pool", pool.name, file);
+    emptyPool(pool);
     await glusterPool.delete(pool.uuid, pool);
   }
   closeAllHosts();
@@ -406,5 +404,21 @@ describe("ImageVolume in a native gluster pool on the lab", () => {
     await assert.rejects(createNative({ name, source: { path: "/etc/hostname" } }), /source: .*native gluster pool.*netfs/);
     await assert.rejects(createNative({ name, capacity: "8MiB", permissions: { mode: "0660" } }), /permissions: .*mode 0600/);
     assert.equal(fs.existsSync(brickFile(name)), false, "nothing created");
+  });
+
+  test("a file the pool does not list yet (made by another client) is found on the storage and never truncated", async () => {
+    const name = uniqueName("hidden") + ".img";
+    const mnt = fs.mkdtempSync(path.join(os.tmpdir(), "it-native-mnt-"));
+    execFileSync("mount", ["-t", "glusterfs", `${lab.gluster.servers[0]}:/${native.name}`, mnt]);
+    try {
+      fs.writeFileSync(path.join(mnt, name), randomBytes(MiB));
+    } finally {
+      execFileSync("umount", [mnt]);
+      fs.rmSync(mnt, { recursive: true, force: true });
+    }
+    const before = sha256(fs.readFileSync(brickFile(name)));
+    assert.notEqual(tryVirsh("vol-info", "--pool", nativePool.name, name).code, 0, "libvirt does not list it yet");
+    await assert.rejects(createNative({ name, capacity: "8MiB" }), /name: a volume named .* already exists.*adopt/);
+    assert.equal(sha256(fs.readFileSync(brickFile(name))), before, "its bytes are untouched (qemu-img create would have truncated it)");
   });
 });
