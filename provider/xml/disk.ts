@@ -121,7 +121,7 @@ export interface DomainSummary {
   features: { acpi: boolean };
 }
 
-/** What a volume is known as, for diskReferencesVolume. Give every name you know. */
+/** What a volume is known as, for sourceReferencesVolume. Give every name you know. */
 export interface VolumeReference {
   /** the file on a FUSE mount, e.g. "/mnt/pool/vm1.img" */
   filePath?: string;
@@ -133,7 +133,7 @@ export interface VolumeReference {
   volume?: string;
 }
 
-/** What a pool is known as, for diskReferencesPool. Give every name you know. */
+/** What a pool is known as, for sourceInPool. Give every name you know. */
 export interface PoolReference {
   /** netfs: the mount point; any file below it is in the pool */
   targetPath?: string;
@@ -230,32 +230,16 @@ export function sourceOfBackingPath(path: string): DiskSourceInfo {
   }
 }
 
-/**
-* Does this disk (or any image in its live backing chain) point at the volume?
-* Errs towards "yes": a gluster source matches on volume+path whatever hosts it
-* names, because a false "in use" only blocks a delete, a false "free" loses data.
-* Inactive XML has no backing chain: overlays of a base image must also be found
-* through the pool's volumes (vol-dumpxml backingStore).
-*/
-export function diskReferencesVolume(disk: DomainDisk, ref: VolumeReference): boolean {
-  return diskSources(disk).some((source) => sourceReferencesVolume(source, ref));
-}
-
-/**
-* Does this disk (or any image in its live backing chain) live in the pool?
-* Errs towards "yes" like diskReferencesVolume: a gluster source anywhere in the
-* Gluster volume counts, whatever hosts it names.
-*/
-export function diskReferencesPool(disk: DomainDisk, ref: PoolReference): boolean {
-  return diskSources(disk).some((source) => sourceInPool(source, ref));
-}
-
 /** The disk's own source, then its backing images' (live XML only), top-most first. */
 export function diskSources(disk: DomainDisk): DiskSourceInfo[] {
   return [disk.source, ...disk.backingChain.map((b) => b.source)].filter((s): s is DiskSourceInfo => s !== undefined);
 }
 
-/** Does one image source (a disk's or a backing image's) name the volume? */
+/**
+* Does one image source (a disk's or a backing image's) name the volume? Errs towards
+* "yes": a gluster source matches on volume+path whatever hosts it names, because a false
+* "in use" only blocks a delete, a false "free" loses data.
+*/
 export function sourceReferencesVolume(source: DiskSourceInfo, ref: VolumeReference): boolean {
   if (ref.filePath && source.file && samePath(source.file, ref.filePath)) return true;
   if (ref.glusterVolume && ref.glusterPath && source.protocol === "gluster" && source.name) {
@@ -265,7 +249,7 @@ export function sourceReferencesVolume(source: DiskSourceInfo, ref: VolumeRefere
   return false;
 }
 
-/** Is one image source (a disk's or a backing image's) inside the pool? */
+/** Is one image source (a disk's or a backing image's) inside the pool? Errs towards "yes" likewise. */
 export function sourceInPool(source: DiskSourceInfo, ref: PoolReference): boolean {
   if (ref.targetPath && source.file && isBelow(source.file, ref.targetPath)) return true;
   if (ref.glusterVolume && source.protocol === "gluster" && source.name && isBelow(source.name, ref.glusterVolume)) return true;

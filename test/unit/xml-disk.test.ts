@@ -3,9 +3,13 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import {
-  buildDiskXml, diskReferencesPool, diskReferencesVolume, parseDomainDisks, parseDomainSummary, type DiskSpec, type DomainDisk,
+  buildDiskXml, diskSources, parseDomainDisks, sourceInPool, sourceReferencesVolume, parseDomainSummary, type DiskSpec, type DomainDisk, type PoolReference, type VolumeReference,
 } from "../../provider/xml/disk";
 import { XmlError } from "../../provider/xml/markup";
+
+// As the in-use scans (provider/libvirt/usage.ts) ask it: any image of the disk, top first.
+const diskReferencesVolume = (disk: DomainDisk, ref: VolumeReference) => diskSources(disk).some((s) => sourceReferencesVolume(s, ref));
+const diskReferencesPool = (disk: DomainDisk, ref: PoolReference) => diskSources(disk).some((s) => sourceInPool(s, ref));
 
 const fixture = (name: string) => readFileSync(resolve(__dirname, "../../../test/unit/fixtures", name), "utf8");
 const inDomain = (disk: string) => `<domain type='qemu'><name>d</name><devices>${disk}</devices></domain>`;
