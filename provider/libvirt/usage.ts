@@ -9,9 +9,8 @@ import type { Host } from "../host";
 import { diskSources, sourceOfBackingPath, type DiskSourceInfo, type DomainDisk } from "../xml/disk";
 import { parseVolumeXml, type VolumeInfo } from "../xml/volume";
 import { inspectDomain, listDomains } from "./domains";
-import { listing } from "./output";
 import { listPools, type DefinedPool } from "./pools";
-import { FILE_POOL_TYPES, inspectVolume, parseVolumeList, refreshPool, volumePathMatcher } from "./volumes";
+import { FILE_POOL_TYPES, inspectVolume, listVolumePaths, refreshPool } from "./volumes";
 
 export interface DiskUse {
   domain: string;
@@ -160,7 +159,7 @@ export async function findOverlays(host: Host, matches: SourceTest, what: string
     if (pool.type === "gluster" && coveredByActivePool(pool, pools, "netfs")) continue;
     try {
       await refreshPool(host, pool.uuid);
-      for (const path of parseVolumeList(await listing(host, ["vol-list", "--pool", pool.uuid]), volumePathMatcher(pool))) {
+      for (const path of await listVolumePaths(host, pool)) {
         if (path === skip) continue;
         let vol: VolumeInfo;
         try {

@@ -3,6 +3,7 @@ import { GlusterLibvirtError, InputError, isNotFound } from "../errors";
 import type { Host } from "../host";
 import type { PoolSummary } from "../xml/pool";
 import { parseVolumeXml, type VolumeInfo } from "../xml/volume";
+import { listing } from "./output";
 
 /** Pool types whose volumes are files (or device nodes) named after the volume in the target directory. */
 export const FILE_POOL_TYPES: ReadonlySet<string> = new Set(["dir", "fs", "netfs", "logical"]);
@@ -90,6 +91,29 @@ export function parseVolumeList(text: string, isPathOf: (path: string, name: str
     paths.push(...candidates);
   }
   return paths;
+}
+
+/** How often a listing is read again while it shows a volume that vanished as it was listed. */
+const VANISHED_RETRIES = 5;
+
+/**
+ * The paths of every volume in a pool (by uuid), as libvirt lists them now. virsh lists
+ * the names first and asks each one's path after: a volume deleted in between (another
+ * resource of the same run, another hypervisor) is printed with the path `unknown`. That
+ * line proves nothing either way, so the listing is read again, a bounded number of times;
+ * a line that still cannot be read is an error.
+ */
+export async function listVolumePaths(host: Host, pool: PoolSummary & { uuid: string }): Promise<string[]> {
+  const matcher = volumePathMatcher(pool);
+  for (let attempt = 1; ; attempt++) {
+    const text = await listing(host, ["vol-list", "--pool", pool.uuid]);
+    try {
+      return parseVolumeList(text, matcher);
+    } catch (err) {
+      if (attempt >= VANISHED_RETRIES || !/ unknown$/m.test(text)) throw err;
+      await new Promise((r) => setTimeout(r, 100 * attempt));
+    }
+  }
 }
 
 /**

@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { glusterUrl, pathInGlusterVolume, volumeGlusterUrl } from "../../provider/libvirt/gluster";
-import { parseVolumeList, volumePathMatcher } from "../../provider/libvirt/volumes";
+import type { Host } from "../../provider/host";
+import { listVolumePaths, parseVolumeList, volumePathMatcher } from "../../provider/libvirt/volumes";
 import { sourceOfBackingPath } from "../../provider/xml/disk";
 
 const netfs = volumePathMatcher({ name: "p", type: "netfs", targetPath: "/var/lib/libvirt/gluster/p", gluster: { volume: "vol" } });
@@ -50,4 +51,34 @@ test("gluster URLs: IPv6 servers bracketed, the default port left out, paths enc
   assert.equal(glusterUrl("gs1", "vol", "my vm+1.img", 24008), "gluster://gs1:24008/vol/my%20vm+1.img");
   assert.equal(pathInGlusterVolume({ directory: "/images/" }, "x.img"), "images/x.img");
   assert.equal(volumeGlusterUrl({ servers: ["::1", "gs2"], volume: "v", directory: "/d" }, "x.img"), "gluster://[::1]/v/d/x.img");
+});
+
+test("a volume deleted while virsh lists its pool (path `unknown`) makes the listing be read again, boundedly", async () => {
+  const pool = { name: "p", uuid: "u-1", type: "netfs", targetPath: "/var/lib/libvirt/gluster/p", gluster: { volume: "vol" } };
+  const fakeHost = (listings: string[]) => {
+    const calls: string[][] = [];
+    const host: Host = {
+      label: "fake",
+      libvirtUri: "qemu:///system",
+      exec: () => Promise.reject(new Error("not used")),
+      virsh: (args) => {
+        calls.push([...args]);
+        return Promise.resolve(listings[Math.min(calls.length, listings.length) - 1]);
+      },
+    };
+    return { host, calls };
+  };
+  const racing = " base.qcow2   /var/lib/libvirt/gluster/p/base.qcow2\n data.img     unknown\n";
+  const settled = " base.qcow2   /var/lib/libvirt/gluster/p/base.qcow2\n";
+  const once = fakeHost([racing, settled]);
+  assert.deepEqual(await listVolumePaths(once.host, pool), ["/var/lib/libvirt/gluster/p/base.qcow2"]);
+  assert.deepEqual(once.calls, [["vol-list", "--pool", "u-1"], ["vol-list", "--pool", "u-1"]]);
+  // a path that stays unreadable is an error, after a bounded number of reads
+  const stuck = fakeHost([racing]);
+  await assert.rejects(listVolumePaths(stuck.host, pool), /cannot read the volume listing line " data.img     unknown"/);
+  assert.equal(stuck.calls.length, 5);
+  // any other unreadable line is not retried
+  const garbled = fakeHost([" \\xffn.img   /var/lib/libvirt/gluster/p/\\xc3n.img\n"]);
+  await assert.rejects(listVolumePaths(garbled.host, pool), /cannot read the volume listing line/);
+  assert.equal(garbled.calls.length, 1);
 });
