@@ -32,10 +32,6 @@ readonly LIBVIRT_DIR=$STATE_DIR/libvirt
 readonly PRISTINE_XML=$LIBVIRT_DIR/pristine-domain.xml
 # Full output of the Debian package install (kept by `down`, like the packages).
 readonly LOG_DIR=${GLUSTER_LIBVIRT_LAB_LOG_DIR:-/var/log/gluster-libvirt-lab}
-readonly HV2_DIR=$STATE_DIR/host2
-readonly HV2_SSH_HOST=127.0.0.3
-readonly HV2_DOM_RUNNING=lab2-running
-readonly HV2_DOM_STOPPED=lab2-stopped
 
 readonly PACKAGES=(
   openssh-server openssh-client libvirt-daemon-system libvirt-clients
@@ -193,6 +189,15 @@ virsh_root() { "${IN_NS[@]}" timeout 120 virsh -q -c "$LIBVIRT_URI" "$@"; }
 
 gluster_cli() { timeout 60 gluster --mode=script "$@"; }
 
+# virsh_remove pool|domain NAME: stopped if it runs, then undefined; failures are ignored (down
+# removes what it can, and checks what is left where it matters).
+virsh_remove() {
+  local prefix=""
+  [[ $1 == pool ]] && prefix=pool-
+  virsh_root "${prefix}destroy" "$2" >/dev/null 2>&1 || true
+  virsh_root "${prefix}undefine" "$2" >/dev/null 2>&1 || true
+}
+
 require_root() {
   if [[ $(id -u) -ne 0 ]]; then
     local missing=""
@@ -211,6 +216,9 @@ with_lock() {
     die "another 'lab' command holds $LOCK_FILE for more than 10 minutes"
   fi
 }
+
+# Hypervisor 2: its constants and functions, in a file of its own.
+source "$(dirname "${BASH_SOURCE[0]}")/lab-hypervisor2.sh"
 
 # ---------------------------------------------------------------- packages
 
@@ -641,13 +649,17 @@ domain_state_is() { [[ $(domain_state "$1") == "$2" ]]; }
 
 # ---------------------------------------------------------------- status
 
+# report OK|DOWN COMPONENT DETAIL: one component's verdict for check_lab/check_hv2_all (a
+# line on stderr when VERBOSE=1); any DOWN makes the check fail (CHECK_OK=1).
+CHECK_OK=0
+report() {
+  [[ $1 == OK ]] || CHECK_OK=1
+  if [[ ${VERBOSE:-0} == 1 ]]; then printf '  %-12s %-4s %s\n' "$2" "$1" "$3" >&2; fi
+}
+
 # check_lab: one line per component on stderr when VERBOSE=1; returns non-zero if any is down.
 check_lab() {
-  local ok=0 line
-  report() { # report OK|DOWN COMPONENT DETAIL
-    [[ $1 == OK ]] || ok=1
-    if [[ ${VERBOSE:-0} == 1 ]]; then printf '  %-10s %-4s %s\n' "$2" "$1" "$3" >&2; fi
-  }
+  CHECK_OK=0
   if [[ ! -d $STATE_DIR ]]; then
     report DOWN state "no state dir $STATE_DIR (run: npx gluster-libvirt lab up)"
     return 1
@@ -673,7 +685,7 @@ check_lab() {
     report DOWN glusterd "not running (log $GLUSTER_DIR/glusterd.log)"
   fi
   if volume_started && brick_online; then
-    report OK volume "$VOLUME started, brick $(<"$GLUSTER_DIR/server"):$BRICK_DIR online"
+    report OK volume "$VOLUME started, brick $(cat "$GLUSTER_DIR/server" 2>/dev/null):$BRICK_DIR online"
   elif volume_exists; then
     report DOWN volume "$VOLUME exists but is not started or its brick is offline"
   else
@@ -708,18 +720,16 @@ check_lab() {
     fi
     report DOWN domains "want '$DOM_RUNNING running, $DOM_STOPPED shut off'; virsh as $LAB_USER says: ${states:-nothing}$hint"
   fi
-  return "$ok"
+  return "$CHECK_OK"
 }
 
 print_json() {
   local fp
-  fp=$(ssh-keygen -l -E sha256 -f "$SSH_DIR/ssh_host_ed25519_key.pub" | awk '{print $2}')
-  printf '{"ssh":{"host":%s,"port":%d,"user":%s,"privateKeyPath":%s,"knownHostsFile":%s,"hostKeyFingerprint":%s,"passwordFile":%s},' \
-    "$(json_str "$SSH_HOST")" "$SSH_PORT" "$(json_str "$LAB_USER")" "$(json_str "$SSH_DIR/id_ed25519")" \
-    "$(json_str "$SSH_DIR/known_hosts")" "$(json_str "$fp")" "$(json_str "$SSH_DIR/password")" >&3
-  printf '"gluster":{"servers":[%s],"volume":%s},' "$(json_str "$(<"$GLUSTER_DIR/server")")" "$(json_str "$VOLUME")" >&3
+  fp=$(host_key_fingerprint "$SSH_DIR/ssh_host_ed25519_key.pub")
   ensure_pristine_xml
-  printf '"domains":{"running":%s,"stopped":%s,"pristineXml":%s},' "$(json_str "$DOM_RUNNING")" "$(json_str "$DOM_STOPPED")" "$(json_str "$PRISTINE_XML")" >&3
+  printf '{"ssh":%s,' "$(ssh_json "$SSH_HOST" "$fp" "$SSH_DIR/known_hosts")" >&3
+  printf '"gluster":{"servers":[%s],"volume":%s},' "$(json_str "$(<"$GLUSTER_DIR/server")")" "$(json_str "$VOLUME")" >&3
+  printf '"domains":%s,' "$(domains_json "$DOM_RUNNING" "$DOM_STOPPED")" >&3
   printf '"libvirtUri":%s,"stateDir":%s,' "$(json_str "$LIBVIRT_URI")" "$(json_str "$STATE_DIR")" >&3
   printf '"hypervisors":[%s],' "$(hypervisors_json "$fp")" >&3
   printf '"qemu":{"user":%s,"uid":%d,"gid":%d}}\n' "$(json_str "$QEMU_USER")" "$QEMU_UID" "$QEMU_GID" >&3
@@ -751,8 +761,7 @@ remove_lab_pools() {
   while read -r pool; do
     [[ -n $pool ]] || continue
     log "removing libvirt pool $pool (its source is a lab volume)"
-    virsh_root pool-destroy "$pool" >/dev/null 2>&1 || true
-    virsh_root pool-undefine "$pool" >/dev/null 2>&1 || true
+    virsh_remove pool "$pool"
   done < <(lab_pools)
 }
 
@@ -761,8 +770,7 @@ remove_lab_domains() {
   for name in "$DOM_RUNNING" "$DOM_STOPPED"; do
     if virsh_root dominfo "$name" >/dev/null 2>&1; then
       log "removing domain $name"
-      virsh_root destroy "$name" >/dev/null 2>&1 || true
-      virsh_root undefine "$name" >/dev/null 2>&1 || true
+      virsh_remove domain "$name"
     fi
   done
 }
@@ -847,319 +855,8 @@ lab_down() {
   log "lab is down (user $LAB_USER is kept; remove it with: userdel -r $LAB_USER)"
 }
 
-# ---------------------------------------------------------------- hypervisor 2
-
-# A second hypervisor on this machine without network namespaces (LAB.md): libvirtd and
-# virtlogd in a private mount namespace with a tmpfs on /run and their own copies of
-# libvirt's directories bind-mounted in place, plus an sshd in that namespace on
-# 127.0.0.3. SSH to that address reaches a separate libvirt (its own domains, pools and
-# FUSE mounts) next to the same glusterd. A `sleep` holds the namespace; every later
-# command enters it with nsenter. Opt-in (GLUSTER_LIBVIRT_LAB_HOSTS=2); once made it is
-# part of the lab — status checks it, a plain `up` repairs it — until `down`, or
-# GLUSTER_LIBVIRT_LAB_HOSTS=1 `up`, removes it.
-
-readonly HV2_BINDS=(/etc/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt)
-
-hv2_requested() { [[ -d $HV2_DIR ]]; }
-
-# The copy of DIR that hypervisor 2 sees at DIR: /etc/libvirt -> <state>/host2/root/etc-libvirt.
-hv2_copy_of() {
-  local d=${1#/}
-  printf '%s/root/%s\n' "$HV2_DIR" "${d//\//-}"
-}
-
-hv2_ns_pid() { pid_of "$HV2_DIR/ns.pid"; }
-
-# The namespace holder runs, in a mount namespace other than ours.
-hv2_ns_alive() {
-  pid_alive "$HV2_DIR/ns.pid" sleep || return 1
-  [[ $(readlink "/proc/$(hv2_ns_pid)/ns/mnt" 2>/dev/null) != "$(readlink /proc/$$/ns/mnt)" ]]
-}
-
-in_hv2() { nsenter -t "$(hv2_ns_pid)" -m -- "$@"; }
-
-# copy_dir_tree SRC DST: SRC's directories with their owners and modes, none of its files;
-# not into pool mounts nor libvirt's per-domain directories.
-copy_dir_tree() {
-  local src=$1 dst=$2 d
-  while IFS= read -r -d '' d; do
-    mkdir -p "$dst/$d"
-    chown --reference="$src/$d" "$dst/$d"
-    chmod --reference="$src/$d" "$dst/$d"
-  done < <(cd "$src" && find . -xdev \( -path './gluster/*' -o -name 'domain-*' \) -prune -o -type d -print0)
-}
-
-# Made once: libvirt's config without host 1's domains, pools, secrets and autostart
-# links; empty state and log trees; a copy of the QEMU capability cache (saves libvirtd's
-# first probe, ~1 min here).
-hv2_make_dirs() {
-  mkdir -p "$HV2_DIR/ssh" "$HV2_DIR/libvirt" "$HV2_DIR/root"
-  chmod 755 "$HV2_DIR" "$HV2_DIR/ssh"
-  local d copy
-  for d in "${HV2_BINDS[@]}"; do
-    copy=$(hv2_copy_of "$d")
-    [[ -d $copy ]] && continue
-    rm -rf "$copy.new"
-    mkdir -p "$d"
-    case $d in
-    /etc/libvirt)
-      cp -a "$d" "$copy.new"
-      rm -rf "$copy.new"/qemu/*.xml "$copy.new"/qemu/autostart "$copy.new"/storage/*.xml \
-        "$copy.new"/storage/autostart "$copy.new"/qemu/networks/autostart/* "$copy.new"/secrets/*
-      ;;
-    /var/cache/libvirt) cp -a "$d" "$copy.new" ;;
-    *) copy_dir_tree "$d" "$copy.new" ;;
-    esac
-    mv "$copy.new" "$copy"
-  done
-  # its own identity: libvirt tells hosts apart by it (migration refuses "the same host")
-  [[ -s $HV2_DIR/host_uuid ]] || cat /proc/sys/kernel/random/uuid >"$HV2_DIR/host_uuid"
-}
-
-# Runs as the namespace's first process: bash -c "$HV2_NS_SETUP" NAME PIDFILE SRC DST ….
-# Private from ours, then shared inside (like host 1's /) so hypervisor 2's FUSE pools reach
-# its running QEMUs; nothing propagates back to host 1. Mounts copied from host 1 go first:
-# its FUSE pools (a copy would keep host 1's Gluster client alive after host 1 unmounts, and
-# make libvirt here believe its own pool at the same path is "already mounted") and what is
-# under /run (network namespaces it would pin).
-read -r -d '' HV2_NS_SETUP <<'EOF' || true
-set -e
-pidfile=$1
-shift
-while read -r target fstype; do
-  target=$(printf '%b' "$target")
-  if [[ $fstype == fuse.* || $target == /run/* ]]; then umount -l "$target" || true; fi
-done < <(findmnt -rn -o TARGET,FSTYPE | tac)
-mount --make-rshared /
-mount -t tmpfs -o mode=755,size=64m gllab-host2-run /run
-mkdir -p /run/sshd /run/libvirt /run/lock /run/gluster
-chmod 1777 /run/lock
-while (($#)); do
-  # a peer group of its own: as a peer of /, each mount under it would also appear under SRC
-  mount --bind "$1" "$2"
-  mount --make-private "$2"
-  mount --make-shared "$2"
-  shift 2
-done
-echo $$ >"$pidfile"
-exec sleep infinity
-EOF
-readonly HV2_NS_SETUP
-
-hv2_start_ns() {
-  local d binds=()
-  for d in "${HV2_BINDS[@]}"; do binds+=("$(hv2_copy_of "$d")" "$d"); done
-  rm -f "$HV2_DIR/ns.pid"
-  log "hypervisor 2: making its mount namespace (tmpfs on /run; libvirt's directories from $HV2_DIR/root)"
-  setsid unshare -m --propagation private -- bash -c "$HV2_NS_SETUP" hv2-ns "$HV2_DIR/ns.pid" "${binds[@]}" \
-    </dev/null >>"$HV2_DIR/ns.log" 2>&1 3>&- 9>&- &
-  wait_for 15 "hypervisor 2" "$HV2_DIR/ns.log" "its mount namespace" hv2_ns_alive
-}
-
-# hv2_daemon COMPONENT COMM PIDFILE LOGFILE CMD...: start a self-daemonizing COMM in the
-# namespace unless its pid file names a live one.
-hv2_daemon() {
-  local component=$1 comm=$2 pidfile=$3 logfile=$4
-  shift 4
-  pid_alive "$pidfile" "$comm" && return 0
-  log "hypervisor 2: starting $component"
-  start_daemon "$logfile" in_hv2 "$@" || die_component "hypervisor 2 $component" "$logfile" "$component did not start"
-}
-
-hv2_port_open() { (exec 3<>"/dev/tcp/$HV2_SSH_HOST/$SSH_PORT") 2>/dev/null; }
-
-# Hypervisor 2's processes that lost their pid files (a `down` by an older lab.sh removes
-# the state dir under a running hypervisor 2): its daemons, found by command lines naming
-# $HV2_DIR, everything else in their mount namespace (holder, sessions, FUSE clients), and
-# its QEMUs (guest=lab2-…).
-hv2_reap_orphans() {
-  local f pid comm args namespaces="" ns self_ns
-  self_ns=$(readlink /proc/$$/ns/mnt)
-  for f in /proc/[0-9]*/comm; do
-    pid=${f#/proc/}
-    pid=${pid%/comm}
-    read -r comm <"$f" 2>/dev/null || continue
-    case $comm in sshd | libvirtd | virtlogd | qemu-system-*) ;; *) continue ;; esac
-    mapfile -d '' args <"/proc/$pid/cmdline" 2>/dev/null || continue
-    if [[ " ${args[*]} " == *" $HV2_DIR/"* || ( $comm == qemu-system-* && " ${args[*]} " == *" guest=lab2-"* ) ]]; then
-      ns=$(readlink "/proc/$pid/ns/mnt" 2>/dev/null) || continue
-      [[ $comm != qemu-system-* && $ns != "$self_ns" ]] && namespaces+=" $ns "
-      log "hypervisor 2: ending orphaned $comm (pid $pid)"
-      kill -TERM "$pid" 2>/dev/null || true
-    fi
-  done
-  [[ -n $namespaces ]] || return 0
-  for f in /proc/[0-9]*/ns/mnt; do
-    ns=$(readlink "$f" 2>/dev/null) || continue
-    [[ $namespaces == *" $ns "* ]] || continue
-    pid=${f#/proc/}
-    pid=${pid%%/*}
-    log "hypervisor 2: ending orphaned process $pid in its namespace"
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-}
-
-hv2_stop_daemons() {
-  stop_pidfile "hypervisor 2 libvirtd" "$HV2_DIR/libvirt/libvirtd.pid" libvirtd
-  stop_pidfile "hypervisor 2 virtlogd" "$HV2_DIR/libvirt/virtlogd.pid" virtlogd
-  stop_pidfile "hypervisor 2 sshd" "$HV2_DIR/ssh/sshd.pid" sshd
-}
-
-ensure_hv2() {
-  if ! hv2_ns_alive; then
-    # A namespace whose holder died may still hold daemons, mounts and their Gluster clients:
-    # take it all down (everything on hypervisor 2 is the lab's) and build it afresh.
-    if [[ -e $HV2_DIR/ns.pid ]]; then
-      log "hypervisor 2: its namespace holder is gone: rebuilding hypervisor 2"
-      hv2_down
-    fi
-    hv2_reap_orphans
-    hv2_make_dirs
-    hv2_start_ns
-  fi
-  local IN_NS=(nsenter -t "$(hv2_ns_pid)" -m --) lv=$HV2_DIR/libvirt hs=$HV2_DIR/ssh
-
-  hv2_daemon virtlogd virtlogd "$lv/virtlogd.pid" "$lv/virtlogd.log" /usr/sbin/virtlogd -d -p "$lv/virtlogd.pid"
-  wait_for 15 "hypervisor 2 virtlogd" "$lv/virtlogd.log" "its socket" in_hv2 test -S /run/libvirt/virtlogd-sock
-  # host 1's config (ensure_libvirtd wrote it), with its own log and host UUID
-  { sed "s|$LIBVIRT_DIR/libvirtd.log|$lv/libvirtd.log|" "$LIBVIRT_DIR/libvirtd.conf"
-    printf 'host_uuid = "%s"\n' "$(<"$HV2_DIR/host_uuid")"; } >"$lv/libvirtd.conf"
-  hv2_daemon libvirtd libvirtd "$lv/libvirtd.pid" "$lv/libvirtd.log" /usr/sbin/libvirtd -d -f "$lv/libvirtd.conf" -p "$lv/libvirtd.pid"
-  wait_for 300 "hypervisor 2 libvirtd" "$lv/libvirtd.log" "virsh -c $LIBVIRT_URI to answer" libvirtd_answers
-  ensure_domain "$HV2_DOM_STOPPED" "shut off"
-  ensure_domain "$HV2_DOM_RUNNING" running
-
-  # the same login user and client key; its own host key, also in the lab's known_hosts
-  if [[ ! -s $hs/ssh_host_ed25519_key ]]; then
-    rm -f "$hs"/ssh_host_ed25519_key "$hs"/ssh_host_ed25519_key.pub
-    ssh-keygen -q -t ed25519 -N '' -C "gluster-libvirt-lab-host2" -f "$hs/ssh_host_ed25519_key" </dev/null
-  fi
-  # Host 1's known_hosts keeps exactly host 1's key (older lab.sh rewrites it on every up);
-  # this one knows both hosts, so one knownHostsFile serves a stack that uses both.
-  { cat "$SSH_DIR/known_hosts"
-    printf '[%s]:%s %s\n' "$HV2_SSH_HOST" "$SSH_PORT" "$(cut -d' ' -f1,2 "$hs/ssh_host_ed25519_key.pub")"; } >"$hs/known_hosts.new"
-  chmod 644 "$hs/known_hosts.new"
-  mv -f "$hs/known_hosts.new" "$hs/known_hosts"
-  sed -e "s|^# gluster-libvirt lab sshd .*|# gluster-libvirt lab hypervisor 2 sshd (derived from $SSH_DIR/sshd_config by lab.sh)|" \
-    -e "s|^ListenAddress .*|ListenAddress $HV2_SSH_HOST|" \
-    -e "s|^HostKey .*|HostKey \"$hs/ssh_host_ed25519_key\"|" \
-    -e "s|^PidFile .*|PidFile \"$hs/sshd.pid\"|" "$SSH_DIR/sshd_config" >"$hs/sshd_config"
-  in_hv2 /usr/sbin/sshd -t -f "$hs/sshd_config" 2>"$hs/sshd.log" || die_component "hypervisor 2 sshd" "$hs/sshd.log" "sshd rejects its config $hs/sshd_config"
-  if pid_alive "$hs/sshd.pid" sshd; then
-    kill -HUP "$(pid_of "$hs/sshd.pid")"
-  else
-    if hv2_port_open; then
-      die_component "hypervisor 2 sshd" "" "port $HV2_SSH_HOST:$SSH_PORT is taken by another process"
-    fi
-    hv2_daemon sshd sshd "$hs/sshd.pid" "$hs/sshd.log" /usr/sbin/sshd -f "$hs/sshd_config" -E "$hs/sshd.log"
-  fi
-  wait_for 15 "hypervisor 2 sshd" "$hs/sshd.log" "sshd to listen on $HV2_SSH_HOST:$SSH_PORT" hv2_port_open
-  wait_for 30 "hypervisor 2 sshd" "$hs/sshd.log" "a key login as $LAB_USER" ssh_to "$HV2_SSH_HOST" true
-
-  # the same Gluster servers, seen from inside (over TCP: glusterd's socket is on host 1's /run)
-  local server
-  server=$(<"$GLUSTER_DIR/server")
-  in_hv2 timeout 30 gluster --mode=script --remote-host="$server" volume info "$VOLUME" >/dev/null 2>&1 ||
-    die_component "hypervisor 2" "" "cannot reach glusterd at $server from its namespace"
-}
-
-# Removes hypervisor 2: everything on it is the lab's (pools, domains, mounts).
-hv2_down() {
-  if [[ ! -d $HV2_DIR ]]; then
-    hv2_reap_orphans
-    return 0
-  fi
-  local ns_id="" pid target fstype rest nspid=""
-  # its namespace, through the holder or, if that died, any of its daemons
-  for pid in "ns.pid sleep" "libvirt/libvirtd.pid libvirtd" "ssh/sshd.pid sshd" "libvirt/virtlogd.pid virtlogd"; do
-    if pid_alive "$HV2_DIR/${pid% *}" "${pid#* }"; then
-      nspid=$(pid_of "$HV2_DIR/${pid% *}")
-      break
-    fi
-  done
-  if [[ -n $nspid && $(readlink "/proc/$nspid/ns/mnt") != "$(readlink /proc/$$/ns/mnt)" ]]; then
-    ns_id=$(readlink "/proc/$nspid/ns/mnt")
-    local IN_NS=(nsenter -t "$nspid" -m --)
-    if virsh_root uri >/dev/null 2>&1; then
-      while read -r pid; do
-        [[ -n $pid ]] || continue
-        log "hypervisor 2: removing pool $pid"
-        virsh_root pool-destroy "$pid" >/dev/null 2>&1 || true
-        virsh_root pool-undefine "$pid" >/dev/null 2>&1 || true
-      done < <(virsh_root pool-list --all --name 2>/dev/null)
-      while read -r pid; do
-        [[ -n $pid ]] || continue
-        log "hypervisor 2: removing domain $pid"
-        virsh_root destroy "$pid" >/dev/null 2>&1 || true
-        virsh_root undefine "$pid" >/dev/null 2>&1 || true
-      done < <(virsh_root list --all --name 2>/dev/null)
-    fi
-    # its FUSE clients live in the namespace and keep it alive while mounted
-    while read -r _ target fstype rest; do
-      [[ $fstype == fuse.glusterfs ]] || continue
-      target=$(printf '%b' "$target")
-      log "hypervisor 2: unmounting $target, lazily"
-      "${IN_NS[@]}" umount -l "$target" 2>/dev/null || true
-    done < <(tac "/proc/$nspid/mounts")
-  fi
-  hv2_stop_daemons
-  stop_pidfile "hypervisor 2 namespace holder" "$HV2_DIR/ns.pid" sleep
-  if [[ -n $ns_id ]]; then
-    local f
-    for f in /proc/[0-9]*/ns/mnt; do
-      [[ $(readlink "$f" 2>/dev/null) == "$ns_id" ]] || continue
-      pid=${f#/proc/}
-      pid=${pid%%/*}
-      log "hypervisor 2: ending leftover process $pid ($(cat "/proc/$pid/comm" 2>/dev/null)) in its namespace"
-      kill -TERM "$pid" 2>/dev/null || true
-    done
-  fi
-  hv2_reap_orphans
-  log "removing $HV2_DIR"
-  rm -rf --one-file-system "$HV2_DIR"
-}
-
-# check_hv2_all: check_lab for hypervisor 2 alone (VERBOSE=1: a line per component on
-# stderr); non-zero if any part is down.
-check_hv2_all() {
-  local ok=0
-  report() { # report OK|DOWN COMPONENT DETAIL
-    [[ $1 == OK ]] || ok=1
-    if [[ ${VERBOSE:-0} == 1 ]]; then printf '  %-12s %-4s %s\n' "$2" "$1" "$3" >&2; fi
-  }
-  check_hv2
-  return "$ok"
-}
-
-check_hv2() {
-  local comp pidfile ns_id=""
-  if hv2_ns_alive; then
-    ns_id=$(readlink "/proc/$(hv2_ns_pid)/ns/mnt")
-    report OK hv2-ns "pid $(hv2_ns_pid) holds its mount namespace"
-  else
-    report DOWN hv2-ns "its namespace holder is not running (pid file $HV2_DIR/ns.pid)"
-  fi
-  for comp in sshd virtlogd libvirtd; do
-    pidfile=$HV2_DIR/libvirt/$comp.pid
-    [[ $comp == sshd ]] && pidfile=$HV2_DIR/ssh/sshd.pid
-    if pid_alive "$pidfile" "$comp" && [[ -n $ns_id && $(readlink "/proc/$(pid_of "$pidfile")/ns/mnt") == "$ns_id" ]]; then
-      report OK "hv2-$comp" "pid $(pid_of "$pidfile")"
-    else
-      report DOWN "hv2-$comp" "not running in its namespace (pid file $pidfile)"
-    fi
-  done
-  local out want
-  want=$(cat "$HV2_DIR/host_uuid" 2>/dev/null)
-  out=$(ssh_to "$HV2_SSH_HOST" "sudo -n true && echo sudo-ok; virsh -q -c $LIBVIRT_URI domstate $HV2_DOM_RUNNING; virsh -q -c $LIBVIRT_URI domstate $HV2_DOM_STOPPED; virsh -q -c $LIBVIRT_URI capabilities | sed -n 's|.*<uuid>\(.*\)</uuid>.*|uuid=\1|p' | head -n 1" 2>&1) || true
-  if grep -q '^sudo-ok$' <<<"$out"; then report OK hv2-login "ssh $LAB_USER@$HV2_SSH_HOST:$SSH_PORT, sudo -n"; else report DOWN hv2-login "ssh/sudo as $LAB_USER failed: $(head -n 2 <<<"$out" | tr '\n' ' ')"; fi
-  local states
-  states=$(grep -v -e '^sudo-ok$' -e '^$' <<<"$out" | tr '\n' '|')
-  if [[ $states == "running|shut off|uuid=$want|" ]]; then
-    report OK hv2-domains "$HV2_DOM_RUNNING running, $HV2_DOM_STOPPED shut off, host UUID $want (virsh as $LAB_USER)"
-  else
-    report DOWN hv2-domains "want '$HV2_DOM_RUNNING running, $HV2_DOM_STOPPED shut off, uuid=$want'; virsh as $LAB_USER says: ${states:-nothing}"
-  fi
-}
+# host_key_fingerprint PUBKEY_FILE: SHA256:… as ssh prints it.
+host_key_fingerprint() { ssh-keygen -l -E sha256 -f "$1" | awk '{print $2}'; }
 
 # ssh_json ADDRESS FINGERPRINT KNOWN_HOSTS: the "ssh" object of a hypervisor in the lab JSON.
 ssh_json() {
@@ -1168,35 +865,25 @@ ssh_json() {
     "$(json_str "$3")" "$(json_str "$2")" "$(json_str "$SSH_DIR/password")"
 }
 
+# domains_json RUNNING STOPPED: the "domains" object of a hypervisor in the lab JSON.
+domains_json() {
+  printf '{"running":%s,"stopped":%s,"pristineXml":%s}' "$(json_str "$1")" "$(json_str "$2")" "$(json_str "$PRISTINE_XML")"
+}
+
+# hypervisor_json ADDRESS FINGERPRINT KNOWN_HOSTS RUNNING STOPPED: one entry of "hypervisors".
+hypervisor_json() {
+  printf '{"ssh":%s,"domains":%s}' "$(ssh_json "$1" "$2" "$3")" "$(domains_json "$4" "$5")"
+}
+
 # hypervisors_json HOST1_FINGERPRINT: host 1, then hypervisor 2 when it is part of the lab
 # and passed its checks (HV2_IN_JSON).
 HV2_IN_JSON=""
 hypervisors_json() {
-  printf '{"ssh":%s,"domains":{"running":%s,"stopped":%s,"pristineXml":%s}}' "$(ssh_json "$SSH_HOST" "$1" "$SSH_DIR/known_hosts")" "$(json_str "$DOM_RUNNING")" "$(json_str "$DOM_STOPPED")" "$(json_str "$PRISTINE_XML")"
+  hypervisor_json "$SSH_HOST" "$1" "$SSH_DIR/known_hosts" "$DOM_RUNNING" "$DOM_STOPPED"
   if [[ -n $HV2_IN_JSON ]]; then
-    local fp
-    fp=$(ssh-keygen -l -E sha256 -f "$HV2_DIR/ssh/ssh_host_ed25519_key.pub" | awk '{print $2}')
-    printf ',{"ssh":%s,"domains":{"running":%s,"stopped":%s,"pristineXml":%s}}' "$(ssh_json "$HV2_SSH_HOST" "$fp" "$HV2_DIR/ssh/known_hosts")" "$(json_str "$HV2_DOM_RUNNING")" "$(json_str "$HV2_DOM_STOPPED")" "$(json_str "$PRISTINE_XML")"
+    printf ','
+    hypervisor_json "$HV2_SSH_HOST" "$(host_key_fingerprint "$HV2_DIR/ssh/ssh_host_ed25519_key.pub")" "$HV2_DIR/ssh/known_hosts" "$HV2_DOM_RUNNING" "$HV2_DOM_STOPPED"
   fi
-}
-
-# GLUSTER_LIBVIRT_LAB_HOSTS: unset keeps what the lab has; 2 adds hypervisor 2; 1 removes it.
-check_hosts_setting() {
-  case ${GLUSTER_LIBVIRT_LAB_HOSTS:-} in
-  "" | 1 | 2) ;;
-  *) die "GLUSTER_LIBVIRT_LAB_HOSTS must be 1 or 2 (got '${GLUSTER_LIBVIRT_LAB_HOSTS}')" ;;
-  esac
-}
-
-ensure_hypervisors() {
-  case ${GLUSTER_LIBVIRT_LAB_HOSTS:-} in
-  1) if hv2_requested; then
-      log "GLUSTER_LIBVIRT_LAB_HOSTS=1: removing hypervisor 2"
-      hv2_down
-    fi ;;
-  2) step ensure_hv2 ;;
-  *) if hv2_requested; then step ensure_hv2; fi ;;
-  esac
 }
 
 # ---------------------------------------------------------------- main

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // `gluster-libvirt`: the package's command line. Today one command group, the local lab:
 //   gluster-libvirt lab up|down|status
-// The lab itself is a bash script shipped in the package (scripts/lab.sh); this file only
-// finds it next to the installed package and hands over the terminal.
+// The lab itself is bash shipped in the package (scripts/lab.sh, which sources
+// scripts/lab-hypervisor2.sh; docs/lab.md says why it ships); this file only finds it
+// next to the installed package and hands over the terminal.
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
 
