@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { DiskInputs, DiskOutputs } from "../provider/disk";
-import { connectionInput, type Connection } from "./connection";
-import { keysOf, makeProvider, stamp, withOutputs, type SameKeys } from "./provider";
+import type { Connection } from "./connection";
+import { GlusterLibvirtResource, keysOf, type SameKeys } from "./provider";
 
 export interface DiskAttachmentArgs {
   /** The hypervisor, reached over SSH. Changing `host` replaces the attachment; other connection settings update in place. */
@@ -62,7 +62,7 @@ void argsMatchSchema;
  * (`<disk type='network'>`) or the pool's FUSE mount (`<disk type='file'>`), in the
  * persistent definition and, on a running domain, live.
  */
-export class DiskAttachment extends pulumi.dynamic.Resource {
+export class DiskAttachment extends GlusterLibvirtResource {
   declare readonly connection: pulumi.Output<Connection>;
   declare readonly domain: pulumi.Output<string>;
   declare readonly pool: pulumi.Output<string>;
@@ -97,7 +97,6 @@ export class DiskAttachment extends pulumi.dynamic.Resource {
   }
 
   constructor(name: string, args: DiskAttachmentArgs, opts?: pulumi.CustomResourceOptions) {
-    const props = withOutputs({ ...args, connection: connectionInput(args.connection), ...stamp("DiskAttachment", name) }, OUTPUT_KEYS);
-    super(makeProvider("DiskAttachment"), name, props, opts, "gluster-libvirt", "DiskAttachment");
+    super("DiskAttachment", name, args, OUTPUT_KEYS, opts);
   }
 }

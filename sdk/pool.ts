@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { PoolInputs, PoolOutputs } from "../provider/pool";
-import { connectionInput, type Connection } from "./connection";
-import { keysOf, makeProvider, stamp, withOutputs, type SameKeys } from "./provider";
+import type { Connection } from "./connection";
+import { GlusterLibvirtResource, keysOf, type SameKeys } from "./provider";
 
 export interface GlusterPoolArgs {
   /** The hypervisor, reached over SSH. Changing `host` replaces the pool; other connection settings update in place. */
@@ -57,7 +57,7 @@ export const OUTPUT_KEYS = keysOf<PoolOutputs>({
  * A libvirt storage pool backed by a Gluster volume (`<pool type='netfs'>` with
  * `<format type='glusterfs'/>`, or a native `<pool type='gluster'>`).
  */
-export class GlusterPool extends pulumi.dynamic.Resource {
+export class GlusterPool extends GlusterLibvirtResource {
   declare readonly connection: pulumi.Output<Connection>;
   declare readonly name: pulumi.Output<string>;
   declare readonly volume: pulumi.Output<string>;
@@ -88,7 +88,6 @@ export class GlusterPool extends pulumi.dynamic.Resource {
   }
 
   constructor(name: string, args: GlusterPoolArgs, opts?: pulumi.CustomResourceOptions) {
-    const props = withOutputs({ ...args, connection: connectionInput(args.connection), ...stamp("GlusterPool", name) }, OUTPUT_KEYS);
-    super(makeProvider("GlusterPool"), name, props, opts, "gluster-libvirt", "GlusterPool");
+    super("GlusterPool", name, args, OUTPUT_KEYS, opts);
   }
 }

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { STAMP } from "../provider/resource";
+import { connectionInput, type Connection } from "./connection";
 
 export type ResourceKind = "GlusterPool" | "ImageVolume" | "DiskAttachment";
 
@@ -63,7 +64,7 @@ export function keysOf<T>(table: KeyTable<T>): (keyof T & string)[] {
  * dynamic provider no URN, and create records this on the host next to what it makes,
  * so the next run recognises an object that a killed run left behind as its own.
  */
-export function stamp(kind: ResourceKind, name: string): Record<typeof STAMP, string> {
+function stamp(kind: ResourceKind, name: string): Record<typeof STAMP, string> {
   return { [STAMP]: `${pulumi.getProject()}/${pulumi.getStack()}/${kind}/${name}` } as Record<typeof STAMP, string>;
 }
 
@@ -72,6 +73,24 @@ export function stamp(kind: ResourceKind, name: string): Record<typeof STAMP, st
  * only for keys it is given, so inputs left unset and computed outputs are passed
  * as `undefined` (the `declare`d fields then exist at runtime).
  */
-export function withOutputs<T extends object>(args: T, outputKeys: readonly string[]): T & Record<string, unknown> {
+function withOutputs<T extends object>(args: T, outputKeys: readonly string[]): T & Record<string, unknown> {
   return { ...Object.fromEntries(outputKeys.map((k) => [k, undefined])), ...args };
+}
+
+/**
+ * Every resource class of the package: the dynamic resource of `kind`, given its inputs
+ * (the connection made secret when it carries credentials), the hidden stamp, and every
+ * output key.
+ */
+export abstract class GlusterLibvirtResource extends pulumi.dynamic.Resource {
+  protected constructor(
+    kind: ResourceKind,
+    name: string,
+    args: { connection: pulumi.Input<Connection> },
+    outputKeys: readonly string[],
+    opts: pulumi.CustomResourceOptions | undefined,
+  ) {
+    const props = withOutputs({ ...args, connection: connectionInput(args.connection), ...stamp(kind, name) }, outputKeys);
+    super(makeProvider(kind), name, props, opts, "gluster-libvirt", kind);
+  }
 }

@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { hasUrlCredentials } from "../provider/errors";
 import type { VolumeInputs, VolumeOutputs } from "../provider/volume";
-import { connectionInput, type Connection } from "./connection";
-import { keysOf, makeProvider, stamp, withOutputs, type SameKeys } from "./provider";
+import type { Connection } from "./connection";
+import { GlusterLibvirtResource, keysOf, type SameKeys } from "./provider";
 
 /** Where an ImageVolume's content comes from; give exactly one of `path`, `url`, `volume`. */
 export interface ImageVolumeSource {
@@ -106,7 +106,7 @@ function sourceInput(source: ImageVolumeArgs["source"]): ImageVolumeArgs["source
  * downloaded by the host from a URL, cloned from another volume, or a qcow2 overlay.
  * Delete refuses while a domain uses the volume or another volume is backed by it.
  */
-export class ImageVolume extends pulumi.dynamic.Resource {
+export class ImageVolume extends GlusterLibvirtResource {
   declare readonly connection: pulumi.Output<Connection>;
   declare readonly pool: pulumi.Output<string>;
   declare readonly name: pulumi.Output<string>;
@@ -147,7 +147,7 @@ export class ImageVolume extends pulumi.dynamic.Resource {
   }
 
   constructor(name: string, args: ImageVolumeArgs, opts?: pulumi.CustomResourceOptions) {
-    const props = withOutputs({ ...args, connection: connectionInput(args.connection), source: sourceInput(args.source), ...stamp("ImageVolume", name) }, OUTPUT_KEYS);
-    super(makeProvider("ImageVolume"), name, props, opts, "gluster-libvirt", "ImageVolume");
+    const inputs: ImageVolumeArgs = { ...args, source: sourceInput(args.source) };
+    super("ImageVolume", name, inputs, OUTPUT_KEYS, opts);
   }
 }
