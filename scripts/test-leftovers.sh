@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Removes what killed test runs left on the lab: libvirt domains and pools, FUSE mounts,
-# Gluster test volumes and their bricks. scripts/test.sh runs it before the suite.
+# Removes what killed test runs left on the lab: libvirt domains and pools, guests' sockets
+# and console logs, FUSE mounts, Gluster test volumes and their bricks. scripts/test.sh
+# runs it before the suite.
 #
 # Tests name everything with uniqueName() (test/helpers/local.ts): <prefix>-<pid>-<5 chars>
 # (pools and Gluster volumes with `_` for `-`), where <pid> is the test process that made
@@ -69,6 +70,15 @@ for dom in lab-running lab-stopped; do
 done
 
 clean_libvirt env
+# agent sockets and console logs of guests (test/helpers/guest.ts): <name>.agent.sock, <name>.console.log
+for f in "$state"/guest/run/*; do
+  [[ -e $f ]] || continue
+  n=${f##*/}
+  leftover "${n%%.*}" || continue
+  say "guest file $f"
+  do_ rm -f "$f"
+  removed=$((removed + 1))
+done
 # hypervisor 2 (docs/lab.md): its own libvirtd in the namespace its holder process keeps
 if ns=$(tr -dc '0-9' <"$state/host2/ns.pid" 2>/dev/null) && [[ -n $ns && -d /proc/$ns ]]; then
   clean_libvirt nsenter -m -t "$ns"

@@ -2,7 +2,7 @@
 // `gluster-libvirt`: the package's command line. Today one command group, the local lab:
 //   gluster-libvirt lab up|down|status
 // The lab itself is bash shipped in the package (scripts/lab.sh, which sources
-// scripts/lab-hypervisor2.sh; docs/lab.md says why it ships); this file only finds it
+// scripts/lab-hypervisor2.sh and scripts/lab-guest.sh; docs/lab.md says why it ships); this file only finds it
 // next to the installed package and hands over the terminal.
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
@@ -10,7 +10,8 @@ import * as path from "node:path";
 const USAGE = `usage: gluster-libvirt lab <up|down|status>
 
   lab up      start (or repair) the local lab: sshd on 127.0.0.1:2222, glusterd with the
-              volume "labvol", libvirtd with two test domains; prints the lab's JSON
+              volume "labvol", libvirtd with two test domains, a guest image;
+              prints the lab's JSON
   lab status  print the lab's JSON if it is up (exit 0), else what is down (exit 1)
   lab down    stop what the lab started and delete its state
 

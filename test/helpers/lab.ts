@@ -26,6 +26,21 @@ export interface LabHypervisor {
   domains: LabDomains;
 }
 
+/**
+ * The lab's guest image (docs/lab.md "The guest"): Debian's kernel and an initramfs of
+ * busybox with the agent tests talk to (test/helpers/guest.ts).
+ */
+export interface LabGuest {
+  kernel: string;
+  initrd: string;
+  /** a domain definition booting them; `namePlaceholder` stands for the guest's name in it */
+  domainXml: string;
+  namePlaceholder: string;
+  /** where a guest's agent socket (`<name>.agent.sock`) and console log (`<name>.console.log`) are */
+  runDir: string;
+  kernelVersion: string;
+}
+
 /** What `gluster-libvirt lab up` / `lab status` print (docs/architecture.md). */
 export interface LabInfo {
   ssh: {
@@ -49,6 +64,12 @@ export interface LabInfo {
    * when the lab was brought up with `GLUSTER_LIBVIRT_LAB_HOSTS=2` (docs/lab.md).
    */
   hypervisors: LabHypervisor[];
+  /**
+   * The guest image, when built from today's kernel and /init: `up` always builds it;
+   * `status` leaves it out for a lab brought up by an older lab.sh (test/helpers/guest.ts
+   * then runs `up`).
+   */
+  guest?: LabGuest;
 }
 
 /** The repository root: this file is dist/test/helpers/lab.js once compiled. */
@@ -110,6 +131,12 @@ export function parseLabInfo(text: string): LabInfo {
       str(h?.domains?.running, `hypervisors[${i}].domains.running`);
       str(h?.domains?.pristineXml, `hypervisors[${i}].domains.pristineXml`);
     });
+  if (v?.guest !== undefined) {
+    for (const key of ["kernel", "initrd", "domainXml", "namePlaceholder", "runDir", "kernelVersion"] as const) str(v.guest[key], `guest.${key}`);
+    for (const key of ["kernel", "initrd", "domainXml", "runDir"] as const) {
+      if (typeof v.guest[key] === "string" && !fs.existsSync(v.guest[key])) problems.push(`guest.${key}: no file ${v.guest[key]}`);
+    }
+  }
   if (problems.length > 0) throw new Error(`the lab's JSON is malformed: ${problems.join("; ")}\n${text}`);
   return v;
 }

@@ -1,0 +1,144 @@
+/*
+ * The lab's guest (docs/lab.md "The guest"): the image `lab up` builds, the definition it
+ * offers, and every request of the agent, against a guest booted by libvirt with disks
+ * hot-plugged by root's virsh (no resource of ours involved: this is the judge's own test).
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { fillPattern, getGuestLab, GuestAgentError, guestDomainXml, startGuest, type Guest, type GuestLab } from "../helpers/guest";
+import { uniqueName, virsh } from "../helpers/local";
+
+const MiB = 1024 * 1024;
+let lab: GuestLab;
+let guest: Guest;
+const files: string[] = [];
+
+const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+before(async () => {
+  lab = await getGuestLab();
+  guest = await startGuest(lab);
+  process.stderr.write(`guest: ${guest.name} answered ${guest.bootSeconds.toFixed(1)} s after virsh start\n`);
+});
+
+after(() => {
+  guest?.drop();
+  for (const f of files) fs.rmSync(f, { force: true });
+});
+
+/** A raw image file the QEMU user may open, in the guest run directory (both hypervisors see it). */
+function imageFile(size: number, content?: Buffer): string {
+  const file = path.join(lab.guest.runDir, `${uniqueName("disk")}.img`);
+  files.push(file);
+  fs.writeFileSync(file, "");
+  fs.truncateSync(file, size);
+  if (content) {
+    const fd = fs.openSync(file, "r+");
+    fs.writeSync(fd, content, 0, content.length, 0);
+    fs.closeSync(fd);
+  }
+  fs.chownSync(file, lab.qemu.uid, lab.qemu.gid);
+  return file;
+}
+
+function attachScsi(file: string, target: string, serial: string): void {
+  virsh("attach-disk", guest.name, file, target, "--targetbus", "scsi", "--serial", serial, "--live");
+}
+
+describe("the lab's guest", () => {
+  test("lab status offers the image, built from the installed kernel, and a definition to boot it", () => {
+    assert.ok(fs.existsSync(`/boot/vmlinuz-${lab.guest.kernelVersion}`), `the kernel ${lab.guest.kernelVersion} is installed`);
+    assert.ok(fs.readFileSync(lab.guest.kernel).equals(fs.readFileSync(`/boot/vmlinuz-${lab.guest.kernelVersion}`)));
+    const listing = execFileSync("sh", ["-c", `gzip -dc '${lab.guest.initrd}' | cpio -t --quiet`], { encoding: "utf8" }).split("\n");
+    for (const f of ["init", "bin/busybox", "bin/sh", "bin/dd", "bin/sha256sum", "etc/modules.order", "lib/modules/virtio_scsi.ko", "lib/modules/sd_mod.ko", "lib/modules/virtio_blk.ko"]) {
+      assert.ok(listing.includes(f), `the initramfs has ${f}`);
+    }
+    const xml = guestDomainXml(lab, "probe");
+    assert.match(xml, /<name>probe<\/name>/);
+    assert.match(xml, /<memory unit='MiB'>256<\/memory>/);
+    assert.ok(xml.includes(`<kernel>${lab.guest.kernel}</kernel>`) && xml.includes(`<initrd>${lab.guest.initrd}</initrd>`));
+    assert.match(xml, /<cmdline>console=ttyS0[^<]*<\/cmdline>/);
+    assert.match(xml, /<controller type='scsi' index='0' model='virtio-scsi'\/>/);
+    assert.ok(xml.includes(`<source mode='bind' path='${lab.guest.runDir}/probe.agent.sock'/>`));
+    assert.ok(!xml.includes(lab.guest.namePlaceholder));
+  });
+
+  test("ping and list: a guest without disks", async () => {
+    assert.deepEqual(await guest.agent.request("ping a b"), ["pong a b"]);
+    assert.deepEqual(await guest.agent.list(), []);
+    assert.match(fs.readFileSync(guest.consoleLog, "utf8"), /guest: up in [\d.]+ s; agent on ttyS1/, "the kernel console goes to the log");
+  });
+
+  test("a hot-plugged scsi disk: wait-present by serial, size, sha256 of a range, write and fill reach the file", async () => {
+    const content = randomBytes(3 * MiB + 5);
+    const file = imageFile(8 * MiB, content);
+    const serial = `scsi-${randomBytes(3).toString("hex")}`;
+    const t0 = Date.now();
+    attachScsi(file, "sdb", serial);
+    const disk = await guest.agent.waitPresent(serial, 30);
+    process.stderr.write(`guest: a hot-plugged scsi disk was ${disk.dev} in the guest ${((Date.now() - t0) / 1000).toFixed(1)} s after attach-disk\n`);
+    assert.deepEqual(disk, { dev: disk.dev, size: 8 * MiB, serial });
+    assert.ok((await guest.agent.list()).some((d) => d.serial === serial));
+    assert.equal(await guest.agent.sha256(disk.dev, 0, content.length), sha256(content));
+    assert.equal(await guest.agent.sha256(disk.dev, 12345, 1000), sha256(content.subarray(12345, 13345)));
+
+    const bytes = randomBytes(100);
+    await guest.agent.write(disk.dev, 4 * MiB + 1, bytes);
+    await guest.agent.fill(disk.dev, 5 * MiB, 200_000, "pattern");
+    await guest.agent.sync();
+    const onHost = fs.readFileSync(file);
+    assert.ok(onHost.subarray(4 * MiB + 1, 4 * MiB + 101).equals(bytes), "write reached the image file");
+    assert.ok(onHost.subarray(5 * MiB, 5 * MiB + 200_000).equals(fillPattern("pattern", 200_000)), "fill reached the image file");
+
+    // the host changes the file under the guest: sha256 reads the disk, not the guest's cache
+    const fresh = randomBytes(4096);
+    const fd = fs.openSync(file, "r+");
+    fs.writeSync(fd, fresh, 0, fresh.length, 0);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    assert.equal(await guest.agent.sha256(disk.dev, 0, 4096), sha256(fresh));
+
+    const t1 = Date.now();
+    virsh("detach-disk", guest.name, "sdb", "--live");
+    await guest.agent.waitGone(disk.dev, 30);
+    process.stderr.write(`guest: ${disk.dev} was gone in the guest ${((Date.now() - t1) / 1000).toFixed(1)} s after detach-disk\n`);
+    assert.ok(!(await guest.agent.list()).some((d) => d.serial === serial));
+  });
+
+  test("bad requests are answered with err, and the agent keeps answering", async () => {
+    const file = imageFile(MiB);
+    attachScsi(file, "sdc", "small");
+    const disk = await guest.agent.waitPresent("small", 30);
+    const refused = async (request: string, reason: RegExp) => {
+      await assert.rejects(guest.agent.request(request), (e: unknown) => e instanceof GuestAgentError && reason.test(e.reason), request);
+    };
+    await refused("frobnicate", /unknown request 'frobnicate'/);
+    await refused(`sha256 ${disk.dev} 0 ${MiB + 1}`, /past the end/);
+    await refused(`sha256 ${disk.dev} -1 5`, /decimal byte counts/);
+    await refused("sha256 ../etc 0 1", /bad device name/);
+    await refused("sha256 sdzz 0 1", /no disk sdzz/);
+    await refused(`write ${disk.dev} 0 abc`, /odd number of hex digits/);
+    await refused(`write ${disk.dev} 0 zz`, /hex digits/);
+    await refused(`wait-gone ${disk.dev} 1`, /still present after 1 s/);
+    await refused("wait-present no-such-serial 1", /no disk with serial no-such-serial after 1 s/);
+    await refused("wait-present x soon", /whole number/);
+    assert.deepEqual(await guest.agent.request("ping still here"), ["pong still here"]);
+    virsh("detach-disk", guest.name, "sdc", "--live");
+    await guest.agent.waitGone(disk.dev, 30);
+  });
+
+  test("a virtio-blk disk: its serial from /sys/block/vd*/serial; with a guest OS its unplug completes", async () => {
+    const file = imageFile(2 * MiB);
+    virsh("attach-disk", guest.name, file, "vdb", "--targetbus", "virtio", "--serial", "vblk-1", "--live");
+    const disk = await guest.agent.waitPresent("vblk-1", 30);
+    assert.deepEqual(disk, { dev: disk.dev, size: 2 * MiB, serial: "vblk-1" });
+    assert.match(disk.dev, /^vd[a-z]$/);
+    virsh("detach-disk", guest.name, "vdb", "--live");
+    await guest.agent.waitGone(disk.dev, 30);
+    assert.ok(!/target dev='vdb'/.test(virsh("dumpxml", guest.name)), "libvirt dropped the disk from the live definition");
+  });
+});
