@@ -1,0 +1,151 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { DiskAttachment, GlusterPool, ImageVolume } from "../../sdk";
+import { fillPattern, getGuestLab, startGuest, type Guest, type GuestDisk, type GuestLab } from "../helpers/guest";
+import { createGlusterVolume, tryVirsh, uniqueName } from "../helpers/local";
+import { changes, labCredentials, newStack, type TestStack } from "../helpers/stack";
+
+/*
+ * The guest as the judge (issue 14 §2): a real Linux in a running VM looks at the disk the
+ * engine attaches. For each access mode, one stack: a GlusterPool, an ImageVolume uploaded
+ * from a local sparse image and grown to 64 MiB, and a DiskAttachment with a serial,
+ * hot-plugged into the guest. The guest must list it with that size and serial, read the
+ * image byte-exact, and its writes must be on the Gluster brick; destroy must take the device
+ * away in the guest. Every `up` is followed by a refresh and a preview that change nothing.
+ * One guest serves both modes (a boot costs ~10 s; a gfapi attach or detach ~20 s).
+ */
+
+const MiB = 1024 * 1024;
+const CAPACITY = 64 * MiB;
+const IMAGE_SIZE = 24 * MiB;
+/** Where the local image has data (the rest are holes): unaligned, and one at its end. */
+const DATA_RANGES = [
+  { offset: 0, length: 4096 },
+  { offset: 5 * MiB + 17, length: 100_000 },
+  { offset: IMAGE_SIZE - 8192, length: 8192 },
+];
+
+let lab: GuestLab;
+let guest: Guest;
+let gluster: ReturnType<typeof createGlusterVolume>;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "e2e-guest-"));
+const imagePath = path.join(tmp, "disk.raw");
+let image: Buffer;
+
+const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+before(async () => {
+  lab = await getGuestLab();
+  gluster = createGlusterVolume(lab, uniqueName("e2eguest").replace(/-/g, "_"));
+  image = Buffer.alloc(IMAGE_SIZE);
+  const fd = fs.openSync(imagePath, "w");
+  fs.ftruncateSync(fd, IMAGE_SIZE);
+  for (const r of DATA_RANGES) {
+    randomBytes(r.length).copy(image, r.offset);
+    fs.writeSync(fd, image, r.offset, r.length, r.offset);
+  }
+  fs.closeSync(fd);
+  guest = await startGuest(lab);
+  process.stderr.write(`guest: ${guest.name} answered ${guest.bootSeconds.toFixed(1)} s after virsh start\n`);
+});
+
+after(() => {
+  guest?.drop();
+  gluster?.remove();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+for (const access of ["fuse", "gfapi"] as const) {
+  describe(`access: ${access} — what the guest sees`, () => {
+    let t: TestStack;
+    const poolName = uniqueName(`e2eguest${access}`).replace(/-/g, "_");
+    const volumeName = `${uniqueName(`e2eguest-${access}`)}.img`;
+    const serial = `gl-${access}-${randomBytes(3).toString("hex")}`;
+    let disk: GuestDisk;
+
+    before(async () => {
+      t = await newStack(`guest-${access}`, async () => {
+        const connection = { host: lab.ssh.host };
+        const pool = new GlusterPool("pool", { connection, name: poolName, volume: gluster.name, servers: lab.gluster.servers });
+        const volume = new ImageVolume("image", { connection, pool: pool.name, name: volumeName, source: { path: imagePath }, capacity: "64MiB" });
+        const attachment = new DiskAttachment("disk", { connection, domain: guest.name, pool: pool.name, volume: volume.name, target: "sdb", access, serial });
+        return { resolvedAccess: attachment.resolvedAccess, attachedLive: attachment.attachedLive };
+      }, labCredentials(lab));
+    });
+
+    after(async () => {
+      await t?.cleanup();
+      tryVirsh("pool-destroy", poolName);
+      tryVirsh("pool-undefine", poolName);
+    });
+
+    /** refresh and `preview --expect-no-changes` after an up: nothing differs from the state. */
+    async function assertConverged(): Promise<void> {
+      const refresh = await t.stack.refresh();
+      assert.deepEqual(changes(refresh.summary.resourceChanges), {}, "refresh found drift");
+      await t.stack.preview({ expectNoChanges: true });
+    }
+
+    test("up hot-plugs the disk: the guest lists it with the declared size and serial", async () => {
+      const t0 = Date.now();
+      const up = await t.stack.up();
+      const upSeconds = (Date.now() - t0) / 1000;
+      assert.equal(up.summary.result, "succeeded");
+      assert.deepEqual(changes(up.summary.resourceChanges), { create: 4 }, "the stack, the pool, the image, the disk");
+      assert.equal(up.outputs.resolvedAccess.value, access);
+      assert.equal(up.outputs.attachedLive.value, true);
+      const t1 = Date.now();
+      disk = await guest.agent.waitPresent(serial, 30);
+      process.stderr.write(`guest: ${access}: up took ${upSeconds.toFixed(1)} s; the guest had ${disk.dev} ${((Date.now() - t1) / 1000).toFixed(1)} s after it\n`);
+      assert.deepEqual(disk, { dev: disk.dev, size: CAPACITY, serial });
+      assert.ok((await guest.agent.list()).some((d) => d.dev === disk.dev && d.size === CAPACITY && d.serial === serial));
+      await assertConverged();
+    });
+
+    test("the guest reads the uploaded image byte-exact, and zeros where it was grown", async () => {
+      for (const r of DATA_RANGES) {
+        assert.equal(await guest.agent.sha256(disk.dev, r.offset, r.length), sha256(image.subarray(r.offset, r.offset + r.length)), `data at ${r.offset}+${r.length}`);
+      }
+      assert.equal(await guest.agent.sha256(disk.dev, 0, IMAGE_SIZE), sha256(image), "the whole image, holes included");
+      assert.equal(await guest.agent.sha256(disk.dev, IMAGE_SIZE, 8 * MiB), sha256(Buffer.alloc(8 * MiB)), "the grown part");
+    });
+
+    test("what the guest writes is on the Gluster brick; a refresh and a preview change nothing", async () => {
+      const fill = { offset: 48 * MiB, length: MiB, word: `guest-${access}-${randomBytes(4).toString("hex")}` };
+      const bytes = { offset: 56 * MiB + 3, data: randomBytes(64) };
+      await guest.agent.fill(disk.dev, fill.offset, fill.length, fill.word);
+      await guest.agent.write(disk.dev, bytes.offset, bytes.data);
+      await guest.agent.sync();
+      const brickFile = path.join(lab.stateDir, "bricks", gluster.name, volumeName);
+      const fd = fs.openSync(brickFile, "r");
+      try {
+        const read = (offset: number, length: number) => {
+          const b = Buffer.alloc(length);
+          assert.equal(fs.readSync(fd, b, 0, length, offset), length, `${brickFile}: short read at ${offset}`);
+          return b;
+        };
+        assert.ok(read(fill.offset, fill.length).equals(fillPattern(fill.word, fill.length)), "the filled MiB on the brick");
+        assert.ok(read(bytes.offset, bytes.data.length).equals(bytes.data), "the written bytes on the brick");
+        assert.ok(read(0, IMAGE_SIZE).equals(image), "the uploaded image is untouched on the brick");
+      } finally {
+        fs.closeSync(fd);
+      }
+      assert.equal(await guest.agent.sha256(disk.dev, fill.offset, fill.length), sha256(fillPattern(fill.word, fill.length)));
+      await assertConverged();
+    });
+
+    test("destroy: the guest reports the device gone", async () => {
+      const t0 = Date.now();
+      await t.stack.destroy();
+      const destroySeconds = (Date.now() - t0) / 1000;
+      const t1 = Date.now();
+      await guest.agent.waitGone(disk.dev, 30);
+      process.stderr.write(`guest: ${access}: destroy took ${destroySeconds.toFixed(1)} s; ${disk.dev} was gone in the guest ${((Date.now() - t1) / 1000).toFixed(1)} s after it\n`);
+      assert.ok(!(await guest.agent.list()).some((d) => d.serial === serial));
+    });
+  });
+}
