@@ -47,7 +47,7 @@ serial_of() {
 
 size_of() { echo $(($(cat "/sys/block/$1/size") * 512)); }
 
-disk_line() { echo "dev=$1 size=$(size_of "$1") serial=$(serial_of "$1")"; }
+disk_line() { echo "dev=$1 size=$(size_of "$1") ro=$(cat "/sys/block/$1/ro") serial=$(serial_of "$1")"; }
 
 # check_range DEV OFFSET LENGTH: DEV is a disk and the range lies inside it.
 check_range() {

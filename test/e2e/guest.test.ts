@@ -4,8 +4,10 @@ import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import * as pulumi from "@pulumi/pulumi";
 import { DiskAttachment, GlusterPool, ImageVolume } from "../../sdk";
-import { fillPattern, getGuestLab, startGuest, type Guest, type GuestDisk, type GuestLab } from "../helpers/guest";
+import { fillPattern, getGuestLab, GuestAgentError, startGuest, type Guest, type GuestDisk, type GuestLab } from "../helpers/guest";
 import { createGlusterVolume, tryVirsh, uniqueName } from "../helpers/local";
 import { changes, labCredentials, newStack, type TestStack } from "../helpers/stack";
 
@@ -15,7 +17,9 @@ import { changes, labCredentials, newStack, type TestStack } from "../helpers/st
  * from a local sparse image and grown to 64 MiB, and a DiskAttachment with a serial,
  * hot-plugged into the guest. The guest must list it with that size and serial, read the
  * image byte-exact, and its writes must be on the Gluster brick; destroy must take the device
- * away in the guest. Every `up` is followed by a refresh and a preview that change nothing.
+ * away in the guest. The guest's data survives a no-op `up` and a detach + re-attach (the
+ * replace that `readonly: true` makes), and that read-only disk refuses the guest's writes.
+ * Every `up` is followed by a refresh and a preview that change nothing.
  * One guest serves both modes (a boot costs ~10 s; a gfapi attach or detach ~20 s).
  */
 
@@ -66,13 +70,23 @@ for (const access of ["fuse", "gfapi"] as const) {
     const volumeName = `${uniqueName(`e2eguest-${access}`)}.img`;
     const serial = `gl-${access}-${randomBytes(3).toString("hex")}`;
     let disk: GuestDisk;
+    const fill = { offset: 48 * MiB, length: MiB, word: `guest-${access}-${randomBytes(4).toString("hex")}` };
+    const bytes = { offset: 56 * MiB + 3, data: randomBytes(64) };
+
+    /** The guest reads back what it wrote, and the uploaded image unchanged. */
+    async function assertGuestData(): Promise<void> {
+      assert.equal(await guest.agent.sha256(disk.dev, fill.offset, fill.length), sha256(fillPattern(fill.word, fill.length)), "the filled MiB");
+      assert.equal(await guest.agent.sha256(disk.dev, bytes.offset, bytes.data.length), sha256(bytes.data), "the written bytes");
+      assert.equal(await guest.agent.sha256(disk.dev, 0, IMAGE_SIZE), sha256(image), "the uploaded image");
+    }
 
     before(async () => {
       t = await newStack(`guest-${access}`, async () => {
         const connection = { host: lab.ssh.host };
         const pool = new GlusterPool("pool", { connection, name: poolName, volume: gluster.name, servers: lab.gluster.servers });
         const volume = new ImageVolume("image", { connection, pool: pool.name, name: volumeName, source: { path: imagePath }, capacity: "64MiB" });
-        const attachment = new DiskAttachment("disk", { connection, domain: guest.name, pool: pool.name, volume: volume.name, target: "sdb", access, serial });
+        const readonly = new pulumi.Config().getBoolean("readonly");
+        const attachment = new DiskAttachment("disk", { connection, domain: guest.name, pool: pool.name, volume: volume.name, target: "sdb", access, serial, readonly });
         return { resolvedAccess: attachment.resolvedAccess, attachedLive: attachment.attachedLive };
       }, labCredentials(lab));
     });
@@ -101,7 +115,7 @@ for (const access of ["fuse", "gfapi"] as const) {
       const t1 = Date.now();
       disk = await guest.agent.waitPresent(serial, 30);
       process.stderr.write(`guest: ${access}: up took ${upSeconds.toFixed(1)} s; the guest had ${disk.dev} ${((Date.now() - t1) / 1000).toFixed(1)} s after it\n`);
-      assert.deepEqual(disk, { dev: disk.dev, size: CAPACITY, serial });
+      assert.deepEqual(disk, { dev: disk.dev, size: CAPACITY, ro: false, serial });
       assert.ok((await guest.agent.list()).some((d) => d.dev === disk.dev && d.size === CAPACITY && d.serial === serial));
       await assertConverged();
     });
@@ -115,8 +129,6 @@ for (const access of ["fuse", "gfapi"] as const) {
     });
 
     test("what the guest writes is on the Gluster brick; a refresh and a preview change nothing", async () => {
-      const fill = { offset: 48 * MiB, length: MiB, word: `guest-${access}-${randomBytes(4).toString("hex")}` };
-      const bytes = { offset: 56 * MiB + 3, data: randomBytes(64) };
       await guest.agent.fill(disk.dev, fill.offset, fill.length, fill.word);
       await guest.agent.write(disk.dev, bytes.offset, bytes.data);
       await guest.agent.sync();
@@ -134,7 +146,41 @@ for (const access of ["fuse", "gfapi"] as const) {
       } finally {
         fs.closeSync(fd);
       }
-      assert.equal(await guest.agent.sha256(disk.dev, fill.offset, fill.length), sha256(fillPattern(fill.word, fill.length)));
+      await assertGuestData();
+      await assertConverged();
+    });
+
+    test("an up that changes nothing leaves the disk and the guest's data alone", async () => {
+      const up = await t.stack.up();
+      assert.deepEqual(changes(up.summary.resourceChanges), {});
+      assert.deepEqual(await guest.agent.waitPresent(serial, 0), disk, "the same device, never re-plugged");
+      await assertGuestData();
+    });
+
+    // A known failure, kept visible: libvirt 9.0 gives a gluster image back to root (0:0)
+    // when a libgfapi disk is detached live (it cannot remember the owner there), so the
+    // attach half of the replace is refused (QEMU could not open the image). docs/lab.md.
+    const knownFailure = access === "gfapi" ? "gfapi: the live detach leaves the image root:root and the re-attach is refused (docs/lab.md, The guest)" : undefined;
+    test("readonly: true re-attaches the disk: read-only in the guest, writes refused, the guest's data survived", { todo: knownFailure }, async () => {
+      await t.stack.setConfig("readonly", { value: "true" });
+      const t0 = Date.now();
+      const up = await t.stack.up();
+      assert.deepEqual(changes(up.summary.resourceChanges), { replace: 1 }, "detach + attach");
+      process.stderr.write(`guest: ${access}: the readonly replace took ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+      // by serial and ro: the detached device may linger in the guest for a moment
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const found = (await guest.agent.list()).find((d) => d.serial === serial);
+        if (found?.ro) {
+          disk = found;
+          break;
+        }
+        assert.ok(Date.now() < deadline, `no read-only disk with serial ${serial} in the guest after 30 s (it lists ${JSON.stringify(found)})`);
+        await sleep(200);
+      }
+      assert.deepEqual(disk, { dev: disk.dev, size: CAPACITY, ro: true, serial });
+      await assert.rejects(guest.agent.write(disk.dev, 0, Buffer.from("nope")), (e: unknown) => e instanceof GuestAgentError && /write to \S+ failed/.test(e.reason));
+      await assertGuestData();
       await assertConverged();
     });
 

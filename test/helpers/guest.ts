@@ -49,6 +49,8 @@ export interface GuestDisk {
   dev: string;
   /** bytes */
   size: number;
+  /** the kernel has it read-only (/sys/block/NAME/ro) */
+  ro: boolean;
   /** "" when the disk has none */
   serial: string;
 }
@@ -65,9 +67,9 @@ export class GuestAgentError extends Error {
 }
 
 function parseDisk(line: string): GuestDisk {
-  const m = /^dev=(\S+) size=(\d+) serial=(.*)$/.exec(line);
+  const m = /^dev=(\S+) size=(\d+) ro=([01]) serial=(.*)$/.exec(line);
   if (!m) throw new Error(`guest agent: not a disk line: ${JSON.stringify(line)}`);
-  return { dev: m[1], size: Number(m[2]), serial: m[3] };
+  return { dev: m[1], size: Number(m[2]), ro: m[3] === "1", serial: m[4] };
 }
 
 /**

@@ -81,7 +81,7 @@ describe("the lab's guest", () => {
     attachScsi(file, "sdb", serial);
     const disk = await guest.agent.waitPresent(serial, 30);
     process.stderr.write(`guest: a hot-plugged scsi disk was ${disk.dev} in the guest ${((Date.now() - t0) / 1000).toFixed(1)} s after attach-disk\n`);
-    assert.deepEqual(disk, { dev: disk.dev, size: 8 * MiB, serial });
+    assert.deepEqual(disk, { dev: disk.dev, size: 8 * MiB, ro: false, serial });
     assert.ok((await guest.agent.list()).some((d) => d.serial === serial));
     assert.equal(await guest.agent.sha256(disk.dev, 0, content.length), sha256(content));
     assert.equal(await guest.agent.sha256(disk.dev, 12345, 1000), sha256(content.subarray(12345, 13345)));
@@ -131,11 +131,22 @@ describe("the lab's guest", () => {
     await guest.agent.waitGone(disk.dev, 30);
   });
 
+  test("a read-only disk: ro=1 in list, and write is refused with err", async () => {
+    const file = imageFile(MiB, Buffer.from("read only"));
+    virsh("attach-disk", guest.name, file, "sdd", "--targetbus", "scsi", "--serial", "ro-disk", "--mode", "readonly", "--live");
+    const disk = await guest.agent.waitPresent("ro-disk", 30);
+    assert.deepEqual(disk, { dev: disk.dev, size: MiB, ro: true, serial: "ro-disk" });
+    await assert.rejects(guest.agent.write(disk.dev, 0, Buffer.from("x")), (e: unknown) => e instanceof GuestAgentError && /write to \S+ failed/.test(e.reason));
+    assert.equal(await guest.agent.sha256(disk.dev, 0, 9), sha256(Buffer.from("read only")));
+    virsh("detach-disk", guest.name, "sdd", "--live");
+    await guest.agent.waitGone(disk.dev, 30);
+  });
+
   test("a virtio-blk disk: its serial from /sys/block/vd*/serial; with a guest OS its unplug completes", async () => {
     const file = imageFile(2 * MiB);
     virsh("attach-disk", guest.name, file, "vdb", "--targetbus", "virtio", "--serial", "vblk-1", "--live");
     const disk = await guest.agent.waitPresent("vblk-1", 30);
-    assert.deepEqual(disk, { dev: disk.dev, size: 2 * MiB, serial: "vblk-1" });
+    assert.deepEqual(disk, { dev: disk.dev, size: 2 * MiB, ro: false, serial: "vblk-1" });
     assert.match(disk.dev, /^vd[a-z]$/);
     virsh("detach-disk", guest.name, "vdb", "--live");
     await guest.agent.waitGone(disk.dev, 30);
