@@ -10,6 +10,7 @@ import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fillPattern, getGuestLab, GuestAgentError, guestDomainXml, startGuest, type Guest, type GuestLab } from "../helpers/guest";
+import { parseLabInfo, runLabCommand } from "../helpers/lab";
 import { uniqueName, virsh } from "../helpers/local";
 
 const MiB = 1024 * 1024;
@@ -50,7 +51,11 @@ function attachScsi(file: string, target: string, serial: string): void {
 }
 
 describe("the lab's guest", () => {
-  test("lab status offers the image, built from the installed kernel, and a definition to boot it", () => {
+  test("lab status offers the image, built from the installed kernel, and a definition to boot it", async () => {
+    const status = await runLabCommand("status");
+    assert.equal(status.code, 0, status.stderr);
+    assert.deepEqual(parseLabInfo(status.stdout).guest, lab.guest, "status reports the guest image as ready");
+    assert.doesNotMatch(status.stderr, /guest image is not ready/);
     assert.ok(fs.existsSync(`/boot/vmlinuz-${lab.guest.kernelVersion}`), `the kernel ${lab.guest.kernelVersion} is installed`);
     assert.ok(fs.readFileSync(lab.guest.kernel).equals(fs.readFileSync(`/boot/vmlinuz-${lab.guest.kernelVersion}`)));
     const listing = execFileSync("sh", ["-c", `gzip -dc '${lab.guest.initrd}' | cpio -t --quiet`], { encoding: "utf8" }).split("\n");
