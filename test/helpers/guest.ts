@@ -204,6 +204,7 @@ export class GuestAgent {
 
   /** Writes `length` bytes of `word` + "\n" repeated (see fillPattern) at byte `offset`, fsynced. */
   async fill(dev: string, offset: number, length: number, word: string): Promise<void> {
+    if (!/^\S+$/.test(word)) throw new Error(`guest agent: fill takes one word without spaces, not ${JSON.stringify(word)}`);
     await this.request(`fill ${dev} ${offset} ${length} ${word}`, 120_000);
   }
 
