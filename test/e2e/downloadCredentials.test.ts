@@ -15,7 +15,7 @@ import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ImageVolume } from "../../sdk";
 import { getLab, type LabInfo } from "../helpers/lab";
-import { createGlusterVolume, tryVirsh, virsh } from "../helpers/local";
+import { commandLines, createGlusterVolume, tryVirsh, virsh } from "../helpers/local";
 import { exportStackRaw, labCredentials, newStack, readTree, type TestStack } from "../helpers/stack";
 
 const tag = `${process.pid}-${randomBytes(3).toString("hex")}`;
@@ -36,14 +36,8 @@ const seen = { authorized: 0, refused: 0, argvHits: [] as string[], scans: 0 };
 
 function scanCommandLines(): void {
   seen.scans++;
-  for (const pid of fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-    let argv: string;
-    try {
-      argv = fs.readFileSync(`/proc/${pid}/cmdline`, "latin1");
-    } catch {
-      continue; // exited meanwhile
-    }
-    if (argv.includes(password) || argv.includes(token)) seen.argvHits.push(`${pid}: ${argv.replace(/\0/g, " ")}`);
+  for (const { pid, cmdline } of commandLines()) {
+    if (cmdline.includes(password) || cmdline.includes(token)) seen.argvHits.push(`${pid}: ${cmdline.replace(/\0/g, " ")}`);
   }
 }
 
@@ -71,7 +65,7 @@ before(async () => {
     for (let sent = 0; sent < IMAGE_SIZE; sent += CHUNK) {
       res.write(Buffer.alloc(CHUNK, sent === 0 ? 0x42 : 0));
       scanCommandLines(); // curl and virsh are running now
-      await sleep(40);
+      await sleep(40); // paced on purpose: 32 chunks over ~1.3 s, so the download is watched while it runs
     }
     res.end();
   });

@@ -21,6 +21,17 @@ export function gluster(...args: string[]): string {
   return execFileSync("gluster", ["--mode=script", ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 }
 
+/** Every process's command line on this machine (argv joined by NULs, read as latin1), without those that exit meanwhile. */
+export function commandLines(): { pid: number; cmdline: string }[] {
+  return fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d)).flatMap((pid) => {
+    try {
+      return [{ pid: Number(pid), cmdline: fs.readFileSync(`/proc/${pid}/cmdline`, "latin1") }];
+    } catch {
+      return []; // exited meanwhile
+    }
+  });
+}
+
 /** Is something mounted at `path` right now? */
 export function isMounted(path: string): boolean {
   return spawnSync("findmnt", ["--mountpoint", path], { encoding: "utf8" }).status === 0;

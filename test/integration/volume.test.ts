@@ -16,6 +16,7 @@ import { uploadFile } from "../../provider/volumeContent";
 import { cloneLabDomain, dropDomain } from "../helpers/domain";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { createGlusterVolume, emptyPool, labConnection, tryVirsh, uniqueName, virsh } from "../helpers/local";
+import { waitFor } from "../helpers/wait";
 
 /*
  * ImageVolume against the lab: a Gluster volume and netfs pool of this file's own.
@@ -77,10 +78,7 @@ function privateDomain(): string {
 
 /** Waits until a process matching `pattern` runs (the remote writer of an upload), for at most 30 s. */
 async function processAppears(pattern: string): Promise<void> {
-  for (const deadline = Date.now() + 30_000; spawnSync("pgrep", ["-f", pattern]).status !== 0; ) {
-    if (Date.now() > deadline) assert.fail(`no process matching ${pattern} appeared`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await waitFor(`a process matching ${pattern}`, () => spawnSync("pgrep", ["-f", pattern]).status === 0, 30_000, 10);
 }
 
 /** A sparse local file with the given data at the given offsets. */
