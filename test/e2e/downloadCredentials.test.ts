@@ -15,19 +15,19 @@ import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ImageVolume } from "../../sdk";
 import { getLab, type LabInfo } from "../helpers/lab";
-import { commandLines, createGlusterVolume, tryVirsh, virsh } from "../helpers/local";
+import { commandLines, tryVirsh } from "../helpers/local";
+import { createOwnPool, type OwnPool } from "../helpers/ownPool";
 import { exportStackRaw, labCredentials, newStack, readTree, type TestStack } from "../helpers/stack";
 
-const tag = `${process.pid}-${randomBytes(3).toString("hex")}`;
-const pool = `sec-dl-${tag}`;
-const mountDir = `/var/lib/libvirt/gluster/${pool}`;
 const password = `SECRETPW${randomBytes(6).toString("hex")}`;
 const token = `SECRETTOK${randomBytes(6).toString("hex")}`;
 const IMAGE_SIZE = 2 * 1024 * 1024;
 const CHUNK = 64 * 1024;
 
 let lab: LabInfo;
-let gluster: ReturnType<typeof createGlusterVolume>;
+/** the test's pool, made by root on a Gluster volume of its own */
+let own: OwnPool;
+let pool: string;
 let server: http.Server;
 let port: number;
 const stacks: TestStack[] = [];
@@ -45,10 +45,8 @@ const url = (file: string) => `http://sec:${password}@127.0.0.1:${port}/${file}?
 
 before(async () => {
   lab = await getLab();
-  gluster = createGlusterVolume(lab, `sec_dl_${tag.replace(/-/g, "_")}`);
-  virsh("pool-define-as", pool, "netfs", "--source-host", lab.gluster.servers[0], "--source-path", `/${gluster.name}`, "--source-format", "glusterfs", "--target", mountDir);
-  virsh("pool-build", pool);
-  virsh("pool-start", pool);
+  own = await createOwnPool(lab, "sec-dl", { by: "root" });
+  pool = own.name;
   server = http.createServer(async (req, res) => {
     const login = `Basic ${Buffer.from(`sec:${password}`).toString("base64")}`;
     if (req.headers.authorization !== login || !req.url?.includes(`token=${token}`)) {
@@ -76,11 +74,7 @@ before(async () => {
 after(async () => {
   for (const t of stacks) await t.cleanup().catch(() => undefined);
   server?.close();
-  for (const name of ["sec-dl.img", "sec-dl-missing.img"]) tryVirsh("vol-delete", "--pool", pool, name);
-  tryVirsh("pool-destroy", pool);
-  tryVirsh("pool-delete", pool);
-  tryVirsh("pool-undefine", pool);
-  gluster?.remove();
+  await own?.remove();
 });
 
 function assertNoCredential(where: string, text: string): void {

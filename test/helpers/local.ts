@@ -37,12 +37,6 @@ export function isMounted(path: string): boolean {
   return spawnSync("findmnt", ["--mountpoint", path], { encoding: "utf8" }).status === 0;
 }
 
-/** Deletes every volume of a test's netfs pool with root's virsh, overlays first (so their backing files can go too). */
-export function emptyPool(pool: { name: string; targetPath?: string }): void {
-  const files = fs.readdirSync(pool.targetPath!).sort((a, b) => Number(b.endsWith(".qcow2")) - Number(a.endsWith(".qcow2")));
-  for (const file of files) tryVirsh("vol-delete", "--pool", pool.name, file);
-}
-
 /** The `connection` input that reaches the lab host. */
 export function labConnection(lab: LabInfo) {
   return {
