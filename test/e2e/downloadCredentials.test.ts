@@ -17,7 +17,7 @@ import { ImageVolume } from "../../sdk";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { commandLines, tryVirsh } from "../helpers/local";
 import { createOwnPool, type OwnPool } from "../helpers/ownPool";
-import { exportStackRaw, labCredentials, newStack, readTree, type TestStack } from "../helpers/stack";
+import { exportStackRaw, labCredentials, newStack, readTree, type TestStack, upConverged } from "../helpers/stack";
 
 const password = `SECRETPW${randomBytes(6).toString("hex")}`;
 const token = `SECRETTOK${randomBytes(6).toString("hex")}`;
@@ -97,7 +97,7 @@ describe("a download URL with credentials", () => {
     const preview = await t.stack.preview({ diff: true });
     assertNoCredential("`preview --diff` before up", preview.stdout + preview.stderr);
     assert.match(preview.stdout, /\[secret\]/, "preview shows the source as a secret");
-    const up = await t.stack.up();
+    const up = await upConverged(t);
     assert.equal(up.summary.result, "succeeded");
     assert.equal(seen.authorized, 1, "the host's curl logged in with the URL's credentials");
     assert.ok(seen.scans >= 16, "the host's processes were watched during the download");
