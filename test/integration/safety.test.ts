@@ -9,13 +9,13 @@ import { diskAttachment, type DiskOutputs } from "../../provider/disk";
 import { SafetyCheckError } from "../../provider/errors";
 import { closeAllHosts } from "../../provider/host";
 import { localContentDigest } from "../../provider/localImage";
-import { glusterPool, type PoolOutputs } from "../../provider/pool";
 import type { Props } from "../../provider/resource";
 import { imageVolume, type VolumeOutputs } from "../../provider/volume";
 import { parseDomainDisks } from "../../provider/xml/disk";
 import { cloneLabDomain, dropDomain, pristineDomainXml } from "../helpers/domain";
 import { getLab, type LabInfo } from "../helpers/lab";
-import { createGlusterVolume, emptyPool, labConnection, tryVirsh, uniqueName, virsh } from "../helpers/local";
+import { labConnection, tryVirsh, uniqueName, virsh } from "../helpers/local";
+import { createOwnPool, type OwnPool } from "../helpers/ownPool";
 
 /*
  * The safety checks that guard data, each reproduced on the lab as the review found it
@@ -26,36 +26,24 @@ import { createGlusterVolume, emptyPool, labConnection, tryVirsh, uniqueName, vi
  */
 
 let lab: LabInfo;
-let gluster: ReturnType<typeof createGlusterVolume>;
-let pool: PoolOutputs;
+let pool: OwnPool;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "it-safety-"));
 fs.chmodSync(tmp, 0o755); // the lab's login user reads overlays kept here
 const domains: string[] = [];
-const cleanups: (() => void)[] = [];
+const cleanups: (() => unknown)[] = [];
 
 before(async () => {
   lab = await getLab();
-  gluster = createGlusterVolume(lab, uniqueName("itsafe").replace(/-/g, "_"));
-  pool = await createPool(gluster.name);
+  pool = await createOwnPool(lab, "itsafe");
 });
 
 after(async () => {
-  for (const c of cleanups.reverse()) c();
+  for (const c of cleanups.reverse()) await c();
   domains.forEach(dropDomain);
-  if (pool) {
-    emptyPool(pool);
-    await glusterPool.delete(pool.uuid, pool);
-  }
+  await pool?.remove();
   closeAllHosts();
-  gluster?.remove();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
-
-async function createPool(volume: string): Promise<PoolOutputs> {
-  const r = await glusterPool.check({}, { connection: labConnection(lab), name: uniqueName("itsafepool"), volume, servers: lab.gluster.servers });
-  assert.deepEqual(r.failures ?? [], []);
-  return (await glusterPool.create(r.inputs as Props)).outs as PoolOutputs;
-}
 
 async function volumeInputs(over: Props): Promise<Props> {
   const r = await imageVolume.check({}, { connection: labConnection(lab), pool: pool.name, name: `${uniqueName("sv")}.img`, ...over });
@@ -116,23 +104,21 @@ describe("fail-closed safety checks on the lab", () => {
   });
 
   test("a pool whose storage fails under it (its Gluster volume stopped) stops the delete, naming the pool", async () => {
-    const other = createGlusterVolume(lab, uniqueName("itsafe2").replace(/-/g, "_"));
+    const other = await createOwnPool(lab, "itsafe2");
     cleanups.push(() => other.remove());
-    const otherPool = await createPool(other.name);
-    cleanups.push(() => (tryVirsh("pool-destroy", otherPool.name), tryVirsh("pool-undefine", otherPool.name)));
     const v = await createVolume();
-    execFileSync("gluster", ["--mode=script", "volume", "stop", other.name, "force"]);
+    execFileSync("gluster", ["--mode=script", "volume", "stop", other.gluster.name, "force"]);
     try {
       await assert.rejects(imageVolume.delete(v.key, v), (err: Error) => {
         assert.ok(err instanceof SafetyCheckError, String(err));
-        assert.ok(err.message.includes(`pool '${otherPool.name}'`), err.message);
+        assert.ok(err.message.includes(`pool '${other.name}'`), err.message);
         return true;
       });
       assert.ok(exists(v), "nothing deleted while the other pool could not be checked");
     } finally {
-      execFileSync("gluster", ["--mode=script", "volume", "start", other.name, "force"]);
+      execFileSync("gluster", ["--mode=script", "volume", "start", other.gluster.name, "force"]);
     }
-    await glusterPool.delete(otherPool.uuid, otherPool);
+    await other.remove();
     await imageVolume.delete(v.key, v);
     assert.equal(exists(v), false);
   });
