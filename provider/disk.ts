@@ -22,8 +22,7 @@ import { requireVolume } from "./libvirt/volumes";
 import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stampOf, stateOf, type Props, type ReplacementTable } from "./resource";
 import { connectionSchema } from "./ssh/settings";
 import { buildDiskXml, type DiskBus, type DiskSource, type DomainDisk, type DomainSummary } from "./xml/disk";
-import { isImageFormat, type ImageFormat } from "./xml/markup";
-import type { Permissions } from "./xml/markup";
+import { isImageFormat, type ImageFormat, type Permissions } from "./xml/markup";
 import type { PoolInfo } from "./xml/pool";
 
 export type Access = "gfapi" | "fuse";

@@ -16,6 +16,7 @@ import { qemuIdentity } from "./libvirt/qemu";
 import { createdBy, forgetCreation, recordCreation } from "./libvirt/stamps";
 import { describeUses, findDiskUses } from "./libvirt/usage";
 import { GLUSTER_DEFAULT_PORT, sourceInPool } from "./xml/disk";
+import type { Permissions } from "./xml/markup";
 import { backupServerProblem, buildPoolXml, NETFS_ONLY_FIELDS, SERVER_MOUNT_OPTION_PREFIXES, type PoolInfo, type PoolSpec } from "./xml/pool";
 
 /** Where netfs pools are mounted unless `targetPath` says otherwise. */
@@ -92,12 +93,12 @@ export interface PoolOutputs extends PoolArgs {
   allocation: number;
   available: number;
   /** ownership/mode applied to the mount point (the default one when `permissions` is unset) */
-  effectivePermissions?: { owner?: number; group?: number; mode?: string };
+  effectivePermissions?: Permissions;
   /** gluster://SERVER/VOLUME: append a volume name for a QEMU/qemu-img URL */
   glusterUrl: string;
 }
 
-function specOf(args: PoolArgs, effectivePermissions?: PoolSpec["permissions"], uuid?: string): PoolSpec {
+function specOf(args: PoolArgs, effectivePermissions?: Permissions, uuid?: string): PoolSpec {
   return {
     name: args.name,
     type: args.type,
@@ -108,7 +109,7 @@ function specOf(args: PoolArgs, effectivePermissions?: PoolSpec["permissions"], 
   };
 }
 
-async function effectivePermissionsFor(host: Host, args: PoolArgs): Promise<PoolSpec["permissions"]> {
+async function effectivePermissionsFor(host: Host, args: PoolArgs): Promise<Permissions | undefined> {
   if (args.type !== "netfs") return undefined;
   const qemu = args.permissions?.owner === undefined || args.permissions?.group === undefined ? await qemuIdentity(host) : undefined;
   return { mode: "0755", ...qemu, ...args.permissions };

@@ -31,7 +31,7 @@ import { isAbsolute, resolve } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { CommandError, displayUrl, GlusterLibvirtError, InputError, isCommandError, isNotFound, SafetyCheckError, SshError } from "./errors";
-import { hasWhitespaceOrControl, libvirtName, permissions, type PermissionsInput } from "./fields";
+import { hasWhitespaceOrControl, libvirtName, permissions } from "./fields";
 import { getHost, type Host } from "./host";
 import { pathInGlusterVolume, volumeGlusterUrl } from "./libvirt/gluster";
 import { inspectPool, requireRunningPool } from "./libvirt/pools";
@@ -241,7 +241,7 @@ function outputsOf(args: VolumeArgs, live: VolumeInfo, recorded: Recorded): Volu
 // Creating
 
 /** Ownership and mode for the file: input, else the pool's owner/group, else the QEMU user. */
-async function volumePermissions(host: Host, pool: PoolInfo, wanted: PermissionsInput | undefined): Promise<VolumeSpec["permissions"]> {
+async function volumePermissions(host: Host, pool: PoolInfo, wanted: Permissions | undefined): Promise<Permissions> {
   const fromPool = pool.permissions?.owner !== undefined && pool.permissions.group !== undefined
     ? { owner: pool.permissions.owner, group: pool.permissions.group }
     : undefined;
@@ -536,7 +536,7 @@ const GLUSTER_POOL_FILE_MODE = "0600";
  * (after sudo) already is that user and group, `setpriv` when it is root. libgfapi
  * has no chown, so any other login would leave a file QEMU cannot open: refused.
  */
-async function runAsOwner(host: Host, pool: string, perms: VolumeSpec["permissions"]): Promise<string[]> {
+async function runAsOwner(host: Host, pool: string, perms: Permissions): Promise<string[]> {
   if (perms?.owner === undefined || perms.group === undefined) return [];
   const [uid, gid] = await Promise.all([host.exec(["id", "-u"]), host.exec(["id", "-g"])]).then((r) => r.map((x) => Number(x.stdout.trim())));
   if (uid === perms.owner && gid === perms.group) return [];
