@@ -12,7 +12,7 @@ import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stam
 import { connectionSchema } from "./ssh/settings";
 import { glusterUrl } from "./libvirt/gluster";
 import { inspectPool, type PoolView } from "./libvirt/pools";
-import { qemuIdentity } from "./libvirt/qemu";
+import { permissionsWithDefaults } from "./libvirt/qemu";
 import { createdBy, forgetCreation, recordCreation } from "./libvirt/stamps";
 import { describeUses, findDiskUses } from "./libvirt/usage";
 import { GLUSTER_DEFAULT_PORT, sourceInPool } from "./xml/disk";
@@ -110,9 +110,7 @@ function specOf(args: PoolArgs, effectivePermissions?: Permissions, uuid?: strin
 }
 
 async function effectivePermissionsFor(host: Host, args: PoolArgs): Promise<Permissions | undefined> {
-  if (args.type !== "netfs") return undefined;
-  const qemu = args.permissions?.owner === undefined || args.permissions?.group === undefined ? await qemuIdentity(host) : undefined;
-  return { mode: "0755", ...qemu, ...args.permissions };
+  return args.type === "netfs" ? permissionsWithDefaults(host, args.permissions, { mode: "0755" }) : undefined;
 }
 
 function outputsOf(args: PoolArgs, live: PoolView): PoolOutputs {

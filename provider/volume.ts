@@ -35,7 +35,7 @@ import { hasWhitespaceOrControl, libvirtName, permissions } from "./fields";
 import { getHost, type Host } from "./host";
 import { pathInGlusterVolume, volumeGlusterUrl } from "./libvirt/gluster";
 import { inspectPool, requireRunningPool } from "./libvirt/pools";
-import { qemuIdentity } from "./libvirt/qemu";
+import { permissionsWithDefaults } from "./libvirt/qemu";
 import { describeUses, findDiskUses, findOverlays } from "./libvirt/usage";
 import { createdBy, forgetCreation, recordCreation } from "./libvirt/stamps";
 import { findVolume, isPoolBusy, lookUpVolume, refreshPool, requireVolume } from "./libvirt/volumes";
@@ -241,12 +241,8 @@ function outputsOf(args: VolumeArgs, live: VolumeInfo, recorded: Recorded): Volu
 // Creating
 
 /** Ownership and mode for the file: input, else the pool's owner/group, else the QEMU user. */
-async function volumePermissions(host: Host, pool: PoolInfo, wanted: Permissions | undefined): Promise<Permissions> {
-  const fromPool = pool.permissions?.owner !== undefined && pool.permissions.group !== undefined
-    ? { owner: pool.permissions.owner, group: pool.permissions.group }
-    : undefined;
-  const owner = wanted?.owner !== undefined && wanted.group !== undefined ? {} : fromPool ?? (await qemuIdentity(host));
-  return { mode: DEFAULT_VOLUME_MODE, ...owner, ...wanted };
+function volumePermissions(host: Host, pool: PoolInfo, wanted: Permissions | undefined): Promise<Permissions> {
+  return permissionsWithDefaults(host, wanted, { mode: DEFAULT_VOLUME_MODE, inherit: pool.permissions });
 }
 
 /** What create learned on the way that the host cannot tell later. */
