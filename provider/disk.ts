@@ -226,7 +226,7 @@ export function qemuHasGlusterDriver(host: Host): Promise<boolean> {
   return known;
 }
 
-interface Placement {
+export interface Placement {
   live?: DomainDisk;
   persistent?: DomainDisk;
 }
@@ -252,8 +252,7 @@ async function planAttachment(host: Host, args: DiskArgs, stamp: string | undefi
   const dom = await findDomain(host, args.domain);
   if (!dom) throw new InputError("domain", `no domain named '${args.domain}' on ${host.label}`);
   const hotplug = args.live && dom.running;
-  const problem = hotplug ? hotplugProblem(args.bus, dom.summary) : undefined;
-  if (problem) throw new InputError("bus", `cannot hot-plug into running domain '${args.domain}': ${problem}`);
+  if (hotplug) refuseUnpluggable(args, dom.summary);
 
   const poolInfo = await requireRunningPool(host, args.pool);
   const volume = await requireVolume(host, args.pool, args.volume, "volume");
@@ -305,8 +304,36 @@ function explainAttachFailure(err: unknown, args: DiskArgs, plan: Plan): unknown
   );
 }
 
+/** An InputError of `bus` when the disk cannot be hot-plugged into this running domain. */
+function refuseUnpluggable(args: Pick<DiskArgs, "bus" | "domain">, domain: DomainSummary): void {
+  const problem = hotplugProblem(args.bus, domain);
+  if (problem) throw new InputError("bus", `cannot hot-plug into running domain '${args.domain}': ${problem}`);
+}
+
+/** Where a disk goes: the persistent definition (`config`), the running domain (`live`), or both. */
+export type AttachTo = { live: boolean; config: boolean };
+
+/**
+ * Attaches only what is missing of a disk that is partly there (`at`): the persistent
+ * definition, then, when `hotplug`, the running domain (refused with an InputError when
+ * the disk cannot be hot-plugged, after the definition has it).
+ */
+export async function attachMissing(
+  args: Pick<DiskArgs, "bus" | "domain">,
+  domain: DomainSummary,
+  at: Placement,
+  hotplug: boolean,
+  attach: (where: AttachTo) => Promise<void>,
+): Promise<void> {
+  if (!at.persistent) await attach({ live: false, config: true });
+  if (hotplug && !at.live) {
+    refuseUnpluggable(args, domain);
+    await attach({ live: true, config: false });
+  }
+}
+
 /** Every virsh command names the domain by uuid: a name could be read as another domain's id. */
-async function attachDevice(host: Host, uuid: string, xml: string, where: { live: boolean; config: boolean }): Promise<void> {
+async function attachDevice(host: Host, uuid: string, xml: string, where: AttachTo): Promise<void> {
   const flags = [...(where.config ? ["--config"] : []), ...(where.live ? ["--live"] : [])];
   await host.virsh(["attach-device", uuid, "/dev/stdin", ...flags], { stdin: xml });
 }
@@ -412,14 +439,13 @@ export const diskAttachment: Required<Omit<pulumi.dynamic.ResourceProvider, "con
     const outs = await withDomainLock(host, args.domain, async () => {
       const plan = await planAttachment(host, args, stamp);
       const uuid = plan.dom.uuid;
-      const attach = (where: { live: boolean; config: boolean }) =>
+      const attach = (where: AttachTo) =>
         attachDevice(host, uuid, plan.xml, where).catch((err: unknown) => {
           throw explainAttachFailure(err, args, plan);
         });
       if (plan.recovered) {
         // Attached by an interrupted run of this resource: only what is missing.
-        if (!plan.recovered.persistent) await attach({ live: false, config: true });
-        if (plan.hotplug && !plan.recovered.live) await attach({ live: true, config: false });
+        await attachMissing(args, plan.dom.summary, plan.recovered, plan.hotplug, attach);
       } else {
         await recordCreation(host, stampObject(uuid, args.target), stamp);
         // One call: libvirt applies the live attach first and saves the definition only if it worked.
@@ -448,13 +474,9 @@ export const diskAttachment: Required<Omit<pulumi.dynamic.ResourceProvider, "con
     const outs = await withDomainLock(host, args.domain, async () => {
       const dom = await recordedDomain(host, old);
       if (!dom) throw new GlusterLibvirtError(`domain '${args.domain}' is no longer defined on ${host.label}`);
+      // Detached by hand, or `live` turned on: only what is missing.
       const at = placementOf(dom, args.target, old.sourcePath);
-      if (!at.persistent) await attachDevice(host, dom.uuid, old.diskXml, { live: false, config: true });
-      if (args.live && dom.running && !at.live) {
-        const problem = hotplugProblem(args.bus, dom.summary);
-        if (problem) throw new InputError("bus", `cannot hot-plug into running domain '${args.domain}': ${problem}`);
-        await attachDevice(host, dom.uuid, old.diskXml, { live: true, config: false });
-      }
+      await attachMissing(args, dom.summary, at, args.live && dom.running, (where) => attachDevice(host, dom.uuid, old.diskXml, where));
       return readOutputs(host, args, dom.uuid, old);
     });
     return { outs };

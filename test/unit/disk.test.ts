@@ -3,9 +3,10 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import {
-  defaultBus, diskAttachment, diskChanges, diskSchema, diskSourceFor, hotplugProblem, isOurDisk, qemuMayOpen, resolveAccess,
-  type DiskOutputs,
+  attachMissing, defaultBus, diskAttachment, diskChanges, diskSchema, diskSourceFor, hotplugProblem, isOurDisk, qemuMayOpen, resolveAccess,
+  type AttachTo, type DiskOutputs, type Placement,
 } from "../../provider/disk";
+import { InputError } from "../../provider/errors";
 import { UNKNOWN, type Props } from "../../provider/resource";
 import { buildDiskXml, parseDomainDisks, parseDomainSummary, type DomainSummary } from "../../provider/xml/disk";
 import type { PoolInfo } from "../../provider/xml/pool";
@@ -142,6 +143,33 @@ test("hot-plug: sata and ide never; scsi needs virtio-scsi; virtio needs ACPI (p
   const q35 = summary({ machine: "pc-q35-7.2", controllers: [{ type: "pci", index: 0, model: "pcie-root" }] });
   assert.match(hotplugProblem("virtio", q35)!, /pcie-root-port/);
   assert.equal(hotplugProblem("virtio", { ...q35, controllers: [...q35.controllers, { type: "pci", index: 1, model: "pcie-root-port" }] }), undefined);
+});
+
+test("attach what is missing: the definition, then live when hot-plugging; an unpluggable disk is refused after the definition", async () => {
+  const lab = parseDomainSummary(fixture("domain-live.xml"));
+  const [disk] = parseDomainDisks(fixture("domain-live.xml"));
+  const attached = async (bus: "scsi" | "sata", at: Placement, hotplug: boolean) => {
+    const calls: AttachTo[] = [];
+    const error = await attachMissing({ bus, domain: "vm1" }, lab, at, hotplug, async (where) => {
+      calls.push(where);
+    }).then(() => undefined, (err: unknown) => err);
+    return { calls, error };
+  };
+  const config = { live: false, config: true };
+  const live = { live: true, config: false };
+  assert.deepEqual(await attached("scsi", {}, true), { calls: [config, live], error: undefined });
+  assert.deepEqual(await attached("scsi", {}, false), { calls: [config], error: undefined });
+  assert.deepEqual(await attached("scsi", { persistent: disk }, true), { calls: [live], error: undefined });
+  assert.deepEqual(await attached("scsi", { live: disk }, true), { calls: [config], error: undefined });
+  assert.deepEqual(await attached("scsi", { persistent: disk, live: disk }, true), { calls: [], error: undefined });
+  // sata cannot be hot-plugged: the definition still gets the disk, then `bus` is refused
+  const sata = await attached("sata", {}, true);
+  assert.deepEqual(sata.calls, [config]);
+  assert.ok(sata.error instanceof InputError);
+  assert.equal(sata.error.field, "bus");
+  assert.match(sata.error.message, /^bus: cannot hot-plug into running domain 'vm1': sata disks cannot be hot-plugged/);
+  // not hot-plugging (shut-off domain or live: false): no refusal
+  assert.deepEqual(await attached("sata", {}, false), { calls: [config], error: undefined });
 });
 
 test("access: auto takes gfapi when QEMU has the driver, else fuse; impossible requests say why", () => {
