@@ -9,7 +9,6 @@
  *    package change on the host does not flip an existing disk.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import type * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { GlusterLibvirtError, InputError, isNotFound } from "./errors";
 import { libvirtName } from "./fields";
@@ -19,7 +18,7 @@ import { requireRunningPool } from "./libvirt/pools";
 import { qemuIdentity } from "./libvirt/qemu";
 import { createdBy, forgetCreation, recordCreation } from "./libvirt/stamps";
 import { requireVolume } from "./libvirt/volumes";
-import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stampOf, stateOf, type Props, type ReplacementTable } from "./resource";
+import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stampOf, stateOf, type ReplacementTable, type ResourceCrud } from "./resource";
 import { connectionSchema } from "./ssh/settings";
 import { buildDiskXml, type DiskBus, type DiskSource, type DomainDisk, type DomainSummary } from "./xml/disk";
 import { isImageFormat, type ImageFormat, type Permissions } from "./xml/markup";
@@ -417,21 +416,20 @@ function argsFromDisk(old: DiskArgs, disk: DomainDisk): DiskArgs {
   return args;
 }
 
-export const diskAttachment: Required<Omit<pulumi.dynamic.ResourceProvider, "configure">> = {
-  async check(_olds: Props, news: Props) {
+export const diskAttachment: ResourceCrud<DiskInputs, DiskOutputs> = {
+  async check(_olds, news) {
     return checkInputs(diskSchema, news);
   },
 
-  async diff(_id: string, olds: Props, news: Props) {
+  async diff(_id, olds, news) {
     const result = diffByTable(diskChanges, olds, news);
     // Detached by hand (found on refresh): update attaches it again.
-    const old = olds as Partial<DiskOutputs>;
-    const missing = old.attachedPersistent === false || (news.live === true && old.domainRunning === true && old.attachedLive === false);
+    const missing = olds.attachedPersistent === false || (news.live === true && olds.domainRunning === true && olds.attachedLive === false);
     if (!result.changes && missing) return { ...result, changes: true };
     return result;
   },
 
-  async create(inputs: Props) {
+  async create(inputs) {
     const args = parseArgs(diskSchema, inputs);
     const host = getHost(args.connection);
     // One change per domain at a time: libvirt would make the others wait on its job lock, and give up after 30 s.
@@ -456,8 +454,8 @@ export const diskAttachment: Required<Omit<pulumi.dynamic.ResourceProvider, "con
     return { id: `${outs.domainUuid}/${args.target}`, outs };
   },
 
-  async read(id: string, props?: Props) {
-    const old = stateOf<DiskOutputs>(props);
+  async read(id, props) {
+    const old = stateOf(props);
     const host = getHost(old.connection);
     const dom = await recordedDomain(host, old);
     if (!dom) return {}; // the domain, and with it the disk, is gone
@@ -467,8 +465,8 @@ export const diskAttachment: Required<Omit<pulumi.dynamic.ResourceProvider, "con
     return { id, props: outputsOf(argsFromDisk(old, disk), old, dom) };
   },
 
-  async update(_id: string, olds: Props, news: Props) {
-    const old = stateOf<DiskOutputs>(olds);
+  async update(_id, olds, news) {
+    const old = stateOf(olds);
     const args = parseArgs(diskSchema, news);
     const host = getHost(args.connection);
     const outs = await withDomainLock(host, args.domain, async () => {
@@ -482,8 +480,8 @@ export const diskAttachment: Required<Omit<pulumi.dynamic.ResourceProvider, "con
     return { outs };
   },
 
-  async delete(_id: string, props: Props) {
-    const old = stateOf<DiskOutputs>(props);
+  async delete(_id, props) {
+    const old = stateOf(props);
     const host = getHost(old.connection);
     await withDomainLock(host, old.domain, async () => {
       const dom = await recordedDomain(host, old);

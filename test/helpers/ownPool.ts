@@ -6,7 +6,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { glusterPool, type PoolOutputs } from "../../provider/pool";
-import type { Props } from "../../provider/resource";
 import type { LabInfo } from "./lab";
 import { createGlusterVolume, labConnection, tryVirsh, uniqueName, virsh } from "./local";
 
@@ -79,7 +78,7 @@ export async function createOwnPool(lab: LabInfo, prefix: string, opts: OwnPoolO
       const news = { connection: labConnection(lab), name, ...(opts.type ? { type } : {}), volume: gluster.name, servers: lab.gluster.servers };
       const checked = await glusterPool.check({}, news);
       if (checked.failures?.length) throw new Error(`createOwnPool: GlusterPool.check failed: ${JSON.stringify(checked.failures)}`);
-      outs = (await glusterPool.create(checked.inputs as Props)).outs as PoolOutputs;
+      outs = (await glusterPool.create(checked.inputs!)).outs as PoolOutputs;
       own.targetPath = outs.targetPath;
     }
   } catch (e) {

@@ -6,7 +6,7 @@ import * as path from "node:path";
 import { diskAttachment, type DiskOutputs } from "../../provider/disk";
 import { InputError } from "../../provider/errors";
 import { closeAllHosts } from "../../provider/host";
-import type { Props } from "../../provider/resource";
+import type { Unchecked } from "../../provider/resource";
 import { parseDomainDisks, type DomainDisk } from "../../provider/xml/disk";
 import { buildVolumeXml } from "../../provider/xml/volume";
 import { cloneLabDomain, dropDomain } from "../helpers/domain";
@@ -63,17 +63,17 @@ const disksOf = (domain: string, flavour: "live" | "persistent"): DomainDisk[] =
   parseDomainDisks(virsh("dumpxml", ...(flavour === "persistent" ? ["--inactive"] : []), domain));
 const diskAt = (domain: string, flavour: "live" | "persistent", target: string) => disksOf(domain, flavour).find((d) => d.target === target);
 
-function inputs(over: Props): Props {
+function inputs(over: Unchecked): Unchecked {
   return { connection: labConnection(lab), pool: pool.name, access: "fuse", ...over };
 }
 
-async function checked(news: Props): Promise<Props> {
+async function checked(news: Unchecked) {
   const r = await diskAttachment.check({}, news);
   assert.deepEqual(r.failures ?? [], []);
-  return r.inputs as Props;
+  return r.inputs!;
 }
 
-async function attach(over: Props): Promise<DiskOutputs> {
+async function attach(over: Unchecked): Promise<DiskOutputs> {
   return (await diskAttachment.create(await checked(inputs(over)))).outs as DiskOutputs;
 }
 
@@ -187,7 +187,7 @@ describe("DiskAttachment on the lab", () => {
     const volume = newVolume();
     const taken = await attach({ domain, volume, target: "sdf" });
     const before = { live: virsh("dumpxml", domain), persistent: virsh("dumpxml", "--inactive", domain) };
-    const refused = async (over: Props, field: string, message: RegExp) => {
+    const refused = async (over: Unchecked, field: string, message: RegExp) => {
       await assert.rejects(diskAttachment.create(await checked(inputs({ domain, volume: newVolume(), target: "sdg", ...over }))), (err: unknown) => {
         assert.ok(err instanceof InputError, String(err));
         assert.equal(err.field, field);

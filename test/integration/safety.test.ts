@@ -9,7 +9,7 @@ import { diskAttachment, type DiskOutputs } from "../../provider/disk";
 import { SafetyCheckError } from "../../provider/errors";
 import { closeAllHosts } from "../../provider/host";
 import { localContentDigest } from "../../provider/localImage";
-import type { Props } from "../../provider/resource";
+import type { Unchecked } from "../../provider/resource";
 import { imageVolume, type VolumeOutputs } from "../../provider/volume";
 import { parseDomainDisks } from "../../provider/xml/disk";
 import { cloneLabDomain, dropDomain, pristineDomainXml } from "../helpers/domain";
@@ -45,13 +45,13 @@ after(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-async function volumeInputs(over: Props): Promise<Props> {
+async function volumeInputs(over: Unchecked) {
   const r = await imageVolume.check({}, { connection: labConnection(lab), pool: pool.name, name: `${uniqueName("sv")}.img`, ...over });
   assert.deepEqual(r.failures ?? [], []);
-  return r.inputs as Props;
+  return r.inputs!;
 }
 
-async function createVolume(over: Props = { capacity: "1MiB" }): Promise<VolumeOutputs> {
+async function createVolume(over: Unchecked = { capacity: "1MiB" }): Promise<VolumeOutputs> {
   return (await imageVolume.create(await volumeInputs(over))).outs as VolumeOutputs;
 }
 
@@ -132,7 +132,7 @@ describe("fail-closed safety checks on the lab", () => {
     const v = await createVolume();
     const r = await diskAttachment.check({}, { connection: labConnection(lab), domain: named, pool: pool.name, volume: v.name, target: "sdc", access: "fuse" });
     assert.deepEqual(r.failures ?? [], []);
-    const disk = (await diskAttachment.create(r.inputs as Props)).outs as DiskOutputs;
+    const disk = (await diskAttachment.create(r.inputs!)).outs as DiskOutputs;
     assert.notEqual(disk.domainUuid, virsh("domuuid", running).trim(), "not the running domain whose id is the name");
     const targets = (dom: string, inactive: boolean) =>
       parseDomainDisks(virsh("dumpxml", ...(inactive ? ["--inactive"] : []), dom)).map((d) => d.target);
@@ -200,7 +200,7 @@ describe("fail-closed safety checks on the lab", () => {
     const v = await createVolume();
     const domain = defineDomain(uniqueName("itsafe-own"));
     const r = await diskAttachment.check({}, { connection: labConnection(lab), domain, pool: pool.name, volume: v.name, target: "sdd", access: "fuse" });
-    const disk = (await diskAttachment.create(r.inputs as Props)).outs as DiskOutputs;
+    const disk = (await diskAttachment.create(r.inputs!)).outs as DiskOutputs;
     assert.match(disk.diskXml, /<seclabel model='dac' relabel='no'\/>/);
     assert.match(virsh("dumpxml", "--inactive", domain), /relabel='no'/);
     await diskAttachment.delete(`${disk.domainUuid}/sdd`, disk);

@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { closeAllHosts, getHost } from "../../provider/host";
-import type { Props } from "../../provider/resource";
+import type { Unchecked } from "../../provider/resource";
 import { localContentDigest } from "../../provider/localImage";
 import { imageVolume, type VolumeOutputs } from "../../provider/volume";
 import { uploadFile } from "../../provider/volumeContent";
@@ -42,17 +42,17 @@ after(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-function inputs(over: Props): Props {
+function inputs(over: Unchecked): Unchecked {
   return { connection: labConnection(lab), pool: pool.name, name: uniqueName("v") + ".img", ...over };
 }
 
-async function checked(news: Props): Promise<Props> {
+async function checked(news: Unchecked) {
   const r = await imageVolume.check({}, news);
   assert.deepEqual(r.failures ?? [], []);
-  return r.inputs as Props;
+  return r.inputs!;
 }
 
-async function create(over: Props): Promise<VolumeOutputs> {
+async function create(over: Unchecked): Promise<VolumeOutputs> {
   return (await imageVolume.create(await checked(inputs(over)))).outs as VolumeOutputs;
 }
 
@@ -348,7 +348,7 @@ describe("ImageVolume in a native gluster pool on the lab", () => {
     closeAllHosts();
   });
 
-  async function createNative(over: Props, connection: Props = sudo()): Promise<VolumeOutputs> {
+  async function createNative(over: Unchecked, connection: Unchecked = sudo()): Promise<VolumeOutputs> {
     return (await imageVolume.create(await checked({ connection, pool: nativePool.name, name: uniqueName("n") + ".img", ...over }))).outs as VolumeOutputs;
   }
 
@@ -377,7 +377,7 @@ describe("ImageVolume in a native gluster pool on the lab", () => {
 
   test("refused up front: a login that cannot act as the owner, content sources, another mode", async () => {
     const name = uniqueName("n") + ".img";
-    await assert.rejects(createNative({ name, capacity: "8MiB" }, labConnection(lab) as Props), /connection: volumes in native gluster pool .* log in as root or set `connection\.sudo: true`/);
+    await assert.rejects(createNative({ name, capacity: "8MiB" }, labConnection(lab)), /connection: volumes in native gluster pool .* log in as root or set `connection\.sudo: true`/);
     await assert.rejects(createNative({ name, source: { path: "/etc/hostname" } }), /source: .*native gluster pool.*netfs/);
     await assert.rejects(createNative({ name, capacity: "8MiB", permissions: { mode: "0660" } }), /permissions: .*mode 0600/);
     assert.equal(fs.existsSync(brickFile(name)), false, "nothing created");

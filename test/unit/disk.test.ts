@@ -7,7 +7,7 @@ import {
   type AttachTo, type DiskOutputs, type Placement,
 } from "../../provider/disk";
 import { InputError } from "../../provider/errors";
-import { UNKNOWN, type Props } from "../../provider/resource";
+import { UNKNOWN, type Unchecked } from "../../provider/resource";
 import { buildDiskXml, parseDomainDisks, parseDomainSummary, type DomainSummary } from "../../provider/xml/disk";
 import type { PoolInfo } from "../../provider/xml/pool";
 
@@ -80,10 +80,10 @@ const state: DiskOutputs = {
   domainRunning: true,
   domainUuid: "u-1",
 };
-const news = (over: Props) => diskSchema.parse({ ...valid, ...over });
+const news = (over: Unchecked) => diskSchema.parse({ ...valid, ...over });
 
 test("diff: each field applies as the table says", async () => {
-  const cases: [Props, string[], boolean][] = [
+  const cases: [Unchecked, string[], boolean][] = [
     [{}, [], false],
     [{ live: false }, [], true],
     [{ detachTimeout: 90 }, [], true],
