@@ -173,12 +173,14 @@ function sourcePathOf(source: DiskSource): string {
 }
 
 /**
- * Can QEMU's user open the file with these permissions? libvirt chowns file disks to
- * QEMU on attach, but a libgfapi client is checked by Gluster as itself (no relabel),
- * so a gfapi disk needs a file QEMU may already open. Unknown permissions pass.
+ * Can QEMU's user open the file with these permissions? `undefined` when that cannot be
+ * told (permissions or QEMU's identity unknown). Two decisions rest on it: a gfapi disk
+ * (Gluster checks QEMU as itself, libvirt relabels nothing) is refused only on a sure
+ * `false`; a fuse disk keeps its file's owner (`relabel='no'`) only on a sure `true` —
+ * otherwise libvirt chowns it to QEMU as usual, and ImageVolume sees the change on refresh.
  */
-export function qemuMayOpen(perms: Permissions | undefined, qemu: { owner: number; group: number } | undefined, readonly: boolean): boolean {
-  if (!perms?.mode || perms.owner === undefined || !qemu) return true;
+export function qemuMayOpen(perms: Permissions | undefined, qemu: { owner: number; group: number } | undefined, readonly: boolean): boolean | undefined {
+  if (!perms?.mode || perms.owner === undefined || perms.group === undefined || !qemu) return undefined;
   if (qemu.owner === 0) return true;
   const mode = parseInt(perms.mode, 8);
   const shift = perms.owner === qemu.owner ? 6 : perms.group === qemu.group ? 3 : 0;
@@ -263,7 +265,7 @@ async function planAttachment(host: Host, args: DiskArgs, stamp: string | undefi
   const resolved = resolveAccess(args.access, poolInfo.type, args.access === "fuse" ? false : await qemuHasGlusterDriver(host));
   if ("problem" in resolved) throw new InputError("access", `${resolved.problem} (host ${host.label})`);
   const qemuOpens = qemuMayOpen(volume.permissions, await qemuIdentity(host), args.readonly);
-  if (resolved.access === "gfapi" && !qemuOpens) {
+  if (resolved.access === "gfapi" && qemuOpens === false) {
     const p = volume.permissions!;
     throw new InputError(
       "volume",
@@ -271,7 +273,7 @@ async function planAttachment(host: Host, args: DiskArgs, stamp: string | undefi
         "libvirt gives a gluster image back to root when a VM using it stops, and `pulumi up --refresh` with root or `sudo: true` restores it) or use access fuse",
     );
   }
-  const source = diskSourceFor(resolved.access, poolInfo, volume.path, qemuOpens);
+  const source = diskSourceFor(resolved.access, poolInfo, volume.path, qemuOpens === true);
   const xml = buildDiskXml({
     source, target: args.target, bus: args.bus, format: volume.format, ...args.driver,
     readonly: args.readonly, shareable: args.shareable, serial: args.serial,

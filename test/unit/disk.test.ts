@@ -225,8 +225,11 @@ test("gfapi needs a file QEMU's user may open itself (Gluster checks the libgfap
   assert.equal(qemuMayOpen({ owner: 0, group: 64055, mode: "0660" }, qemu, false), true);
   assert.equal(qemuMayOpen({ owner: 64055, group: 64055, mode: "0600" }, qemu, false), true);
   assert.equal(qemuMayOpen({ owner: 64055, group: 0, mode: "0400" }, qemu, false), false);
-  assert.equal(qemuMayOpen(undefined, qemu, false), true);
-  assert.equal(qemuMayOpen({ owner: 0, group: 0, mode: "0600" }, undefined, false), true);
+  // what cannot be told is neither: gfapi is not refused on it, and fuse does not keep the owner on it
+  assert.equal(qemuMayOpen(undefined, qemu, false), undefined);
+  assert.equal(qemuMayOpen({ owner: 0, group: 0, mode: "0600" }, undefined, false), undefined);
+  assert.equal(qemuMayOpen({ owner: 64055, mode: "0600" }, qemu, false), undefined);
+  assert.equal(qemuMayOpen({ owner: 64055, group: 64055 }, qemu, false), undefined);
 });
 
 test("our disk is found by target and image, not by target alone", () => {
