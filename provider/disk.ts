@@ -148,8 +148,9 @@ export function resolveAccess(
 
 /** Where QEMU opens the volume: the file on the mount, or its path inside the Gluster volume. */
 export function diskSourceFor(access: Access, pool: PoolInfo, volumePath: string, keepOwner = false): DiskSource {
-  if (access === "fuse") return { type: "file", file: volumePath, ...(keepOwner ? { keepOwner } : {}) };
-  return { type: "gluster", volume: pool.volume, path: pathInGlusterVolumeOf(pool, volumePath), servers: pool.servers, ...(pool.port ? { port: pool.port } : {}) };
+  const owner = keepOwner ? { keepOwner } : {};
+  if (access === "fuse") return { type: "file", file: volumePath, ...owner };
+  return { type: "gluster", volume: pool.volume, path: pathInGlusterVolumeOf(pool, volumePath), servers: pool.servers, ...(pool.port ? { port: pool.port } : {}), ...owner };
 }
 
 /** Where a volume libvirt reports at `volumePath` (a file on the mount, or a gluster:// URL) lies inside the Gluster volume. */

@@ -207,6 +207,10 @@ test("source: the file on the mount for fuse, the path inside the volume with ev
     buildDiskXml({ source: diskSourceFor("fuse", { ...netfs, targetPath: "/mnt/libvirt/primary_gluster" }, "/mnt/libvirt/primary_gluster/data.img", true), target: "sdb", bus: "scsi", format: "raw", readonly: true, shareable: true }),
     fixture("disk-file-keep-owner.xml"),
   );
+  // and so does a libgfapi one: the seclabel inside its network source, after the hosts
+  const kept = buildDiskXml({ source: diskSourceFor("gfapi", { ...netfs, volume: "primary", servers: ["gs1"] }, `${netfs.targetPath}/data.img`, true), target: "sdb", bus: "scsi", format: "raw" });
+  assert.match(kept, /<source protocol='gluster' name='primary\/data.img'>\n\s+<host name='gs1' port='24007'\/>\n\s+<seclabel model='dac' relabel='no'\/>\n\s+<\/source>/);
+  assert.doesNotMatch(buildDiskXml({ source: diskSourceFor("gfapi", { ...netfs, volume: "primary", servers: ["gs1"] }, `${netfs.targetPath}/data.img`), target: "sdb", bus: "scsi", format: "raw" }), /seclabel/);
   const pool: PoolInfo = { ...netfs, volume: "primary", servers: ["gs1.example.net", "gs2.example.net"], targetPath: "/mnt/p", directory: "/vms" };
   assert.equal(
     buildDiskXml({
