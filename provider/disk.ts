@@ -9,7 +9,6 @@
  *    package change on the host does not flip an existing disk.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import type * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { GlusterLibvirtError, InputError, isNotFound } from "./errors";
 import { libvirtName } from "./fields";
@@ -19,11 +18,10 @@ import { requireRunningPool } from "./libvirt/pools";
 import { qemuIdentity } from "./libvirt/qemu";
 import { createdBy, forgetCreation, recordCreation } from "./libvirt/stamps";
 import { requireVolume } from "./libvirt/volumes";
-import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stampOf, stateOf, type Props, type ReplacementTable } from "./resource";
+import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stampOf, stateOf, type ReplacementTable, type ResourceCrud } from "./resource";
 import { connectionSchema } from "./ssh/settings";
 import { buildDiskXml, type DiskBus, type DiskSource, type DomainDisk, type DomainSummary } from "./xml/disk";
-import { isImageFormat, type ImageFormat } from "./xml/markup";
-import type { Permissions } from "./xml/markup";
+import { isImageFormat, type ImageFormat, type Permissions } from "./xml/markup";
 import type { PoolInfo } from "./xml/pool";
 
 export type Access = "gfapi" | "fuse";
@@ -150,8 +148,9 @@ export function resolveAccess(
 
 /** Where QEMU opens the volume: the file on the mount, or its path inside the Gluster volume. */
 export function diskSourceFor(access: Access, pool: PoolInfo, volumePath: string, keepOwner = false): DiskSource {
-  if (access === "fuse") return { type: "file", file: volumePath, ...(keepOwner ? { keepOwner } : {}) };
-  return { type: "gluster", volume: pool.volume, path: pathInGlusterVolumeOf(pool, volumePath), servers: pool.servers, ...(pool.port ? { port: pool.port } : {}) };
+  const owner = keepOwner ? { keepOwner } : {};
+  if (access === "fuse") return { type: "file", file: volumePath, ...owner };
+  return { type: "gluster", volume: pool.volume, path: pathInGlusterVolumeOf(pool, volumePath), servers: pool.servers, ...(pool.port ? { port: pool.port } : {}), ...owner };
 }
 
 /** Where a volume libvirt reports at `volumePath` (a file on the mount, or a gluster:// URL) lies inside the Gluster volume. */
@@ -175,12 +174,14 @@ function sourcePathOf(source: DiskSource): string {
 }
 
 /**
- * Can QEMU's user open the file with these permissions? libvirt chowns file disks to
- * QEMU on attach, but a libgfapi client is checked by Gluster as itself (no relabel),
- * so a gfapi disk needs a file QEMU may already open. Unknown permissions pass.
+ * Can QEMU's user open the file with these permissions? `undefined` when that cannot be
+ * told (permissions or QEMU's identity unknown). Two decisions rest on it: a gfapi disk
+ * (Gluster checks QEMU as itself, libvirt relabels nothing) is refused only on a sure
+ * `false`; a fuse disk keeps its file's owner (`relabel='no'`) only on a sure `true` —
+ * otherwise libvirt chowns it to QEMU as usual, and ImageVolume sees the change on refresh.
  */
-export function qemuMayOpen(perms: Permissions | undefined, qemu: { owner: number; group: number } | undefined, readonly: boolean): boolean {
-  if (!perms?.mode || perms.owner === undefined || !qemu) return true;
+export function qemuMayOpen(perms: Permissions | undefined, qemu: { owner: number; group: number } | undefined, readonly: boolean): boolean | undefined {
+  if (!perms?.mode || perms.owner === undefined || perms.group === undefined || !qemu) return undefined;
   if (qemu.owner === 0) return true;
   const mode = parseInt(perms.mode, 8);
   const shift = perms.owner === qemu.owner ? 6 : perms.group === qemu.group ? 3 : 0;
@@ -227,7 +228,7 @@ export function qemuHasGlusterDriver(host: Host): Promise<boolean> {
   return known;
 }
 
-interface Placement {
+export interface Placement {
   live?: DomainDisk;
   persistent?: DomainDisk;
 }
@@ -253,8 +254,7 @@ async function planAttachment(host: Host, args: DiskArgs, stamp: string | undefi
   const dom = await findDomain(host, args.domain);
   if (!dom) throw new InputError("domain", `no domain named '${args.domain}' on ${host.label}`);
   const hotplug = args.live && dom.running;
-  const problem = hotplug ? hotplugProblem(args.bus, dom.summary) : undefined;
-  if (problem) throw new InputError("bus", `cannot hot-plug into running domain '${args.domain}': ${problem}`);
+  if (hotplug) refuseUnpluggable(args, dom.summary);
 
   const poolInfo = await requireRunningPool(host, args.pool);
   const volume = await requireVolume(host, args.pool, args.volume, "volume");
@@ -266,7 +266,7 @@ async function planAttachment(host: Host, args: DiskArgs, stamp: string | undefi
   const resolved = resolveAccess(args.access, poolInfo.type, args.access === "fuse" ? false : await qemuHasGlusterDriver(host));
   if ("problem" in resolved) throw new InputError("access", `${resolved.problem} (host ${host.label})`);
   const qemuOpens = qemuMayOpen(volume.permissions, await qemuIdentity(host), args.readonly);
-  if (resolved.access === "gfapi" && !qemuOpens) {
+  if (resolved.access === "gfapi" && qemuOpens === false) {
     const p = volume.permissions!;
     throw new InputError(
       "volume",
@@ -274,7 +274,7 @@ async function planAttachment(host: Host, args: DiskArgs, stamp: string | undefi
         "libvirt gives a gluster image back to root when a VM using it stops, and `pulumi up --refresh` with root or `sudo: true` restores it) or use access fuse",
     );
   }
-  const source = diskSourceFor(resolved.access, poolInfo, volume.path, qemuOpens);
+  const source = diskSourceFor(resolved.access, poolInfo, volume.path, qemuOpens === true);
   const xml = buildDiskXml({
     source, target: args.target, bus: args.bus, format: volume.format, ...args.driver,
     readonly: args.readonly, shareable: args.shareable, serial: args.serial,
@@ -306,8 +306,36 @@ function explainAttachFailure(err: unknown, args: DiskArgs, plan: Plan): unknown
   );
 }
 
+/** An InputError of `bus` when the disk cannot be hot-plugged into this running domain. */
+function refuseUnpluggable(args: Pick<DiskArgs, "bus" | "domain">, domain: DomainSummary): void {
+  const problem = hotplugProblem(args.bus, domain);
+  if (problem) throw new InputError("bus", `cannot hot-plug into running domain '${args.domain}': ${problem}`);
+}
+
+/** Where a disk goes: the persistent definition (`config`), the running domain (`live`), or both. */
+export type AttachTo = { live: boolean; config: boolean };
+
+/**
+ * Attaches only what is missing of a disk that is partly there (`at`): the persistent
+ * definition, then, when `hotplug`, the running domain (refused with an InputError when
+ * the disk cannot be hot-plugged, after the definition has it).
+ */
+export async function attachMissing(
+  args: Pick<DiskArgs, "bus" | "domain">,
+  domain: DomainSummary,
+  at: Placement,
+  hotplug: boolean,
+  attach: (where: AttachTo) => Promise<void>,
+): Promise<void> {
+  if (!at.persistent) await attach({ live: false, config: true });
+  if (hotplug && !at.live) {
+    refuseUnpluggable(args, domain);
+    await attach({ live: true, config: false });
+  }
+}
+
 /** Every virsh command names the domain by uuid: a name could be read as another domain's id. */
-async function attachDevice(host: Host, uuid: string, xml: string, where: { live: boolean; config: boolean }): Promise<void> {
+async function attachDevice(host: Host, uuid: string, xml: string, where: AttachTo): Promise<void> {
   const flags = [...(where.config ? ["--config"] : []), ...(where.live ? ["--live"] : [])];
   await host.virsh(["attach-device", uuid, "/dev/stdin", ...flags], { stdin: xml });
 }
@@ -391,21 +419,20 @@ function argsFromDisk(old: DiskArgs, disk: DomainDisk): DiskArgs {
   return args;
 }
 
-export const diskAttachment: Required<Omit<pulumi.dynamic.ResourceProvider, "configure">> = {
-  async check(_olds: Props, news: Props) {
+export const diskAttachment: ResourceCrud<DiskInputs, DiskOutputs> = {
+  async check(_olds, news) {
     return checkInputs(diskSchema, news);
   },
 
-  async diff(_id: string, olds: Props, news: Props) {
+  async diff(_id, olds, news) {
     const result = diffByTable(diskChanges, olds, news);
     // Detached by hand (found on refresh): update attaches it again.
-    const old = olds as Partial<DiskOutputs>;
-    const missing = old.attachedPersistent === false || (news.live === true && old.domainRunning === true && old.attachedLive === false);
+    const missing = olds.attachedPersistent === false || (news.live === true && olds.domainRunning === true && olds.attachedLive === false);
     if (!result.changes && missing) return { ...result, changes: true };
     return result;
   },
 
-  async create(inputs: Props) {
+  async create(inputs) {
     const args = parseArgs(diskSchema, inputs);
     const host = getHost(args.connection);
     // One change per domain at a time: libvirt would make the others wait on its job lock, and give up after 30 s.
@@ -413,14 +440,13 @@ export const diskAttachment: Required<Omit<pulumi.dynamic.ResourceProvider, "con
     const outs = await withDomainLock(host, args.domain, async () => {
       const plan = await planAttachment(host, args, stamp);
       const uuid = plan.dom.uuid;
-      const attach = (where: { live: boolean; config: boolean }) =>
+      const attach = (where: AttachTo) =>
         attachDevice(host, uuid, plan.xml, where).catch((err: unknown) => {
           throw explainAttachFailure(err, args, plan);
         });
       if (plan.recovered) {
         // Attached by an interrupted run of this resource: only what is missing.
-        if (!plan.recovered.persistent) await attach({ live: false, config: true });
-        if (plan.hotplug && !plan.recovered.live) await attach({ live: true, config: false });
+        await attachMissing(args, plan.dom.summary, plan.recovered, plan.hotplug, attach);
       } else {
         await recordCreation(host, stampObject(uuid, args.target), stamp);
         // One call: libvirt applies the live attach first and saves the definition only if it worked.
@@ -431,8 +457,8 @@ export const diskAttachment: Required<Omit<pulumi.dynamic.ResourceProvider, "con
     return { id: `${outs.domainUuid}/${args.target}`, outs };
   },
 
-  async read(id: string, props?: Props) {
-    const old = stateOf<DiskOutputs>(props);
+  async read(id, props) {
+    const old = stateOf(props);
     const host = getHost(old.connection);
     const dom = await recordedDomain(host, old);
     if (!dom) return {}; // the domain, and with it the disk, is gone
@@ -442,27 +468,23 @@ export const diskAttachment: Required<Omit<pulumi.dynamic.ResourceProvider, "con
     return { id, props: outputsOf(argsFromDisk(old, disk), old, dom) };
   },
 
-  async update(_id: string, olds: Props, news: Props) {
-    const old = stateOf<DiskOutputs>(olds);
+  async update(_id, olds, news) {
+    const old = stateOf(olds);
     const args = parseArgs(diskSchema, news);
     const host = getHost(args.connection);
     const outs = await withDomainLock(host, args.domain, async () => {
       const dom = await recordedDomain(host, old);
       if (!dom) throw new GlusterLibvirtError(`domain '${args.domain}' is no longer defined on ${host.label}`);
+      // Detached by hand, or `live` turned on: only what is missing.
       const at = placementOf(dom, args.target, old.sourcePath);
-      if (!at.persistent) await attachDevice(host, dom.uuid, old.diskXml, { live: false, config: true });
-      if (args.live && dom.running && !at.live) {
-        const problem = hotplugProblem(args.bus, dom.summary);
-        if (problem) throw new InputError("bus", `cannot hot-plug into running domain '${args.domain}': ${problem}`);
-        await attachDevice(host, dom.uuid, old.diskXml, { live: true, config: false });
-      }
+      await attachMissing(args, dom.summary, at, args.live && dom.running, (where) => attachDevice(host, dom.uuid, old.diskXml, where));
       return readOutputs(host, args, dom.uuid, old);
     });
     return { outs };
   },
 
-  async delete(_id: string, props: Props) {
-    const old = stateOf<DiskOutputs>(props);
+  async delete(_id, props) {
+    const old = stateOf(props);
     const host = getHost(old.connection);
     await withDomainLock(host, old.domain, async () => {
       const dom = await recordedDomain(host, old);

@@ -5,6 +5,7 @@
 import { isIP } from "node:net";
 import { posix } from "node:path";
 import { z } from "zod";
+import type { Permissions } from "./xml/markup";
 
 /** What the engine sends during preview for a value not known yet (every validator lets it pass as "not set yet"). */
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
@@ -36,15 +37,17 @@ export const absolutePath = z
 export const octalMode = z.string().regex(/^0?[0-7]{3}$/, "expected an octal mode such as \"0755\"");
 
 const id = z.number().int().min(0).max(4294967294);
-/** Ownership and mode of files or directories libvirt creates. */
+/**
+ * Ownership and mode of files or directories libvirt creates: a `Permissions`
+ * (xml/markup.ts), field for field; a field missing on either side fails to compile.
+ */
 export const permissions = z.strictObject({
   /** numeric uid */
   owner: id.optional(),
   /** numeric gid */
   group: id.optional(),
   mode: octalMode.optional(),
-});
-export type PermissionsInput = z.output<typeof permissions>;
+} satisfies { [K in keyof Required<Permissions>]: z.ZodType<Permissions[K], Permissions[K]> });
 
 // ---------------------------------------------------------------------------------------
 // Paths and options that must never reach a host

@@ -3,19 +3,19 @@
  *  - netfs (default): libvirt mounts the volume through FUSE at `targetPath`.
  *  - gluster: libvirt's native libgfapi pool (lists and deletes volumes only).
  */
-import type * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { GlusterLibvirtError, InputError, isCommandError, isNotFound } from "./errors";
 import { glusterVolumeName, libvirtName, mountPoint, permissions, redirectingMountOption, serverAddress } from "./fields";
 import { getHost, type Host } from "./host";
-import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stampOf, stateOf, type Props, type ReplacementTable } from "./resource";
+import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stampOf, stateOf, type ReplacementTable, type ResourceCrud } from "./resource";
 import { connectionSchema } from "./ssh/settings";
 import { glusterUrl } from "./libvirt/gluster";
 import { inspectPool, type PoolView } from "./libvirt/pools";
-import { qemuIdentity } from "./libvirt/qemu";
+import { permissionsWithDefaults } from "./libvirt/qemu";
 import { createdBy, forgetCreation, recordCreation } from "./libvirt/stamps";
 import { describeUses, findDiskUses } from "./libvirt/usage";
 import { GLUSTER_DEFAULT_PORT, sourceInPool } from "./xml/disk";
+import type { Permissions } from "./xml/markup";
 import { backupServerProblem, buildPoolXml, NETFS_ONLY_FIELDS, SERVER_MOUNT_OPTION_PREFIXES, type PoolInfo, type PoolSpec } from "./xml/pool";
 
 /** Where netfs pools are mounted unless `targetPath` says otherwise. */
@@ -92,12 +92,12 @@ export interface PoolOutputs extends PoolArgs {
   allocation: number;
   available: number;
   /** ownership/mode applied to the mount point (the default one when `permissions` is unset) */
-  effectivePermissions?: { owner?: number; group?: number; mode?: string };
+  effectivePermissions?: Permissions;
   /** gluster://SERVER/VOLUME: append a volume name for a QEMU/qemu-img URL */
   glusterUrl: string;
 }
 
-function specOf(args: PoolArgs, effectivePermissions?: PoolSpec["permissions"], uuid?: string): PoolSpec {
+function specOf(args: PoolArgs, effectivePermissions?: Permissions, uuid?: string): PoolSpec {
   return {
     name: args.name,
     type: args.type,
@@ -108,10 +108,8 @@ function specOf(args: PoolArgs, effectivePermissions?: PoolSpec["permissions"], 
   };
 }
 
-async function effectivePermissionsFor(host: Host, args: PoolArgs): Promise<PoolSpec["permissions"]> {
-  if (args.type !== "netfs") return undefined;
-  const qemu = args.permissions?.owner === undefined || args.permissions?.group === undefined ? await qemuIdentity(host) : undefined;
-  return { mode: "0755", ...qemu, ...args.permissions };
+async function effectivePermissionsFor(host: Host, args: PoolArgs): Promise<Permissions | undefined> {
+  return args.type === "netfs" ? permissionsWithDefaults(host, args.permissions, { mode: "0755" }) : undefined;
 }
 
 function outputsOf(args: PoolArgs, live: PoolView): PoolOutputs {
@@ -214,19 +212,19 @@ async function readOutputs(host: Host, args: PoolArgs): Promise<PoolOutputs> {
   return outputsOf(args, live);
 }
 
-export const glusterPool: Required<Omit<pulumi.dynamic.ResourceProvider, "configure">> = {
-  async check(_olds: Props, news: Props) {
+export const glusterPool: ResourceCrud<PoolInputs, PoolOutputs> = {
+  async check(_olds, news) {
     return checkInputs(poolSchema, news);
   },
 
-  async diff(_id: string, olds: Props, news: Props) {
+  async diff(_id, olds, news) {
     const result = diffByTable(poolChanges, olds, news);
     // A pool found stopped (refresh) is brought back up by update.
     if (!result.changes && olds.state !== undefined && olds.state !== "running") return { ...result, changes: true };
     return result;
   },
 
-  async create(inputs: Props) {
+  async create(inputs) {
     const args = parseArgs(poolSchema, inputs);
     const host = getHost(args.connection);
     const stamp = stampOf(inputs);
@@ -247,8 +245,8 @@ export const glusterPool: Required<Omit<pulumi.dynamic.ResourceProvider, "config
     return { id: outs.uuid, outs };
   },
 
-  async read(id: string, props?: Props) {
-    const old = stateOf<PoolOutputs>(props);
+  async read(id, props) {
+    const old = stateOf(props);
     const host = getHost(old.connection);
     const live = await inspectPool(host, old.name);
     if (!live) return {}; // gone: the engine drops it from state
@@ -262,7 +260,7 @@ export const glusterPool: Required<Omit<pulumi.dynamic.ResourceProvider, "config
     return { id: live.info.uuid ?? id, props: outputsOf(args, live) };
   },
 
-  async update(_id: string, olds: Props, news: Props) {
+  async update(_id, olds, news) {
     const args = parseArgs(poolSchema, news);
     const host = getHost(args.connection);
     if (JSON.stringify(olds.permissions) !== JSON.stringify(args.permissions)) {
@@ -276,8 +274,8 @@ export const glusterPool: Required<Omit<pulumi.dynamic.ResourceProvider, "config
     return { outs: await readOutputs(host, args) };
   },
 
-  async delete(_id: string, props: Props) {
-    const old = stateOf<PoolOutputs>(props);
+  async delete(_id, props) {
+    const old = stateOf(props);
     const host = getHost(old.connection);
     const live = await inspectPool(host, old.name);
     if (!live) return; // already gone

@@ -12,15 +12,46 @@ import { UNKNOWN } from "./fields";
 export const STAMP = "__stamp";
 
 /** The stamp create was given, if the SDK sent one. */
-export function stampOf(props: Props): string | undefined {
+export function stampOf(props: { readonly [STAMP]?: unknown }): string | undefined {
   const stamp = props[STAMP];
   return typeof stamp === "string" && stamp !== UNKNOWN ? stamp : undefined;
 }
 
 export { UNKNOWN };
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- property bags as the engine sends them
-export type Props = Record<string, any>;
+/** A resource's inputs as the SDK sends them: the schema's input type and the hidden stamp. */
+export type Stamped<Inputs> = Inputs & { readonly [STAMP]?: string };
+
+// What the engine really hands a dynamic provider is looser than the declared inputs and
+// outputs, in three ways, written down here once:
+//  - every bag, inputs and state alike, also carries `__provider` (the serialized
+//    provider), which the helpers below drop: `FromEngine`;
+//  - `check` gets the program's inputs unvalidated, anything at all: `Unchecked`;
+//  - during preview (`check`, `diff`) a value not known yet is the UNKNOWN string, at
+//    any depth: `Previewed`.
+
+/** A bag with the engine's `__provider` on it. */
+export type FromEngine<T> = T & { readonly __provider?: string };
+
+/** Inputs nobody has validated yet. */
+export type Unchecked = { readonly [key: string]: unknown };
+
+/** Checked inputs during preview: any value, at any depth, may still be UNKNOWN. */
+export type Previewed<T> = { [K in keyof T]: MaybeUnknown<T[K]> };
+type MaybeUnknown<T> = typeof UNKNOWN | (T extends readonly (infer E)[] ? MaybeUnknown<E>[] : T extends object ? Previewed<T> : T);
+
+/**
+ * A resource's CRUD object: Pulumi's `ResourceProvider` over the resource's typed inputs
+ * (with the stamp) and outputs, every method present, whose `check` and `diff` also take
+ * what the engine really hands them (see above).
+ */
+export type ResourceCrud<Inputs, Outputs> = Required<Omit<pulumi.dynamic.ResourceProvider<Stamped<Inputs>, Outputs>, "configure">> & {
+  check(olds: Unchecked, news: Unchecked): Promise<pulumi.dynamic.CheckResult<Stamped<Inputs>>>;
+  diff(id: string, olds: Outputs, news: Previewed<Stamped<Inputs>>): Promise<pulumi.dynamic.DiffResult>;
+};
+
+/** A bag compared field by field against a replacement table: the table's keys, any values (UNKNOWN among them). */
+export type Compared<T> = { readonly [K in keyof T]?: unknown };
 
 export function containsUnknown(value: unknown): boolean {
   if (value === UNKNOWN) return true;
@@ -51,10 +82,16 @@ export function propertyPath(path: readonly PropertyKey[]): string {
  * or inside an unknown value is dropped, and the inputs are passed on unnormalized
  * until every value is known.
  */
-export function checkInputs(schema: z.ZodType, news: Props): pulumi.dynamic.CheckResult {
-  const { __provider: _ignored, [STAMP]: stamp, ...inputs } = news;
+export function checkInputs<Inputs extends object, Args extends Inputs>(
+  schema: z.ZodType<Args, Inputs>,
+  news: FromEngine<Unchecked>,
+): pulumi.dynamic.CheckResult<Stamped<Inputs>> {
+  const { __provider: _ignored, [STAMP]: stamp, ...given } = news;
+  // Failed or not yet judged (unknown values), the inputs go back as they were given.
+  const inputs = given as Stamped<Inputs>;
   const result = schema.safeParse(inputs);
-  if (result.success) return { inputs: { ...(result.data as Props), ...(typeof stamp === "string" ? { [STAMP]: stamp } : {}) } };
+  // Valid inputs go back normalized: what the schema makes of them it takes again (`Args extends Inputs`).
+  if (result.success) return { inputs: { ...result.data, ...(typeof stamp === "string" ? { [STAMP]: stamp } : {}) } };
   const failures = result.error.issues
     .filter((issue) => {
       for (let i = 0; i <= issue.path.length; i++) {
@@ -96,11 +133,11 @@ export interface FieldChange {
 /** The fields whose desired value differs from the recorded one, and how each applies. */
 export function changedFields<Inputs extends object>(
   table: ReplacementTable<Inputs>,
-  olds: Props,
-  news: Props,
+  olds: Compared<Inputs>,
+  news: Compared<Inputs>,
 ): FieldChange[] {
   const changes: FieldChange[] = [];
-  for (const [field, rule] of Object.entries(table) as [string, ChangeRule<unknown>][]) {
+  for (const [field, rule] of Object.entries(table) as [keyof Inputs & string, ChangeRule<unknown>][]) {
     const before = olds[field];
     const after = news[field];
     if (isDeepStrictEqual(before, after)) continue;
@@ -114,8 +151,8 @@ export function changedFields<Inputs extends object>(
 /** `diff()` for every resource: the table alone decides replace vs update. */
 export function diffByTable<Inputs extends object>(
   table: ReplacementTable<Inputs>,
-  olds: Props,
-  news: Props,
+  olds: Compared<Inputs>,
+  news: Compared<Inputs>,
 ): pulumi.dynamic.DiffResult {
   const changes = changedFields(table, olds, news);
   return {
@@ -131,7 +168,7 @@ export function diffByTable<Inputs extends object>(
  * parsed into the resource's typed arguments. A failure here means check was
  * bypassed; it still names the field.
  */
-export function parseArgs<S extends z.ZodType>(schema: S, props: Props): z.output<S> {
+export function parseArgs<S extends z.ZodType>(schema: S, props: FromEngine<Stamped<z.input<S>>>): z.output<S> {
   const { __provider: _ignored, [STAMP]: _stamp, ...inputs } = props;
   const result = schema.safeParse(inputs);
   if (result.success) return result.data;
@@ -140,8 +177,8 @@ export function parseArgs<S extends z.ZodType>(schema: S, props: Props): z.outpu
 }
 
 /** A resource's recorded state as read/update/delete receive it, without the engine's `__provider`. */
-export function stateOf<T>(props: Props | undefined): T {
-  const { __provider: _ignored, ...state } = props ?? {};
+export function stateOf<T extends object>(props: FromEngine<T> | undefined): T {
+  const { __provider: _ignored, ...state } = props ?? ({} as FromEngine<T>);
   return state as T;
 }
 

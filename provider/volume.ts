@@ -28,18 +28,17 @@
  */
 import { access, constants as fsConstants, stat } from "node:fs/promises";
 import { isAbsolute, resolve } from "node:path";
-import type * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { CommandError, displayUrl, GlusterLibvirtError, InputError, isCommandError, isNotFound, SafetyCheckError, SshError } from "./errors";
-import { hasWhitespaceOrControl, libvirtName, permissions, type PermissionsInput } from "./fields";
+import { hasWhitespaceOrControl, libvirtName, permissions } from "./fields";
 import { getHost, type Host } from "./host";
 import { pathInGlusterVolume, volumeGlusterUrl } from "./libvirt/gluster";
 import { inspectPool, requireRunningPool } from "./libvirt/pools";
-import { qemuIdentity } from "./libvirt/qemu";
+import { permissionsWithDefaults } from "./libvirt/qemu";
 import { describeUses, findDiskUses, findOverlays } from "./libvirt/usage";
 import { createdBy, forgetCreation, recordCreation } from "./libvirt/stamps";
 import { findVolume, isPoolBusy, lookUpVolume, refreshPool, requireVolume } from "./libvirt/volumes";
-import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stampOf, stateOf, type Props, type ReplacementTable, UNKNOWN } from "./resource";
+import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stampOf, stateOf, type ReplacementTable, type ResourceCrud, UNKNOWN } from "./resource";
 import { formatSize, parseSize } from "./size";
 import { connectionSchema } from "./ssh/settings";
 import { fileSha256, localContentDigest } from "./localImage";
@@ -241,12 +240,8 @@ function outputsOf(args: VolumeArgs, live: VolumeInfo, recorded: Recorded): Volu
 // Creating
 
 /** Ownership and mode for the file: input, else the pool's owner/group, else the QEMU user. */
-async function volumePermissions(host: Host, pool: PoolInfo, wanted: PermissionsInput | undefined): Promise<VolumeSpec["permissions"]> {
-  const fromPool = pool.permissions?.owner !== undefined && pool.permissions.group !== undefined
-    ? { owner: pool.permissions.owner, group: pool.permissions.group }
-    : undefined;
-  const owner = wanted?.owner !== undefined && wanted.group !== undefined ? {} : fromPool ?? (await qemuIdentity(host));
-  return { mode: DEFAULT_VOLUME_MODE, ...owner, ...wanted };
+function volumePermissions(host: Host, pool: PoolInfo, wanted: Permissions | undefined): Promise<Permissions> {
+  return permissionsWithDefaults(host, wanted, { mode: DEFAULT_VOLUME_MODE, inherit: pool.permissions });
 }
 
 /** What create learned on the way that the host cannot tell later. */
@@ -536,7 +531,7 @@ const GLUSTER_POOL_FILE_MODE = "0600";
  * (after sudo) already is that user and group, `setpriv` when it is root. libgfapi
  * has no chown, so any other login would leave a file QEMU cannot open: refused.
  */
-async function runAsOwner(host: Host, pool: string, perms: VolumeSpec["permissions"]): Promise<string[]> {
+async function runAsOwner(host: Host, pool: string, perms: Permissions): Promise<string[]> {
   if (perms?.owner === undefined || perms.group === undefined) return [];
   const [uid, gid] = await Promise.all([host.exec(["id", "-u"]), host.exec(["id", "-g"])]).then((r) => r.map((x) => Number(x.stdout.trim())));
   if (uid === perms.owner && gid === perms.group) return [];
@@ -608,29 +603,31 @@ async function refuseWhileUsed(host: Host, old: Pick<VolumeArgs, "pool" | "name"
 // ---------------------------------------------------------------------------------------
 // The resource
 
-export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "configure">> = {
-  async check(_olds: Props, news: Props) {
+export const imageVolume: ResourceCrud<VolumeInputs, VolumeOutputs> = {
+  async check(_olds, news) {
     const result = checkInputs(volumeSchema, news);
-    const path = (result.inputs as Props | undefined)?.source?.path;
+    // Inputs that failed come back as given, whatever they hold: hence the typeof.
+    const path = result.inputs?.source?.path;
     const sourceFailed = result.failures?.some((f) => f.property === "source" || f.property.startsWith("source."));
     const problem = typeof path === "string" && path !== UNKNOWN && !sourceFailed ? await localSourceProblem(path) : undefined;
     return problem ? { ...result, failures: [...(result.failures ?? []), { property: "source.path", reason: problem }] } : result;
   },
 
-  async diff(_id: string, olds: Props, news: Props) {
+  async diff(_id, olds, news) {
     // Unset capacity means "whatever it has" (content sources): never a change.
-    const wanted = { ...news, capacity: news.capacity ?? olds.capacity };
+    const capacity = news.capacity ?? olds.capacity;
+    const wanted = { ...news, capacity };
     const result = diffByTable(volumeChanges, olds, wanted);
     const replaces = [...(result.replaces ?? [])];
-    const path = news.source?.path;
+    const path = news.source !== UNKNOWN ? news.source?.path : undefined;
     if (!replaces.includes("source") && typeof path === "string" && path !== UNKNOWN && olds.contentDigest !== undefined) {
       if ((await sourceDigest(path)) !== olds.contentDigest) replaces.push("source");
     }
-    const shrinking = typeof wanted.capacity === "number" && typeof olds.capacity === "number" && wanted.capacity < olds.capacity;
+    const shrinking = typeof capacity === "number" && typeof olds.capacity === "number" && capacity < olds.capacity;
     if (shrinking && replaces.length === 0) {
       throw new InputError(
         "capacity",
-        `shrinking volume '${olds.name}' from ${formatSize(olds.capacity)} to ${formatSize(wanted.capacity)} would lose data and is refused; ` +
+        `shrinking volume '${olds.name}' from ${formatSize(olds.capacity)} to ${formatSize(capacity)} would lose data and is refused; ` +
           "to recreate it empty at the smaller size, replace it explicitly (`pulumi up --replace <urn>`)",
       );
     }
@@ -640,7 +637,7 @@ export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "config
     return { changes, replaces, deleteBeforeReplace: replaces.length > 0 };
   },
 
-  async create(inputs: Props) {
+  async create(inputs) {
     const args = parseArgs(volumeSchema, inputs);
     const host = getHost(args.connection);
     const pool = await requireRunningPool(host, args.pool);
@@ -671,16 +668,16 @@ export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "config
     return { id: outs.key, outs };
   },
 
-  async read(id: string, props?: Props) {
-    const old = stateOf<VolumeOutputs>(props);
+  async read(id, props) {
+    const old = stateOf(props);
     const host = getHost(old.connection);
     const live = await findVolume(host, old.pool, old.name);
     if (!live) return {};
     return { id: live.key ?? id, props: outputsOf(old, live, old) };
   },
 
-  async update(_id: string, olds: Props, news: Props) {
-    const old = stateOf<VolumeOutputs>(olds);
+  async update(_id, olds, news) {
+    const old = stateOf(olds);
     const args = parseArgs(volumeSchema, news);
     const host = getHost(args.connection);
     const target = { host, pool: args.pool, volume: args.name };
@@ -698,8 +695,8 @@ export const imageVolume: Required<Omit<pulumi.dynamic.ResourceProvider, "config
     return { outs: outputsOf(args, after, { ...old, appliedPermissions }) };
   },
 
-  async delete(_id: string, props: Props) {
-    const old = stateOf<VolumeOutputs>(props);
+  async delete(_id, props) {
+    const old = stateOf(props);
     const host = getHost(old.connection);
     const live = await findVolume(host, old.pool, old.name);
     if (live) await deleteVolume(host, old, live, (await inspectPool(host, old.pool))?.info);

@@ -21,7 +21,6 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { closeAllHosts, getHost } from "../provider/host";
 import { glusterPool, type PoolOutputs } from "../provider/pool";
-import type { Props } from "../provider/resource";
 import { imageVolume, type VolumeOutputs } from "../provider/volume";
 import { fileSha256, localContentDigest } from "../provider/localImage";
 import { directFile, uploadFile } from "../provider/volumeContent";
@@ -89,7 +88,7 @@ async function main(): Promise<void> {
   let pool: PoolOutputs | undefined;
   const volumes: VolumeOutputs[] = [];
   try {
-    const created = await glusterPool.create((await glusterPool.check({}, { connection, name: glusterVolume, volume: glusterVolume, servers: lab.gluster.servers })).inputs as Props);
+    const created = await glusterPool.create((await glusterPool.check({}, { connection, name: glusterVolume, volume: glusterVolume, servers: lab.gluster.servers })).inputs!);
     pool = created.outs as PoolOutputs;
     const sshDir = path.join(pool.targetPath!, "openssh");
     fs.mkdirSync(sshDir);
@@ -120,7 +119,7 @@ async function main(): Promise<void> {
         row(`ours ${way}: transfer`, await measure(() => uploadFile({ host, pool: pool!.name, volume: name, file }, f.file, f.size)));
         await host.virsh(["vol-delete", "--pool", pool.name, name]);
         // The whole resource create: define, upload, host-side sha256 verify, format check.
-        const inputs = (await imageVolume.check({}, { connection: conn, pool: pool.name, name: `create-${way}-${path.basename(f.file)}`, source: { path: f.file } })).inputs as Props;
+        const inputs = (await imageVolume.check({}, { connection: conn, pool: pool.name, name: `create-${way}-${path.basename(f.file)}`, source: { path: f.file } })).inputs!;
         let outs: VolumeOutputs | undefined;
         row(`ours ${way}: create (+verify)`, await measure(async () => (outs = (await imageVolume.create(inputs)).outs as VolumeOutputs)));
         volumes.push(outs!);

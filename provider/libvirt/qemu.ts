@@ -4,6 +4,7 @@
  * change while libvirtd runs. A failed lookup is not remembered.
  */
 import type { Host } from "../host";
+import type { Permissions } from "../xml/markup";
 
 export interface Ownership {
   owner: number;
@@ -30,4 +31,23 @@ async function lookUp(host: Host): Promise<Ownership | undefined> {
     return { owner: Number(r.stdout.trim()), group: Number(g.stdout.trim()) };
   }
   return undefined;
+}
+
+/**
+ * The one rule for the ownership of what QEMU must open (a pool's mount point, a volume's
+ * file): `wanted` as given; where it lacks the owner or the group, those of `inherit` when
+ * it names both, else those of the host's QEMU user (asked only then); `mode` unless
+ * `wanted` has one.
+ */
+export async function permissionsWithDefaults(
+  host: Host,
+  wanted: Permissions | undefined,
+  defaults: { mode: string; inherit?: Permissions },
+): Promise<Permissions> {
+  const owner = ownershipOf(wanted) ? undefined : ownershipOf(defaults.inherit) ?? (await qemuIdentity(host));
+  return { mode: defaults.mode, ...owner, ...wanted };
+}
+
+function ownershipOf(p: Permissions | undefined): Ownership | undefined {
+  return p?.owner !== undefined && p.group !== undefined ? { owner: p.owner, group: p.group } : undefined;
 }

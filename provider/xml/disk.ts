@@ -25,6 +25,8 @@ export type DiskSource =
     }
   | {
       type: "gluster";
+      /** the same for the image reached through libgfapi */
+      keepOwner?: boolean;
       /** Gluster volume name */
       volume: string;
       /** path of the image inside the Gluster volume, e.g. "images/vm1.img" */
@@ -52,8 +54,13 @@ export interface DiskSpec {
 
 export const GLUSTER_DEFAULT_PORT = 24007;
 
-/** On a file disk's source: libvirt's DAC driver neither chowns the image nor restores its owner. */
-export const FILE_SECLABEL = "<seclabel model='dac' relabel='no'/>";
+/**
+ * On a disk's source: libvirt's DAC driver neither chowns the image nor restores its owner.
+ * Seen on libvirt 9.0: a network (gluster) source honours it for the live disk — a live
+ * detach then leaves the image as it was — but `dumpxml` does not show it there and the
+ * saved definition loses it (`attach-device --config`), so a cold-booted VM relabels as usual.
+ */
+export const KEEP_OWNER_SECLABEL = "<seclabel model='dac' relabel='no'/>";
 
 /** One `<host>` of a network source. */
 export interface DiskHost {
@@ -158,7 +165,7 @@ export function buildDiskXml(spec: DiskSpec): string {
     // cannot remember the owner) on detach or shutdown, leaving an image a later libgfapi
     // disk cannot open. An image QEMU can already open keeps its owner.
     source = spec.source.keepOwner
-      ? [`<source${attrs({ file: spec.source.file })}>`, `  ${FILE_SECLABEL}`, "</source>"]
+      ? [`<source${attrs({ file: spec.source.file })}>`, `  ${KEEP_OWNER_SECLABEL}`, "</source>"]
       : [`<source${attrs({ file: spec.source.file })}/>`];
   } else if (spec.source.type === "gluster") {
     const { servers, port = GLUSTER_DEFAULT_PORT } = spec.source;
@@ -167,6 +174,7 @@ export function buildDiskXml(spec: DiskSpec): string {
     source = [
       `<source${attrs({ protocol: "gluster", name: glusterName(spec.source.volume, spec.source.path) })}>`,
       ...indent(servers.map((name) => `<host${attrs({ name, port })}/>`), 1),
+      ...(spec.source.keepOwner ? [`  ${KEEP_OWNER_SECLABEL}`] : []),
       "</source>",
     ];
   } else {

@@ -192,7 +192,8 @@ export function normalizeMode(mode: string): string {
 }
 
 /** `<permissions>` of a pool's target directory or a volume's file. Owner and
-*  group are numeric ids (libvirt's schema accepts nothing else). */
+*  group are numeric ids (libvirt's schema accepts nothing else). The one type of
+*  permissions: the `permissions` input (fields.ts) is checked against it. */
 export interface Permissions {
   /** octal, as libvirt prints it: "0755" */
   mode?: string;

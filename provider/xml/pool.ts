@@ -15,8 +15,6 @@ import {
   type Permissions, type XmlElement,
 } from "./markup";
 
-export type { Permissions } from "./markup";
-
 export const FS_NAMESPACE = "http://libvirt.org/schemas/storagepool/fs/1.0";
 
 export type PoolType = "netfs" | "gluster";

@@ -9,8 +9,6 @@ import {
   isImageFormat, sizeInBytes, textElement, XmlError, type ImageFormat, type Permissions,
 } from "./markup";
 
-export type { Permissions } from "./markup";
-
 
 /** What an ImageVolume asks libvirt to create. */
 export interface VolumeSpec {

@@ -6,7 +6,7 @@ import { parseDomainDisks } from "../../provider/xml/disk";
 import { cloneLabDomain, dropDomain } from "../helpers/domain";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { createGlusterVolume, tryVirsh, uniqueName, virsh } from "../helpers/local";
-import { newStack, type TestStack, changes, labCredentials } from "../helpers/stack";
+import { newStack, type TestStack, changes, labCredentials, upConverged } from "../helpers/stack";
 
 /*
  * The core scenario in one `pulumi up`: a Gluster volume as a pool, an image in it,
@@ -66,7 +66,7 @@ const diskAt = (flavour: "live" | "persistent") =>
 
 describe("DiskAttachment through the Pulumi engine, with GlusterPool and ImageVolume", () => {
   test("one up: pool, image, and the image in the VM's definition", async () => {
-    const up = await t.stack.up();
+    const up = await upConverged(t);
     assert.equal(up.summary.result, "succeeded");
     assert.deepEqual(changes(up.summary.resourceChanges), { create: 4 }, "the stack, the pool, the image, the disk");
     assert.equal(up.outputs.resolvedAccess.value, "fuse");
@@ -77,7 +77,7 @@ describe("DiskAttachment through the Pulumi engine, with GlusterPool and ImageVo
   });
 
   test("a second up changes nothing", async () => {
-    const up = await t.stack.up();
+    const up = await upConverged(t);
     assert.deepEqual(changes(up.summary.resourceChanges), {});
   });
 

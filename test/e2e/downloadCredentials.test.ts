@@ -15,19 +15,19 @@ import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ImageVolume } from "../../sdk";
 import { getLab, type LabInfo } from "../helpers/lab";
-import { createGlusterVolume, tryVirsh, virsh } from "../helpers/local";
-import { exportStackRaw, labCredentials, newStack, readTree, type TestStack } from "../helpers/stack";
+import { commandLines, tryVirsh } from "../helpers/local";
+import { createOwnPool, type OwnPool } from "../helpers/ownPool";
+import { exportStackRaw, labCredentials, newStack, readTree, type TestStack, upConverged } from "../helpers/stack";
 
-const tag = `${process.pid}-${randomBytes(3).toString("hex")}`;
-const pool = `sec-dl-${tag}`;
-const mountDir = `/var/lib/libvirt/gluster/${pool}`;
 const password = `SECRETPW${randomBytes(6).toString("hex")}`;
 const token = `SECRETTOK${randomBytes(6).toString("hex")}`;
 const IMAGE_SIZE = 2 * 1024 * 1024;
 const CHUNK = 64 * 1024;
 
 let lab: LabInfo;
-let gluster: ReturnType<typeof createGlusterVolume>;
+/** the test's pool, made by root on a Gluster volume of its own */
+let own: OwnPool;
+let pool: string;
 let server: http.Server;
 let port: number;
 const stacks: TestStack[] = [];
@@ -36,14 +36,8 @@ const seen = { authorized: 0, refused: 0, argvHits: [] as string[], scans: 0 };
 
 function scanCommandLines(): void {
   seen.scans++;
-  for (const pid of fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-    let argv: string;
-    try {
-      argv = fs.readFileSync(`/proc/${pid}/cmdline`, "latin1");
-    } catch {
-      continue; // exited meanwhile
-    }
-    if (argv.includes(password) || argv.includes(token)) seen.argvHits.push(`${pid}: ${argv.replace(/\0/g, " ")}`);
+  for (const { pid, cmdline } of commandLines()) {
+    if (cmdline.includes(password) || cmdline.includes(token)) seen.argvHits.push(`${pid}: ${cmdline.replace(/\0/g, " ")}`);
   }
 }
 
@@ -51,10 +45,8 @@ const url = (file: string) => `http://sec:${password}@127.0.0.1:${port}/${file}?
 
 before(async () => {
   lab = await getLab();
-  gluster = createGlusterVolume(lab, `sec_dl_${tag.replace(/-/g, "_")}`);
-  virsh("pool-define-as", pool, "netfs", "--source-host", lab.gluster.servers[0], "--source-path", `/${gluster.name}`, "--source-format", "glusterfs", "--target", mountDir);
-  virsh("pool-build", pool);
-  virsh("pool-start", pool);
+  own = await createOwnPool(lab, "sec-dl", { by: "root" });
+  pool = own.name;
   server = http.createServer(async (req, res) => {
     const login = `Basic ${Buffer.from(`sec:${password}`).toString("base64")}`;
     if (req.headers.authorization !== login || !req.url?.includes(`token=${token}`)) {
@@ -71,7 +63,7 @@ before(async () => {
     for (let sent = 0; sent < IMAGE_SIZE; sent += CHUNK) {
       res.write(Buffer.alloc(CHUNK, sent === 0 ? 0x42 : 0));
       scanCommandLines(); // curl and virsh are running now
-      await sleep(40);
+      await sleep(40); // paced on purpose: 32 chunks over ~1.3 s, so the download is watched while it runs
     }
     res.end();
   });
@@ -82,11 +74,7 @@ before(async () => {
 after(async () => {
   for (const t of stacks) await t.cleanup().catch(() => undefined);
   server?.close();
-  for (const name of ["sec-dl.img", "sec-dl-missing.img"]) tryVirsh("vol-delete", "--pool", pool, name);
-  tryVirsh("pool-destroy", pool);
-  tryVirsh("pool-delete", pool);
-  tryVirsh("pool-undefine", pool);
-  gluster?.remove();
+  await own?.remove();
 });
 
 function assertNoCredential(where: string, text: string): void {
@@ -109,7 +97,7 @@ describe("a download URL with credentials", () => {
     const preview = await t.stack.preview({ diff: true });
     assertNoCredential("`preview --diff` before up", preview.stdout + preview.stderr);
     assert.match(preview.stdout, /\[secret\]/, "preview shows the source as a secret");
-    const up = await t.stack.up();
+    const up = await upConverged(t);
     assert.equal(up.summary.result, "succeeded");
     assert.equal(seen.authorized, 1, "the host's curl logged in with the URL's credentials");
     assert.ok(seen.scans >= 16, "the host's processes were watched during the download");

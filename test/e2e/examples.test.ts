@@ -14,6 +14,7 @@ import { exampleProject, packPackage, summaryCounts, type ExampleProject } from 
  * Every example, run the way a user runs it: the packed package installed with npm into
  * a copy of the example, the real `pulumi` CLI and Node language host, stack config
  * from the lab's JSON, preview --diff, up, a no-op up, destroy; then the host is checked.
+ * Every up must leave the stack converged: refresh, then preview --expect-no-changes.
  * Each example gets its own Gluster volume (one netfs pool per volume and host) and its
  * own copies of the lab's running VM; disks are FUSE files to keep it quick.
  */
@@ -121,7 +122,7 @@ const cases: Case[] = [
       const preview = await p.pulumi(["preview", "--diff"], { transpileOnly: true });
       assert.deepEqual(summaryCounts(preview.stdout), { create: 1 }, preview.stdout);
       assert.match(preview.stdout, /\+ pulumi-nodejs:dynamic\/gluster-libvirt:ImageVolume: \(create\)[\s\S]*name\s*: "extra\.img"/);
-      const up = await p.pulumi(["up", "--yes", "--skip-preview"], { transpileOnly: true });
+      const up = await p.upConverged(["up", "--yes", "--skip-preview"], { transpileOnly: true });
       assert.deepEqual(summaryCounts(up.stdout), { create: 1 }, up.stdout);
       assert.ok(virsh("vol-list", ctx.poolName).includes("extra.img"));
     },
@@ -181,7 +182,7 @@ describe("examples through the pulumi CLI", { concurrency: true }, () => {
 
         await t.test("up creates the pool, images and disks on the host", async () => {
           // the preview above type-checked the program; later runs only transpile it
-          const up = await project.pulumi(["up", "--yes", "--skip-preview"], { transpileOnly: true });
+          const up = await project.upConverged(["up", "--yes", "--skip-preview"], { transpileOnly: true });
           assert.deepEqual(summaryCounts(up.stdout), { create: c.resources }, up.stdout);
           assert.match(virsh("pool-info", ctx.poolName), /State:\s+running/);
           const mount = virsh("pool-dumpxml", ctx.poolName).match(/<path>([^<]+)<\/path>/)?.[1];
@@ -198,7 +199,7 @@ describe("examples through the pulumi CLI", { concurrency: true }, () => {
         });
 
         await t.test("a second up changes nothing", async () => {
-          const up = await project.pulumi(["up", "--yes"], { transpileOnly: true });
+          const up = await project.upConverged(["up", "--yes"], { transpileOnly: true });
           assert.deepEqual(summaryCounts(up.stdout), {}, up.stdout);
         });
 

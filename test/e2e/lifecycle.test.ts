@@ -8,7 +8,7 @@ import { parseDomainDisks } from "../../provider/xml/disk";
 import { cloneLabDomain, dropDomain } from "../helpers/domain";
 import { getLab, repoRoot, type LabInfo } from "../helpers/lab";
 import { createGlusterVolume, tryVirsh, uniqueName, virsh } from "../helpers/local";
-import { changes, labCredentials, newStack, type TestStack } from "../helpers/stack";
+import { changes, labCredentials, newStack, type TestStack, upConverged } from "../helpers/stack";
 
 /*
  * What a user lives through with one stack, through the engine (Automation API, inline
@@ -78,13 +78,13 @@ describe("lifecycle through the engine", { concurrency: true }, () => {
     });
 
     test("up creates pool, two images and a disk; a second up changes nothing", async () => {
-      const up = await t.stack.up();
+      const up = await upConverged(t);
       assert.deepEqual(changes(up.summary.resourceChanges), { create: 5 });
       assert.equal(autostart(), false);
       assert.equal(diskOf("live")?.readonly, false);
       // data on the Gluster volume that no resource manages: destroy must keep it
       fs.writeFileSync(path.join(up.outputs.targetPath.value, "keep.txt"), "not ours\n");
-      assert.deepEqual(changes((await t.stack.up()).summary.resourceChanges), {});
+      assert.deepEqual(changes((await upConverged(t)).summary.resourceChanges), {});
     });
 
     test("edits: preview shows two updates and one replace, up applies them", async () => {
@@ -94,7 +94,7 @@ describe("lifecycle through the engine", { concurrency: true }, () => {
       assert.match(preview.stdout, /~ .*GlusterPool: \(update\)[\s\S]*autostart\s*: false => true/);
       assert.match(preview.stdout, /~ .*ImageVolume: \(update\)[\s\S]*capacity\s*: 1048576 => 2097152/);
       assert.match(preview.stdout, /\+-.*DiskAttachment: \(replace\)[\s\S]*readonly\s*: false => true/);
-      const up = await t.stack.up();
+      const up = await upConverged(t);
       assert.deepEqual(changes(up.summary.resourceChanges), { update: 2, replace: 1 });
       assert.match(virsh("vol-info", "--pool", poolName, "a.img", "--bytes"), /Capacity:\s+2097152 bytes/);
       assert.equal(autostart(), true);
@@ -113,13 +113,13 @@ describe("lifecycle through the engine", { concurrency: true }, () => {
       const preview = await t.stack.preview({ diff: true });
       assert.deepEqual(changes(preview.changeSummary), { update: 1, create: 2 }, preview.stdout);
 
-      const up = await t.stack.up();
+      const up = await upConverged(t);
       assert.deepEqual(changes(up.summary.resourceChanges), { update: 1, create: 2 });
       assert.equal(autostart(), true);
       assert.equal(diskOf("live")?.readonly, true);
       assert.equal(diskOf("persistent")?.readonly, true);
       assert.equal(tryVirsh("vol-info", "--pool", poolName, "b.img").code, 0);
-      assert.deepEqual(changes((await t.stack.up()).summary.resourceChanges), {});
+      assert.deepEqual(changes((await upConverged(t)).summary.resourceChanges), {});
     });
 
     test("destroy leaves the host as before, and keeps data it does not own", async () => {
@@ -154,7 +154,7 @@ describe("lifecycle through the engine", { concurrency: true }, () => {
     });
 
     test("refresh and destroy after an upgrade call the new package, not code frozen in state", async () => {
-      assert.deepEqual(changes((await t.stack.up()).summary.resourceChanges), { create: 2 });
+      assert.deepEqual(changes((await upConverged(t)).summary.resourceChanges), { create: 2 });
 
       // "Upgrade": the project's node_modules now holds another build of the package,
       // whose provider records every read and delete. The dynamic-provider process
@@ -231,7 +231,7 @@ for (const [kind, impl] of Object.entries(exports.resources)) {
     });
 
     test("ignoreChanges on a field suppresses its diff", async () => {
-      assert.deepEqual(changes((await t.stack.up()).summary.resourceChanges), { create: 2 });
+      assert.deepEqual(changes((await upConverged(t)).summary.resourceChanges), { create: 2 });
       await t.stack.setConfig("autostart", { value: "false" });
       assert.deepEqual(changes((await t.stack.preview({ diff: true })).changeSummary), {});
       await t.stack.setConfig("ignoreAutostart", { value: "false" });
@@ -246,7 +246,7 @@ for (const [kind, impl] of Object.entries(exports.resources)) {
 
     test("retainOnDelete: destroy forgets the pool but leaves it on the host", async () => {
       await t.stack.setAllConfig({ protect: { value: "false" }, retain: { value: "true" } });
-      assert.deepEqual(changes((await t.stack.up()).summary.resourceChanges), {});
+      assert.deepEqual(changes((await upConverged(t)).summary.resourceChanges), {});
       const destroy = await t.stack.destroy();
       assert.equal(destroy.summary.result, "succeeded");
       assert.match(virsh("pool-info", poolName), /State:\s+running/, "still on the host");

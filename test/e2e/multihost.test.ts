@@ -7,7 +7,7 @@ import { getMultiHostLab, multiHostCredentials, runOnHypervisor, virshOn } from 
 import type { LabHypervisor, LabInfo } from "../helpers/lab";
 import { createGlusterVolume, uniqueName } from "../helpers/local";
 import { exampleProject, summaryCounts, type ExampleProject } from "../helpers/project";
-import { newStack, type TestStack, changes } from "../helpers/stack";
+import { newStack, type TestStack, changes, upConverged } from "../helpers/stack";
 
 /*
  * GlusterStorage on two hypervisors of the lab (host 1 and hypervisor 2, a separate
@@ -80,7 +80,7 @@ describe("GlusterStorage on two hypervisors through the Pulumi engine", () => {
   });
 
   test("up creates the pool on both hosts, each in its own libvirt", async () => {
-    const up = await t.stack.up();
+    const up = await upConverged(t);
     assert.equal(up.summary.result, "succeeded");
     assert.deepEqual(changes(up.summary.resourceChanges), { create: 5 }, "stack, component, two pools, one image");
     const uuids = up.outputs.uuids.value as Record<string, string>;
@@ -160,7 +160,7 @@ describe("examples/multi-host through the pulumi CLI on both hypervisors", () =>
 
     const preview = await p.pulumi(["preview", "--diff"]);
     assert.deepEqual(summaryCounts(preview.stdout), { create: 5 }, preview.stdout);
-    const up = await p.pulumi(["up", "--yes", "--skip-preview"], { transpileOnly: true });
+    const up = await p.upConverged(["up", "--yes", "--skip-preview"], { transpileOnly: true });
     assert.deepEqual(summaryCounts(up.stdout), { create: 5 }, up.stdout);
     const outputs = JSON.parse((await p.pulumi(["stack", "output", "--json"])).stdout) as { imagePath: string; mountPoints: Record<string, string> };
     assert.deepEqual(Object.keys(outputs.mountPoints).sort(), lab.hypervisors.map((h) => h.ssh.host).sort());

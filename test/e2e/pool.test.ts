@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { GlusterPool } from "../../sdk";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { createGlusterVolume, isMounted, tryVirsh, uniqueName, virsh } from "../helpers/local";
-import { newStack, type TestStack, changes, labCredentials } from "../helpers/stack";
+import { newStack, type TestStack, changes, labCredentials, upConverged } from "../helpers/stack";
 
 let lab: LabInfo;
 let t: TestStack;
@@ -40,7 +40,7 @@ after(async () => {
 
 describe("GlusterPool through the Pulumi engine", () => {
   test("up creates the pool on the lab host", async () => {
-    const up = await t.stack.up();
+    const up = await upConverged(t);
     assert.equal(up.summary.result, "succeeded");
     assert.equal(up.outputs.state.value, "running");
     assert.equal(up.outputs.uuid.value, virsh("pool-uuid", poolName).trim());
@@ -48,7 +48,7 @@ describe("GlusterPool through the Pulumi engine", () => {
   });
 
   test("a second up with unchanged inputs changes nothing", async () => {
-    const up = await t.stack.up();
+    const up = await upConverged(t);
     assert.deepEqual(changes(up.summary.resourceChanges), {});
   });
 
@@ -74,18 +74,18 @@ describe("GlusterPool through the Pulumi engine", () => {
   });
 
   test("up applies the in-place update on the host", async () => {
-    const up = await t.stack.up();
+    const up = await upConverged(t);
     assert.deepEqual(changes(up.summary.resourceChanges), { update: 1 });
     assert.match(virsh("pool-info", poolName), /Autostart:\s+no/);
     await t.stack.removeConfig("autostart");
   });
 
   test("refresh detects manual drift and the next up repairs it", async () => {
-    await t.stack.up(); // back to autostart: true
+    await upConverged(t); // back to autostart: true
     virsh("pool-destroy", poolName);
     const refresh = await t.stack.refresh();
     assert.deepEqual(changes(refresh.summary.resourceChanges), { update: 1 });
-    const up = await t.stack.up();
+    const up = await upConverged(t);
     assert.deepEqual(changes(up.summary.resourceChanges), { update: 1 });
     assert.match(virsh("pool-info", poolName), /State:\s+running/);
   });

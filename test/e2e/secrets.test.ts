@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import { GlusterPool } from "../../sdk";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { createGlusterVolume, tryVirsh, uniqueName } from "../helpers/local";
-import { exportStackRaw, labCredentials, newStack, readTree, type TestStack } from "../helpers/stack";
+import { exportStackRaw, labCredentials, newStack, readTree, type TestStack, upConverged } from "../helpers/stack";
 
 let lab: LabInfo;
 let volume: ReturnType<typeof createGlusterVolume>;
@@ -50,7 +50,7 @@ async function upAndInspect(
   const logs = verbose ? { logVerbosity: 9, logToStdErr: true, debug: true } : {};
   let state = "";
   try {
-    const up = await t.stack.up(logs);
+    const up = await upConverged(t, logs);
     assert.equal(up.summary.result, "succeeded");
     assertNoKey("`pulumi up` output", up.stdout + up.stderr);
     const preview = await t.stack.preview({ diff: true, ...logs });

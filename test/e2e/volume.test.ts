@@ -8,7 +8,7 @@ import { localContentDigest } from "../../provider/localImage";
 import { GlusterPool, ImageVolume } from "../../sdk";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { createGlusterVolume, tryVirsh, uniqueName, virsh } from "../helpers/local";
-import { newStack, type TestStack, changes, labCredentials } from "../helpers/stack";
+import { newStack, type TestStack, changes, labCredentials, upConverged } from "../helpers/stack";
 
 /* One create -> no-op -> resize -> destroy cycle of an uploaded volume through the engine. */
 
@@ -56,7 +56,7 @@ after(async () => {
 
 describe("ImageVolume through the Pulumi engine", () => {
   test("up uploads the image into the pool", async () => {
-    const up = await t.stack.up();
+    const up = await upConverged(t);
     assert.equal(up.summary.result, "succeeded");
     assert.equal(up.outputs.capacity.value, 32 * 1024 * 1024);
     assert.equal(up.outputs.format.value, "raw");
@@ -65,7 +65,7 @@ describe("ImageVolume through the Pulumi engine", () => {
   });
 
   test("a second up with unchanged inputs changes nothing", async () => {
-    const up = await t.stack.up();
+    const up = await upConverged(t);
     assert.deepEqual(changes(up.summary.resourceChanges), {});
   });
 
@@ -73,7 +73,7 @@ describe("ImageVolume through the Pulumi engine", () => {
     await t.stack.setConfig("capacity", { value: "64MiB" });
     const preview = await t.stack.preview({ diff: true });
     assert.deepEqual(changes(preview.changeSummary), { update: 1 });
-    const up = await t.stack.up();
+    const up = await upConverged(t);
     assert.deepEqual(changes(up.summary.resourceChanges), { update: 1 });
     assert.equal(up.outputs.capacity.value, 64 * 1024 * 1024);
     assert.match(virsh("vol-info", "--pool", poolName, volumeName, "--bytes"), /Capacity:\s+67108864 bytes/);
@@ -89,7 +89,7 @@ describe("ImageVolume through the Pulumi engine", () => {
     fs.closeSync(fd);
     const preview = await t.stack.preview({ diff: true });
     assert.deepEqual(changes(preview.changeSummary), { replace: 1 });
-    const up = await t.stack.up();
+    const up = await upConverged(t);
     assert.deepEqual(changes(up.summary.resourceChanges), { replace: 1 });
     assert.equal(up.outputs.contentDigest.value, await localContentDigest(image));
     assert.equal(fs.readFileSync(up.outputs.path.value).subarray(20 * 1024 * 1024, 20 * 1024 * 1024 + 7).toString(), "changed");

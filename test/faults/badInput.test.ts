@@ -16,16 +16,18 @@ import * as path from "node:path";
 import { DiskAttachment, GlusterPool, ImageVolume } from "../../sdk";
 import { pristineDomainXml } from "../helpers/domain";
 import { getLab, type LabInfo } from "../helpers/lab";
-import { createGlusterVolume, tryVirsh, virsh } from "../helpers/local";
+import { tryVirsh, virsh } from "../helpers/local";
+import { createOwnPool, type OwnPool } from "../helpers/ownPool";
 import { labCredentials, newStack } from "../helpers/stack";
 
 let lab: LabInfo;
-let gluster: ReturnType<typeof createGlusterVolume>;
+let own: OwnPool;
+/** the test's pool (on a Gluster volume of its own) and its mount point */
+let pool: string;
+let mountDir: string;
 const tag = `${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
-const pool = `sec-faults-${tag}`;
 const volume = "sec-base.img";
 const domain = `sec-dom-${tag}`;
-const mountDir = `/var/lib/libvirt/gluster/${pool}`;
 /** Where hostile mount options would make the Gluster client write. */
 const logFile = `/tmp/sec-faults-${tag}.log`;
 const long = `sec${"x".repeat(297)}`;
@@ -52,10 +54,9 @@ function virshless(cmd: string, ...args: string[]): string {
 
 before(async () => {
   lab = await getLab();
-  gluster = createGlusterVolume(lab, `sec_faults_${tag.replace(/-/g, "_")}`);
-  virsh("pool-define-as", pool, "netfs", "--source-host", lab.gluster.servers[0], "--source-path", `/${gluster.name}`, "--source-format", "glusterfs", "--target", mountDir);
-  virsh("pool-build", pool);
-  virsh("pool-start", pool);
+  own = await createOwnPool(lab, "sec-faults", { by: "root" });
+  pool = own.name;
+  mountDir = own.targetPath!;
   virsh("vol-create-as", pool, volume, "1M", "--format", "raw");
   const xml = pristineDomainXml(lab, domain);
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "sec-faults-")), "domain.xml");
@@ -64,13 +65,9 @@ before(async () => {
   fs.rmSync(path.dirname(file), { recursive: true, force: true });
 });
 
-after(() => {
+after(async () => {
   tryVirsh("undefine", domain);
-  tryVirsh("vol-delete", "--pool", pool, volume);
-  tryVirsh("pool-destroy", pool);
-  tryVirsh("pool-delete", pool);
-  tryVirsh("pool-undefine", pool);
-  gluster?.remove();
+  await own?.remove();
   fs.rmSync(logFile, { force: true });
 });
 
@@ -145,7 +142,7 @@ describe("bad input is refused at preview, naming the field, and nothing happens
     ];
     assert.ok(hostileCount(cases) >= 15);
     await previewAll("pool", (args) => new GlusterPool("bad", args as never), () => ({
-      connection: { host: lab.ssh.host }, name: `sec-new-${tag}`, volume: gluster.name, servers: lab.gluster.servers,
+      connection: { host: lab.ssh.host }, name: `sec-new-${tag}`, volume: own.gluster.name, servers: lab.gluster.servers,
     }), cases);
   });
 

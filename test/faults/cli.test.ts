@@ -6,9 +6,10 @@ import * as path from "node:path";
 import { ImageVolume } from "../../sdk";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { labCredentials } from "../helpers/stack";
+import { waitFor } from "../helpers/wait";
 import {
   Diagnostics, assertConverges, assertImagesIntact, assertStateMatchesHost, brickFiles, descendants, hashBrick, killPid, pidAlive,
-  pulumiProcesses, randomFile, releaseStaleLocks, report, runWithFault, secondsSince, stateView, waitFor, type FaultRun,
+  pulumiProcesses, randomFile, releaseStaleLocks, report, runWithFault, secondsSince, stateView, type FaultRun,
   forceExitWhenDone,
 } from "./harness";
 import { madeVolumes, volumesStack, type VolumesStack, dropHost1Pool } from "./fixtures";

@@ -16,7 +16,8 @@ import { runOnHypervisor } from "../helpers/hypervisors";
 import { cliPath, type LabHypervisor, type LabInfo } from "../helpers/lab";
 import { createGlusterVolume, tryVirsh, uniqueName, virsh } from "../helpers/local";
 import { newStack, type TestStack } from "../helpers/stack";
-import { domainDisks, killPid, pidAlive, randomFile, waitFor } from "./harness";
+import { waitFor } from "../helpers/wait";
+import { domainDisks, killPid, pidAlive, randomFile } from "./harness";
 
 export interface VolumesStack {
   t: TestStack;

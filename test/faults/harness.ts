@@ -20,22 +20,10 @@ import type { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import { parseDomainDisks } from "../../provider/xml/disk";
 import { after } from "node:test";
 import { changes, passphrase, type TestStack } from "../helpers/stack";
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+import { sleep } from "../helpers/wait";
 
 /** Seconds since `t0`, for messages and the reliability table. */
 export const secondsSince = (t0: number) => Number(((Date.now() - t0) / 1000).toFixed(1));
-
-/** Polls `probe` until it returns a value other than undefined/false; throws after `timeoutMs`. */
-export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number, intervalMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(intervalMs);
-  }
-}
 
 /** Operator-readable line for the test log (and docs/reliability.md). */
 export function report(scenario: string, fields: Record<string, unknown>, run?: FaultRun): void {

@@ -2,9 +2,10 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { getMultiHostLab, multiHostCredentials, runOnHypervisor, virshOn } from "../helpers/hypervisors";
 import type { LabHypervisor, LabInfo } from "../helpers/lab";
+import { waitFor } from "../helpers/wait";
 import {
   assertClearError, assertConverges, assertImagesIntact, assertNoDiskLost, assertStateMatchesHost, brickFiles, domainDisks,
-  hashBrick, pidAlive, report, runWithFault, stateView, waitFor, type DomainDisks, type FaultRun,
+  hashBrick, pidAlive, report, runWithFault, stateView, type DomainDisks, type FaultRun,
   forceExitWhenDone,
 } from "./harness";
 import { hv2Daemons, madeVolumes, volumesStack, type Hv2Daemons, type VolumesStack } from "./fixtures";

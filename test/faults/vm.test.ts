@@ -7,8 +7,9 @@ import { dropDomain } from "../helpers/domain";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { tryVirsh, virsh } from "../helpers/local";
 import { labCredentials } from "../helpers/stack";
+import { waitFor } from "../helpers/wait";
 import {
-  assertConverges, assertImagesIntact, assertNoDiskLost, hashBrick, pgrep, report, runWithFault, stateView, waitFor,
+  assertConverges, assertImagesIntact, assertNoDiskLost, hashBrick, pgrep, report, runWithFault, stateView,
   type DomainDisks, type FaultRun,
   forceExitWhenDone,
 } from "./harness";

@@ -21,15 +21,20 @@ export function gluster(...args: string[]): string {
   return execFileSync("gluster", ["--mode=script", ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 }
 
+/** Every process's command line on this machine (argv joined by NULs, read as latin1), without those that exit meanwhile. */
+export function commandLines(): { pid: number; cmdline: string }[] {
+  return fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d)).flatMap((pid) => {
+    try {
+      return [{ pid: Number(pid), cmdline: fs.readFileSync(`/proc/${pid}/cmdline`, "latin1") }];
+    } catch {
+      return []; // exited meanwhile
+    }
+  });
+}
+
 /** Is something mounted at `path` right now? */
 export function isMounted(path: string): boolean {
   return spawnSync("findmnt", ["--mountpoint", path], { encoding: "utf8" }).status === 0;
-}
-
-/** Deletes every volume of a test's netfs pool with root's virsh, overlays first (so their backing files can go too). */
-export function emptyPool(pool: { name: string; targetPath?: string }): void {
-  const files = fs.readdirSync(pool.targetPath!).sort((a, b) => Number(b.endsWith(".qcow2")) - Number(a.endsWith(".qcow2")));
-  for (const file of files) tryVirsh("vol-delete", "--pool", pool.name, file);
 }
 
 /** The `connection` input that reaches the lab host. */

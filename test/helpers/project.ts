@@ -3,6 +3,7 @@
  * directory with `npm install`, and the real `pulumi` CLI (language host and all) in it,
  * with a file:// backend. Copies live in a temp dir so nothing lands in the repository.
  */
+import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -56,6 +57,12 @@ export interface ExampleProject {
   stack: string;
   /** runs `pulumi <args>` in the copy, non-interactive; throws on a non-zero exit unless `check: false` */
   pulumi(args: readonly string[], opts?: PulumiOptions): Promise<PulumiResult>;
+  /**
+   * `pulumi <upArgs>` (an up that must succeed), then `pulumi refresh --yes` and `pulumi preview
+   * --expect-no-changes --diff`, which fails with its output unless the stack converged, as
+   * terraform-plugin-testing checks after every apply. Returns the up's result; `opts` go to all three.
+   */
+  upConverged(upArgs: readonly string[], opts?: PulumiOptions): Promise<PulumiResult>;
   /** the stack's config file, Pulumi.<stack>.yaml */
   stackFile: string;
   remove(): void;
@@ -123,11 +130,21 @@ export async function exampleProject(name: string): Promise<ExampleProject> {
         }
       });
     });
+  const upConverged: ExampleProject["upConverged"] = async (upArgs, opts = {}) => {
+    const up = await pulumi(upArgs, { ...opts, check: true });
+    await pulumi(["refresh", "--yes", "--skip-preview"], { ...opts, check: true });
+    const preview = await pulumi(["preview", "--expect-no-changes", "--diff"], { ...opts, check: false });
+    if (preview.code !== 0) {
+      assert.fail(`not converged: after \`pulumi ${upArgs.join(" ")}\` and refresh, \`pulumi preview --expect-no-changes\` exited ${preview.code}:\n${preview.stdout}\n${preview.stderr}`);
+    }
+    return up;
+  };
   await pulumi(["stack", "init", stack]);
   return {
     dir,
     stack,
     pulumi,
+    upConverged,
     stackFile: path.join(dir, `Pulumi.${stack}.yaml`),
     remove: () => fs.rmSync(dir, { recursive: true, force: true }),
   };

@@ -7,6 +7,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { exited, waitFor } from "./wait";
 
 export const LOGIN_USER = "gllab";
 
@@ -58,8 +59,6 @@ function kill(pid: number): void {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 export interface SshdOptions {
   address: string;
   port: number;
@@ -104,14 +103,16 @@ export async function startSshd(o: SshdOptions): Promise<Sshd> {
   const start = async () => {
     const argv = ["/usr/sbin/sshd", "-f", join(dir, "sshd_config"), "-E", join(dir, "sshd.log")];
     execFileSync(o.netns ? "ip" : argv[0], o.netns ? ["netns", "exec", o.netns, ...argv] : argv.slice(1));
-    for (let i = 0; i < 100 && !pid; i++) {
+    const readPid = () => {
       try {
-        pid = Number(readFileSync(pidFile, "utf8").trim());
+        return Number(readFileSync(pidFile, "utf8").trim()) || undefined;
       } catch {
-        await sleep(20);
+        return undefined;
       }
-    }
-    if (!pid) throw new Error(`sshd on ${o.address}:${o.port} did not start: ${readFileSync(join(dir, "sshd.log"), "utf8")}`);
+    };
+    pid = await waitFor(`sshd on ${o.address}:${o.port} to write its pid file`, readPid, 2_000, 20).catch((e: Error) => {
+      throw new Error(`${e.message}: ${readFileSync(join(dir, "sshd.log"), "utf8")}`);
+    });
   };
   const stop = () => {
     if (!pid) return;
@@ -136,8 +137,10 @@ export async function startSshd(o: SshdOptions): Promise<Sshd> {
     stop,
     descendants: (command) => (pid ? descendantsOf(pid, command) : []),
     async restart() {
+      const listener = pid;
       stop();
-      await sleep(100);
+      // the new listener binds the same address: the old one must have let go of it
+      await waitFor(`the old sshd listener ${listener} on ${o.address}:${o.port} to exit`, () => exited(listener), 10_000, 20);
       await start();
     },
   };

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { LocalWorkspace, type ConfigMap, type PulumiFn, type Stack } from "@pulumi/pulumi/automation";
+import { LocalWorkspace, type ConfigMap, type PulumiFn, type Stack, type UpOptions, type UpResult } from "@pulumi/pulumi/automation";
 import { repoRoot, type LabInfo } from "./lab";
 
 /** The repository root (this file runs from dist/test/helpers). */
@@ -101,4 +101,19 @@ export function labCredentials(lab: LabInfo): ConfigMap {
 export function changes(summary: Record<string, number | undefined> | undefined): Record<string, number> {
   assert.ok(summary, "the engine reported no change summary");
   return Object.fromEntries(Object.entries(summary).filter(([op, n]) => op !== "same" && n)) as Record<string, number>;
+}
+
+/**
+ * `pulumi up`, which must succeed and leave the stack converged, as terraform-plugin-testing
+ * checks after every apply: then `pulumi refresh --yes` and `pulumi preview
+ * --expect-no-changes` (with the diff), failing with the preview's output when it still plans
+ * a change. Returns the up's result. `opts` go to the up alone.
+ */
+export async function upConverged(t: TestStack, opts: UpOptions = {}): Promise<UpResult> {
+  const up = await t.stack.up(opts);
+  await t.stack.refresh();
+  await t.stack.preview({ expectNoChanges: true, diff: true }).catch((e: unknown) => {
+    assert.fail(`not converged: after up and refresh, \`pulumi preview --expect-no-changes\` failed:\n${String((e as Error)?.message ?? e)}`);
+  });
+  return up;
 }

@@ -6,13 +6,13 @@ import * as path from "node:path";
 import { diskAttachment, type DiskOutputs } from "../../provider/disk";
 import { InputError } from "../../provider/errors";
 import { closeAllHosts } from "../../provider/host";
-import { glusterPool, type PoolOutputs } from "../../provider/pool";
-import type { Props } from "../../provider/resource";
+import type { Unchecked } from "../../provider/resource";
 import { parseDomainDisks, type DomainDisk } from "../../provider/xml/disk";
 import { buildVolumeXml } from "../../provider/xml/volume";
 import { cloneLabDomain, dropDomain } from "../helpers/domain";
 import { getLab, type LabInfo } from "../helpers/lab";
-import { createGlusterVolume, labConnection, uniqueName, virsh } from "../helpers/local";
+import { labConnection, uniqueName, virsh } from "../helpers/local";
+import { createOwnPool, type OwnPool } from "../helpers/ownPool";
 
 /*
  * Each test works on its own copies of the lab's domains (helpers/domain.ts), so
@@ -24,25 +24,18 @@ import { createGlusterVolume, labConnection, uniqueName, virsh } from "../helper
  */
 
 let lab: LabInfo;
-let pool: PoolOutputs;
-let gluster: ReturnType<typeof createGlusterVolume>;
+let pool: OwnPool;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "it-disk-"));
 const domains: string[] = [];
 
 before(async () => {
   lab = await getLab();
-  // libvirt allows one netfs pool per Gluster source and host: a volume of our own
-  gluster = createGlusterVolume(lab, uniqueName("itdisk").replace(/-/g, "_"));
-  const r = await glusterPool.create((await glusterPool.check({}, {
-    connection: labConnection(lab), name: uniqueName("itdisk"), volume: gluster.name, servers: lab.gluster.servers,
-  })).inputs as Props);
-  pool = r.outs as PoolOutputs;
+  pool = await createOwnPool(lab, "itdisk");
 });
 
 after(async () => {
   for (const name of domains) dropDomain(name);
-  await glusterPool.delete(pool.uuid, pool);
-  gluster.remove();
+  await pool?.remove();
   closeAllHosts();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
@@ -70,17 +63,17 @@ const disksOf = (domain: string, flavour: "live" | "persistent"): DomainDisk[] =
   parseDomainDisks(virsh("dumpxml", ...(flavour === "persistent" ? ["--inactive"] : []), domain));
 const diskAt = (domain: string, flavour: "live" | "persistent", target: string) => disksOf(domain, flavour).find((d) => d.target === target);
 
-function inputs(over: Props): Props {
+function inputs(over: Unchecked): Unchecked {
   return { connection: labConnection(lab), pool: pool.name, access: "fuse", ...over };
 }
 
-async function checked(news: Props): Promise<Props> {
+async function checked(news: Unchecked) {
   const r = await diskAttachment.check({}, news);
   assert.deepEqual(r.failures ?? [], []);
-  return r.inputs as Props;
+  return r.inputs!;
 }
 
-async function attach(over: Props): Promise<DiskOutputs> {
+async function attach(over: Unchecked): Promise<DiskOutputs> {
   return (await diskAttachment.create(await checked(inputs(over)))).outs as DiskOutputs;
 }
 
@@ -194,7 +187,7 @@ describe("DiskAttachment on the lab", () => {
     const volume = newVolume();
     const taken = await attach({ domain, volume, target: "sdf" });
     const before = { live: virsh("dumpxml", domain), persistent: virsh("dumpxml", "--inactive", domain) };
-    const refused = async (over: Props, field: string, message: RegExp) => {
+    const refused = async (over: Unchecked, field: string, message: RegExp) => {
       await assert.rejects(diskAttachment.create(await checked(inputs({ domain, volume: newVolume(), target: "sdg", ...over }))), (err: unknown) => {
         assert.ok(err instanceof InputError, String(err));
         assert.equal(err.field, field);
@@ -237,12 +230,12 @@ describe("DiskAttachment on the lab", () => {
     const volume = newVolume({ qemuOwned: true });
     const outs = await attach({ domain, volume, target: "sdh", access: "auto" });
     assert.equal(outs.resolvedAccess, "gfapi", "the lab's QEMU has the gluster block driver");
-    assert.equal(outs.sourcePath, `${gluster.name}/${volume}`);
+    assert.equal(outs.sourcePath, `${pool.gluster.name}/${volume}`);
     for (const flavour of ["live", "persistent"] as const) {
       const disk = diskAt(domain, flavour, "sdh");
       assert.equal(disk?.type, "network", flavour);
       assert.equal(disk?.source?.protocol, "gluster", flavour);
-      assert.equal(disk?.source?.name, `${gluster.name}/${volume}`, flavour);
+      assert.equal(disk?.source?.name, `${pool.gluster.name}/${volume}`, flavour);
       assert.deepEqual(disk?.source?.hosts?.map((h) => h.name), lab.gluster.servers, flavour);
     }
     assert.equal(outs.attachedLive, true);

@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { LOGIN_USER, type Sshd, startSshd } from "../helpers/sshd";
+import { exited, sleep, waitFor } from "../helpers/wait";
 
 let lab: LabInfo;
 let sshd: Sshd;
@@ -41,21 +42,6 @@ before(async () => {
 after(() => {
   for (const c of cleanups.reverse()) c();
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Exited: gone, or a zombie nobody reaps (its parent died too). */
-function exited(pid: number): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.startsWith("Z") ?? true;
-  } catch {
-    return true;
-  }
-}
-
-async function until(what: string, cond: () => boolean, ms = 60_000): Promise<void> {
-  for (const end = Date.now() + ms; !cond(); await sleep(50)) if (Date.now() > end) assert.fail(`hang guard: ${what} not within ${ms / 1000} s`);
-}
 
 /** The stand-in provider: its path ends in cmd/dynamic-provider/index.js, as the engine's does. */
 function writeProvider(dir: string): string {
@@ -101,7 +87,7 @@ async function startEngine(dir: string, stdin: "pipe" | "ignore"): Promise<{ eng
   cleanups.push(() => engine.kill("SIGKILL"));
   let out = "";
   engine.stdout!.on("data", (d) => (out += d));
-  await until("the provider's first commands", () => /shim \d+/.test(out) && out.includes("ready"));
+  await waitFor("the provider's first commands", () => /shim \d+/.test(out) && out.includes("ready"), 60_000);
   const shim = Number(/shim (\d+)/.exec(out)![1]);
   const pid = Number(spawnSync("pgrep", ["-P", String(shim)], { encoding: "utf8" }).stdout.trim());
   assert.ok(pid > 0, "the provider runs under the shim");
@@ -116,15 +102,17 @@ for (const stdin of ["pipe", "ignore"] as const) {
       const dir = mkdtempSync(join(tmpdir(), "glv-engine-gone-"));
       chmodSync(dir, 0o777); // the remote commands run as the login user
       const { engine, provider } = await startEngine(dir, stdin);
-      await until("the long remote command's start", () => existsSync(join(dir, "long.pid")) && readFileSync(join(dir, "long.pid"), "utf8").endsWith("\n"));
+      await waitFor("the long remote command's start", () => existsSync(join(dir, "long.pid")) && readFileSync(join(dir, "long.pid"), "utf8").endsWith("\n"), 60_000);
       const long = Number(readFileSync(join(dir, "long.pid"), "utf8"));
       assert.ok(!exited(long), "the long remote command runs");
       engine.kill("SIGKILL");
-      await until("the provider's exit", () => exited(provider));
+      await waitFor("the provider's exit", () => exited(provider), 60_000);
       const marks = statSync(join(dir, "marks")).size;
+      // Time passing on purpose: nothing may happen in it. The loop ran a command every few
+      // ms; a provider still alive, or a remote command it had started, would append a mark.
       await sleep(1500);
       assert.equal(statSync(join(dir, "marks")).size, marks, "no command ran after the provider exited");
-      await until("the long remote command's end", () => exited(long));
+      await waitFor("the long remote command's end", () => exited(long), 60_000);
     });
   });
 }

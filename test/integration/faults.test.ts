@@ -14,6 +14,7 @@ import { SshError } from "../../provider/errors";
 import { closeAllHosts, getHost } from "../../provider/host";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { LOGIN_USER, startSshd } from "../helpers/sshd";
+import { settlesWithin, sleep, waitFor } from "../helpers/wait";
 
 let lab: LabInfo;
 const cleanups: Array<() => void> = [];
@@ -24,15 +25,6 @@ after(() => {
   closeAllHosts();
   for (const c of cleanups.reverse()) c();
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Fails the test instead of hanging it. */
-function settlesWithin<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const guard = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`hang: ${what} did not settle within ${ms / 1000} s`)), ms)));
-  return Promise.race([p, guard]).finally(() => clearTimeout(timer));
-}
 
 /** A TCP server on 127.0.0.1 we control: counts connections, does `onConnection` with each. */
 async function tcpServer(onConnection: (s: Socket) => void): Promise<{ port: number; connections: () => number; close: () => void }> {
@@ -99,6 +91,7 @@ describe("unreachable host, operations in flight", () => {
     const results = await settlesWithin(Promise.allSettled(mixedOps(h)), 60_000, "operations against a silent server");
     for (const e of assertAllFailed(results, ["connect"], `${LOGIN_USER}@127.0.0.1:${silent.port}`)) assert.match(e.message, /SSH handshake did not complete within 1 s/);
     assert.equal(silent.connections(), 3, "one shared round of 3 attempts for all seven operations");
+    // Time passing on purpose: a redial would show as a fourth connection (the round retried after ~0.5 s and ~1 s).
     await sleep(3000);
     assert.equal(silent.connections(), 3, "nothing redials once the round failed");
     // A new operation gets one new round.
@@ -112,6 +105,7 @@ describe("unreachable host, operations in flight", () => {
     const results = await settlesWithin(Promise.allSettled(mixedOps(h)), 60_000, "operations against a server that hangs up");
     assertAllFailed(results, ["connect"], `${LOGIN_USER}@127.0.0.1:${rude.port}`);
     assert.equal(rude.connections(), 3);
+    // Time passing on purpose: a redial would show as a fourth connection.
     await sleep(3000);
     assert.equal(rude.connections(), 3, "nothing redials once the round failed");
   });
@@ -131,8 +125,7 @@ describe("sshd killed in the middle of work", () => {
       ...Array.from({ length: 6 }, () => h.exec(["sleep", "60"])),
       ...Array.from({ length: 6 }, () => h.virsh(["event", "--loop", "--all", "--timeout", "60"])),
     ];
-    for (let i = 0; i < 200 && s.descendants("sleep").length < 4; i++) await sleep(50);
-    assert.ok(s.descendants("sleep").length >= 4, "the commands are running");
+    await waitFor("4 of the `sleep 60` commands to run under the sshd", () => s.descendants("sleep").length >= 4, 10_000);
     s.stop(); // the listener and every session it serves
     const results = await settlesWithin(Promise.allSettled(ops), 60_000, "operations in flight when sshd was killed");
     assertAllFailed(results, ["connection-lost", "connect"], `${LOGIN_USER}@127.0.0.1:${port}`);

@@ -13,6 +13,7 @@ import * as path from "node:path";
 import { Client } from "ssh2";
 import { pristineDomainXml } from "../helpers/domain";
 import { getLab, parseLabInfo, runLabCommand, runOnLab, sshArgs, type LabInfo } from "../helpers/lab";
+import { sleep, waitFor } from "../helpers/wait";
 
 let lab: LabInfo;
 const tag = `${process.pid}-${Math.random().toString(36).slice(2, 7)}`;
@@ -52,14 +53,6 @@ async function domainStates(): Promise<Map<string, string>> {
 async function liveTargets(domain: string): Promise<string[]> {
   const out = await virsh("domblklist", domain);
   return out.split("\n").map((l) => l.trim().split(/\s+/)[0] ?? "").filter((t) => t !== "");
-}
-
-async function waitFor(what: string, timeoutMs: number, cond: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** A 1 MiB raw image on the lab host, made with the lab user's sudo; removed after the run. */
@@ -239,7 +232,7 @@ describe("lab libvirt", () => {
     assert.ok(!(await virsh("dumpxml", "--inactive", dom)).includes(file), "a --live attach must not touch the persistent definition");
     await runOnLab(lab, ["virsh", "-c", lab.libvirtUri, "detach-device", dom, "/dev/stdin", "--live"], { stdin: xml });
     // detach is asynchronous: confirm by re-reading the domain
-    await waitFor(`${dev} to leave ${dom}`, 10_000, async () => !(await liveTargets(dom)).includes(dev));
+    await waitFor(`${dev} to leave ${dom}`, async () => !(await liveTargets(dom)).includes(dev), 10_000, 100);
   });
 
   test("a virtio disk hot-plugs, but without a guest OS its unplug never completes", async () => {
@@ -256,7 +249,8 @@ describe("lab libvirt", () => {
     // ACPI PCI unplug needs the guest to eject the device; SeaBIOS alone never does.
     // libvirt 9.0 still reports success after its 5 s wait.
     await runOnLab(lab, ["virsh", "-c", lab.libvirtUri, "detach-device", name, "/dev/stdin", "--live"], { stdin: disk });
-    await new Promise((r) => setTimeout(r, 1000));
+    // Time passing on purpose, on top of libvirt's own 5 s: an unplug that completed late would show by now.
+    await sleep(1000);
     assert.ok((await liveTargets(name)).includes("vdy"), "virtio hot-unplug completed: update docs/lab.md (it did not on Debian 12, libvirt 9.0)");
   });
 });
@@ -325,7 +319,7 @@ describe("lab up", () => {
     assert.ok(pid, "no lab sshd listener");
     // existing sessions have their own sshd processes and survive; only the listener dies
     process.kill(Number(pid), "SIGTERM");
-    await waitFor("the sshd listener to exit", 10_000, async () => !fs.existsSync(`/proc/${pid}`));
+    await waitFor("the sshd listener to exit", () => !fs.existsSync(`/proc/${pid}`), 10_000, 100);
     const down = await runLabCommand("status");
     assert.notEqual(down.code, 0);
     assert.equal(down.stdout, "");

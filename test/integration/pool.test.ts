@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { closeAllHosts } from "../../provider/host";
 import { glusterPool, type PoolOutputs } from "../../provider/pool";
-import type { Props } from "../../provider/resource";
+import type { Unchecked } from "../../provider/resource";
 import { cloneLabDomain, dropDomain } from "../helpers/domain";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { createGlusterVolume, isMounted, labConnection, tryVirsh, uniqueName, virsh } from "../helpers/local";
@@ -19,7 +19,7 @@ after(() => {
   volume?.remove();
 });
 
-function inputs(over: Props = {}): Props {
+function inputs(over: Unchecked = {}): Unchecked {
   return {
     connection: labConnection(lab),
     name: uniqueName("itpool"),
@@ -30,13 +30,13 @@ function inputs(over: Props = {}): Props {
 }
 
 /** check() exactly as the engine calls it, failing the test on any CheckFailure. */
-async function checked(news: Props): Promise<Props> {
+async function checked(news: Unchecked) {
   const r = await glusterPool.check({}, news);
   assert.deepEqual(r.failures ?? [], []);
-  return r.inputs as Props;
+  return r.inputs!;
 }
 
-async function create(over: Props = {}): Promise<PoolOutputs> {
+async function create(over: Unchecked = {}): Promise<PoolOutputs> {
   const r = await glusterPool.create(await checked(inputs(over)));
   return r.outs as PoolOutputs;
 }

@@ -9,13 +9,13 @@ import { diskAttachment, type DiskOutputs } from "../../provider/disk";
 import { SafetyCheckError } from "../../provider/errors";
 import { closeAllHosts } from "../../provider/host";
 import { localContentDigest } from "../../provider/localImage";
-import { glusterPool, type PoolOutputs } from "../../provider/pool";
-import type { Props } from "../../provider/resource";
+import type { Unchecked } from "../../provider/resource";
 import { imageVolume, type VolumeOutputs } from "../../provider/volume";
 import { parseDomainDisks } from "../../provider/xml/disk";
 import { cloneLabDomain, dropDomain, pristineDomainXml } from "../helpers/domain";
 import { getLab, type LabInfo } from "../helpers/lab";
-import { createGlusterVolume, emptyPool, labConnection, tryVirsh, uniqueName, virsh } from "../helpers/local";
+import { labConnection, tryVirsh, uniqueName, virsh } from "../helpers/local";
+import { createOwnPool, type OwnPool } from "../helpers/ownPool";
 
 /*
  * The safety checks that guard data, each reproduced on the lab as the review found it
@@ -26,44 +26,32 @@ import { createGlusterVolume, emptyPool, labConnection, tryVirsh, uniqueName, vi
  */
 
 let lab: LabInfo;
-let gluster: ReturnType<typeof createGlusterVolume>;
-let pool: PoolOutputs;
+let pool: OwnPool;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "it-safety-"));
 fs.chmodSync(tmp, 0o755); // the lab's login user reads overlays kept here
 const domains: string[] = [];
-const cleanups: (() => void)[] = [];
+const cleanups: (() => unknown)[] = [];
 
 before(async () => {
   lab = await getLab();
-  gluster = createGlusterVolume(lab, uniqueName("itsafe").replace(/-/g, "_"));
-  pool = await createPool(gluster.name);
+  pool = await createOwnPool(lab, "itsafe");
 });
 
 after(async () => {
-  for (const c of cleanups.reverse()) c();
+  for (const c of cleanups.reverse()) await c();
   domains.forEach(dropDomain);
-  if (pool) {
-    emptyPool(pool);
-    await glusterPool.delete(pool.uuid, pool);
-  }
+  await pool?.remove();
   closeAllHosts();
-  gluster?.remove();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-async function createPool(volume: string): Promise<PoolOutputs> {
-  const r = await glusterPool.check({}, { connection: labConnection(lab), name: uniqueName("itsafepool"), volume, servers: lab.gluster.servers });
-  assert.deepEqual(r.failures ?? [], []);
-  return (await glusterPool.create(r.inputs as Props)).outs as PoolOutputs;
-}
-
-async function volumeInputs(over: Props): Promise<Props> {
+async function volumeInputs(over: Unchecked) {
   const r = await imageVolume.check({}, { connection: labConnection(lab), pool: pool.name, name: `${uniqueName("sv")}.img`, ...over });
   assert.deepEqual(r.failures ?? [], []);
-  return r.inputs as Props;
+  return r.inputs!;
 }
 
-async function createVolume(over: Props = { capacity: "1MiB" }): Promise<VolumeOutputs> {
+async function createVolume(over: Unchecked = { capacity: "1MiB" }): Promise<VolumeOutputs> {
   return (await imageVolume.create(await volumeInputs(over))).outs as VolumeOutputs;
 }
 
@@ -116,23 +104,21 @@ describe("fail-closed safety checks on the lab", () => {
   });
 
   test("a pool whose storage fails under it (its Gluster volume stopped) stops the delete, naming the pool", async () => {
-    const other = createGlusterVolume(lab, uniqueName("itsafe2").replace(/-/g, "_"));
+    const other = await createOwnPool(lab, "itsafe2");
     cleanups.push(() => other.remove());
-    const otherPool = await createPool(other.name);
-    cleanups.push(() => (tryVirsh("pool-destroy", otherPool.name), tryVirsh("pool-undefine", otherPool.name)));
     const v = await createVolume();
-    execFileSync("gluster", ["--mode=script", "volume", "stop", other.name, "force"]);
+    execFileSync("gluster", ["--mode=script", "volume", "stop", other.gluster.name, "force"]);
     try {
       await assert.rejects(imageVolume.delete(v.key, v), (err: Error) => {
         assert.ok(err instanceof SafetyCheckError, String(err));
-        assert.ok(err.message.includes(`pool '${otherPool.name}'`), err.message);
+        assert.ok(err.message.includes(`pool '${other.name}'`), err.message);
         return true;
       });
       assert.ok(exists(v), "nothing deleted while the other pool could not be checked");
     } finally {
-      execFileSync("gluster", ["--mode=script", "volume", "start", other.name, "force"]);
+      execFileSync("gluster", ["--mode=script", "volume", "start", other.gluster.name, "force"]);
     }
-    await glusterPool.delete(otherPool.uuid, otherPool);
+    await other.remove();
     await imageVolume.delete(v.key, v);
     assert.equal(exists(v), false);
   });
@@ -146,7 +132,7 @@ describe("fail-closed safety checks on the lab", () => {
     const v = await createVolume();
     const r = await diskAttachment.check({}, { connection: labConnection(lab), domain: named, pool: pool.name, volume: v.name, target: "sdc", access: "fuse" });
     assert.deepEqual(r.failures ?? [], []);
-    const disk = (await diskAttachment.create(r.inputs as Props)).outs as DiskOutputs;
+    const disk = (await diskAttachment.create(r.inputs!)).outs as DiskOutputs;
     assert.notEqual(disk.domainUuid, virsh("domuuid", running).trim(), "not the running domain whose id is the name");
     const targets = (dom: string, inactive: boolean) =>
       parseDomainDisks(virsh("dumpxml", ...(inactive ? ["--inactive"] : []), dom)).map((d) => d.target);
@@ -214,7 +200,7 @@ describe("fail-closed safety checks on the lab", () => {
     const v = await createVolume();
     const domain = defineDomain(uniqueName("itsafe-own"));
     const r = await diskAttachment.check({}, { connection: labConnection(lab), domain, pool: pool.name, volume: v.name, target: "sdd", access: "fuse" });
-    const disk = (await diskAttachment.create(r.inputs as Props)).outs as DiskOutputs;
+    const disk = (await diskAttachment.create(r.inputs!)).outs as DiskOutputs;
     assert.match(disk.diskXml, /<seclabel model='dac' relabel='no'\/>/);
     assert.match(virsh("dumpxml", "--inactive", domain), /relabel='no'/);
     await diskAttachment.delete(`${disk.domainUuid}/sdd`, disk);

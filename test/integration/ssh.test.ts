@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -12,7 +12,9 @@ import fc from "fast-check";
 import { SshError } from "../../provider/errors";
 import { closeAllHosts, getHost, getConnectionStats, setTransportLogger } from "../../provider/host";
 import { getLab, type LabInfo } from "../helpers/lab";
+import { commandLines } from "../helpers/local";
 import { LOGIN_USER, type Sshd, makeKey, makeNetns, startSshd } from "../helpers/sshd";
+import { waitFor } from "../helpers/wait";
 
 let lab: LabInfo;
 const keys = mkdtempSync(join(tmpdir(), "glv-ssh-keys-"));
@@ -46,7 +48,7 @@ before(async () => {
   agentSock = join(keys, "agent.sock");
   agentProc = spawn("ssh-agent", ["-D", "-a", agentSock], { stdio: "ignore" });
   cleanups.push(() => agentProc.kill());
-  for (let i = 0; i < 100 && !existsSync(agentSock); i++) await new Promise((r) => setTimeout(r, 20));
+  await waitFor("ssh-agent's socket", () => existsSync(agentSock), 10_000, 20);
   execFileSync("ssh-add", [agentKey], { env: { ...process.env, SSH_AUTH_SOCK: agentSock }, stdio: "ignore" });
 });
 
@@ -81,17 +83,11 @@ describe("authentication", () => {
   it("password (lab), which never shows up in any process's argv on this machine", async () => {
     const password = readFileSync(lab.ssh.passwordFile, "utf8").trim();
     const h = getHost({ ...labConn(), password });
-    const running = h.exec(["sleep", "1"]);
-    await new Promise((r) => setTimeout(r, 500));
-    for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
-      let cmdline = "";
-      try {
-        cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-      } catch {
-        continue;
-      }
-      assert.ok(!cmdline.includes(password), `password in argv of pid ${pid}`);
-    }
+    // a command line of its own, so the scan below starts once the login is done and the command runs
+    const marker = `glv-pw-${process.pid}-${Date.now()}`;
+    const running = h.exec(["sh", "-c", "sleep 2; true", marker]);
+    await waitFor(`the remote command ${marker} to run`, () => commandLines().some((p) => p.cmdline.includes(marker)), 30_000);
+    for (const { pid, cmdline } of commandLines()) assert.ok(!cmdline.includes(password), `password in argv of pid ${pid}`);
     assert.equal((await running).code, 0);
   });
 
@@ -215,11 +211,14 @@ describe("pooling", () => {
   it("reconnects transparently after sshd restarts between commands", async () => {
     const s = await startSshd({ address: "127.0.0.4", port: 2305, authorizedKeys: [pub(plainKey)] });
     cleanups.push(() => s.stop());
+    closeAllHosts(); // the earlier tests' idle connections: this host's is then the only one
     const h = getHost({ host: s.address, port: s.port, user: LOGIN_USER, privateKeyPath: plainKey, knownHostsFile: knownHosts(s.knownHostsLine), agent: "" });
     const n = await handshakesDuring(async () => {
       assert.equal((await h.exec(["echo", "before"])).stdout, "before\n");
+      assert.equal(getConnectionStats().openConnections, 1);
       await s.restart(); // kills the connection's sshd processes too
-      await new Promise((r) => setTimeout(r, 200));
+      // "between commands": the client has seen its connection go before the next one
+      await waitFor("the client to see its connection closed by the restart", () => getConnectionStats().openConnections === 0, 10_000);
       assert.equal((await h.exec(["echo", "after"])).stdout, "after\n");
     });
     assert.equal(n, 2);

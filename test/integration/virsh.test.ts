@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -13,6 +13,7 @@ import { SshError, VirshError } from "../../provider/errors";
 import { closeAllHosts, getHost, getConnectionStats } from "../../provider/host";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { type Sshd, startSshd } from "../helpers/sshd";
+import { settlesWithin, waitFor } from "../helpers/wait";
 
 let lab: LabInfo;
 const conn = (extra: Record<string, unknown> = {}) => ({
@@ -37,6 +38,17 @@ after(() => {
   closeAllHosts();
   own?.stop();
 });
+
+/** Pipes among a process's open files (from /proc, as root). */
+function pipesOf(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith("pipe:");
+    } catch {
+      return false; // closed meanwhile
+    }
+  }).length;
+}
 
 describe("virsh runner", () => {
   it("answers like a one-shot virsh, over one connection and one long-lived virsh", async () => {
@@ -107,14 +119,30 @@ describe("virsh runner", () => {
   });
 
   it("restarts a session whose virsh died, failing only the command in flight", async () => {
+    // one session, of this test alone: the first test's may still be up on our sshd
+    closeAllHosts();
+    await waitFor("the earlier virsh sessions on our sshd to end", () => own.descendants("virsh").length === 0, 10_000);
     const h = getHost(ownConn());
-    await h.virsh(["domstate", lab.domains.stopped]);
-    const [session] = own.descendants("virsh");
-    assert.ok(session);
-    process.kill(session, "SIGKILL");
-    await new Promise((r) => setTimeout(r, 200));
     assert.equal(await h.virsh(["domstate", lab.domains.stopped]), "shut off\n");
-    assert.notDeepEqual(own.descendants("virsh"), [session]);
+    const [session, ...more] = own.descendants("virsh");
+    assert.ok(session && more.length === 0, `one virsh session, found ${[session, ...more].join(" ")}`);
+    // In flight: `event` blocks for 60 s whatever other lab users do. virsh opens a pipe of
+    // its own (vshEventStart) when the command starts: seen on the host, it proves virsh is
+    // running the command, not still reading it.
+    const idlePipes = pipesOf(session);
+    const inFlight = h.virsh(["event", "--loop", "--all", "--timeout", "60"]).then((stdout) => ({ stdout }), (err: unknown) => ({ err }));
+    await waitFor(`virsh ${session} to run \`event\` (a pipe more than its ${idlePipes} when idle)`, () => pipesOf(session) > idlePipes, 10_000);
+    // Queued behind it: the busy session takes nothing more; these wait for sessions that start for them.
+    const queued = [h.virsh(["domstate", lab.domains.stopped]), h.virsh(["echo", "tr-queued"])];
+    process.kill(session, "SIGKILL");
+    const r = await settlesWithin(inFlight, 20_000, "the command in flight when its virsh was killed");
+    assert.ok("err" in r, `the command in flight succeeded: ${JSON.stringify(r)}`);
+    assert.ok(r.err instanceof SshError && r.err.kind === "connection-lost", String(r.err));
+    assert.match(r.err.message, /virsh session ended while a command was running/);
+    assert.deepEqual(await settlesWithin(Promise.all(queued), 30_000, "the commands queued when virsh was killed"), ["shut off\n", "tr-queued"]);
+    assert.equal(await h.virsh(["domstate", lab.domains.stopped]), "shut off\n");
+    const now = own.descendants("virsh");
+    assert.ok(now.length > 0 && !now.includes(session), `the killed virsh ${session} gone, new sessions serve: ${now.join(" ")}`);
   });
 
   it("times a hung command out and keeps working", async () => {

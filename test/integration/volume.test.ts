@@ -8,14 +8,15 @@ import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { closeAllHosts, getHost } from "../../provider/host";
-import { glusterPool, type PoolOutputs } from "../../provider/pool";
-import type { Props } from "../../provider/resource";
+import type { Unchecked } from "../../provider/resource";
 import { localContentDigest } from "../../provider/localImage";
 import { imageVolume, type VolumeOutputs } from "../../provider/volume";
 import { uploadFile } from "../../provider/volumeContent";
 import { cloneLabDomain, dropDomain } from "../helpers/domain";
 import { getLab, type LabInfo } from "../helpers/lab";
-import { createGlusterVolume, emptyPool, labConnection, tryVirsh, uniqueName, virsh } from "../helpers/local";
+import { labConnection, tryVirsh, uniqueName, virsh } from "../helpers/local";
+import { createOwnPool, type OwnPool } from "../helpers/ownPool";
+import { waitFor } from "../helpers/wait";
 
 /*
  * ImageVolume against the lab: a Gluster volume and netfs pool of this file's own.
@@ -25,42 +26,33 @@ import { createGlusterVolume, emptyPool, labConnection, tryVirsh, uniqueName, vi
 
 const MiB = 1024 * 1024;
 let lab: LabInfo;
-let gluster: ReturnType<typeof createGlusterVolume>;
-let pool: PoolOutputs;
+let pool: OwnPool;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "it-volume-"));
 const domains: string[] = [];
 
 before(async () => {
   lab = await getLab();
-  gluster = createGlusterVolume(lab, uniqueName("itvol").replace(/-/g, "_"));
-  const r = await glusterPool.create((await glusterPool.check({}, {
-    connection: labConnection(lab), name: uniqueName("itvolpool"), volume: gluster.name, servers: lab.gluster.servers,
-  })).inputs as Props);
-  pool = r.outs as PoolOutputs;
+  pool = await createOwnPool(lab, "itvol");
 });
 
 after(async () => {
   domains.forEach(dropDomain);
-  if (pool) {
-    emptyPool(pool);
-    await glusterPool.delete(pool.uuid, pool);
-  }
+  await pool?.remove();
   closeAllHosts();
-  gluster?.remove();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-function inputs(over: Props): Props {
+function inputs(over: Unchecked): Unchecked {
   return { connection: labConnection(lab), pool: pool.name, name: uniqueName("v") + ".img", ...over };
 }
 
-async function checked(news: Props): Promise<Props> {
+async function checked(news: Unchecked) {
   const r = await imageVolume.check({}, news);
   assert.deepEqual(r.failures ?? [], []);
-  return r.inputs as Props;
+  return r.inputs!;
 }
 
-async function create(over: Props): Promise<VolumeOutputs> {
+async function create(over: Unchecked): Promise<VolumeOutputs> {
   return (await imageVolume.create(await checked(inputs(over)))).outs as VolumeOutputs;
 }
 
@@ -77,10 +69,7 @@ function privateDomain(): string {
 
 /** Waits until a process matching `pattern` runs (the remote writer of an upload), for at most 30 s. */
 async function processAppears(pattern: string): Promise<void> {
-  for (const deadline = Date.now() + 30_000; spawnSync("pgrep", ["-f", pattern]).status !== 0; ) {
-    if (Date.now() > deadline) assert.fail(`no process matching ${pattern} appeared`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await waitFor(`a process matching ${pattern}`, () => spawnSync("pgrep", ["-f", pattern]).status === 0, 30_000, 10);
 }
 
 /** A sparse local file with the given data at the given offsets. */
@@ -104,7 +93,7 @@ describe("ImageVolume on the lab", () => {
       assert.equal(v.capacity, capacity);
       assert.equal(v.path, path.join(pool.targetPath!, v.name));
       assert.equal(v.key, v.path);
-      assert.equal(v.glusterUrl, `gluster://${lab.gluster.servers[0]}/${gluster.name}/${v.name}`);
+      assert.equal(v.glusterUrl, `gluster://${lab.gluster.servers[0]}/${pool.gluster.name}/${v.name}`);
       const st = fs.statSync(v.path);
       assert.deepEqual([st.uid, st.gid, (st.mode & 0o777).toString(8)], [lab.qemu.uid, lab.qemu.gid, "660"], `${v.name} belongs to QEMU`);
     }
@@ -137,7 +126,7 @@ describe("ImageVolume on the lab", () => {
     assert.ok(onHost.equals(fs.readFileSync(file)), "byte-for-byte equal on the host");
     for (const [offset, buf] of chunks) assert.ok(onHost.subarray(offset, offset + buf.length).equals(buf), `data at ${offset}`);
     // Only extents near data were written: the brick holds a few MiB, not 96.
-    const brickFile = path.join(lab.stateDir, "bricks", gluster.name, v.name);
+    const brickFile = path.join(lab.stateDir, "bricks", pool.gluster.name, v.name);
     assert.ok(fs.statSync(brickFile).blocks * 512 < 16 * MiB, `sparse on the brick (${fs.statSync(brickFile).blocks * 512} bytes allocated)`);
     const st = fs.statSync(v.path);
     assert.equal(st.uid, lab.qemu.uid);
@@ -167,7 +156,7 @@ describe("ImageVolume on the lab", () => {
     } finally {
       fs.closeSync(fd);
     }
-    const brickFile = path.join(lab.stateDir, "bricks", gluster.name, v.name);
+    const brickFile = path.join(lab.stateDir, "bricks", pool.gluster.name, v.name);
     assert.ok(fs.statSync(brickFile).blocks * 512 < 64 * MiB, "holes were not written");
   });
 
@@ -345,39 +334,27 @@ describe("ImageVolume on the lab", () => {
 describe("ImageVolume in a native gluster pool on the lab", () => {
   // A Gluster volume and `type: "gluster"` pool of their own. Every libgfapi client
   // (qemu-img, pool-refresh, vol-delete) waits ~10 s in glfs_fini: these tests are slow.
-  let native: ReturnType<typeof createGlusterVolume>;
-  let nativePool: PoolOutputs;
+  let nativePool: OwnPool;
   const sudo = () => ({ ...labConnection(lab), sudo: true });
-  const brickFile = (name: string) => path.join(lab.stateDir, "bricks", native.name, name);
+  const brickFile = (name: string) => path.join(lab.stateDir, "bricks", nativePool.gluster.name, name);
 
   before(async () => {
     lab = await getLab();
-    native = createGlusterVolume(lab, uniqueName("itnat").replace(/-/g, "_"));
-    const r = await glusterPool.create((await glusterPool.check({}, {
-      connection: labConnection(lab), name: uniqueName("itnatpool"), type: "gluster", volume: native.name, servers: lab.gluster.servers,
-    })).inputs as Props);
-    nativePool = r.outs as PoolOutputs;
+    nativePool = await createOwnPool(lab, "itnat", { type: "gluster" });
   });
 
   after(async () => {
-    if (nativePool) {
-      tryVirsh("pool-refresh", nativePool.name);
-      for (const name of fs.readdirSync(path.join(lab.stateDir, "bricks", native.name)).filter((f) => !f.startsWith("."))) {
-        if (name.endsWith(".qcow2")) tryVirsh("vol-delete", "--pool", nativePool.name, name);
-      }
-      await glusterPool.delete(nativePool.uuid, nativePool);
-    }
+    await nativePool?.remove();
     closeAllHosts();
-    native?.remove();
   });
 
-  async function createNative(over: Props, connection: Props = sudo()): Promise<VolumeOutputs> {
+  async function createNative(over: Unchecked, connection: Unchecked = sudo()): Promise<VolumeOutputs> {
     return (await imageVolume.create(await checked({ connection, pool: nativePool.name, name: uniqueName("n") + ".img", ...over }))).outs as VolumeOutputs;
   }
 
   test("empty raw volume and qcow2 overlay via qemu-img as QEMU's user (sudo); base protected; delete", async () => {
     const base = await createNative({ capacity: "8MiB" });
-    const url = `gluster://${lab.gluster.servers[0]}/${native.name}/${base.name}`;
+    const url = `gluster://${lab.gluster.servers[0]}/${nativePool.gluster.name}/${base.name}`;
     assert.deepEqual([base.format, base.capacity, base.path, base.key, base.glusterUrl], ["raw", 8 * MiB, url, url, url]);
     let st = fs.statSync(brickFile(base.name));
     // Owner as a netfs volume gets it (the host's QEMU user); mode is what QEMU's gluster driver gives.
@@ -400,7 +377,7 @@ describe("ImageVolume in a native gluster pool on the lab", () => {
 
   test("refused up front: a login that cannot act as the owner, content sources, another mode", async () => {
     const name = uniqueName("n") + ".img";
-    await assert.rejects(createNative({ name, capacity: "8MiB" }, labConnection(lab) as Props), /connection: volumes in native gluster pool .* log in as root or set `connection\.sudo: true`/);
+    await assert.rejects(createNative({ name, capacity: "8MiB" }, labConnection(lab)), /connection: volumes in native gluster pool .* log in as root or set `connection\.sudo: true`/);
     await assert.rejects(createNative({ name, source: { path: "/etc/hostname" } }), /source: .*native gluster pool.*netfs/);
     await assert.rejects(createNative({ name, capacity: "8MiB", permissions: { mode: "0660" } }), /permissions: .*mode 0600/);
     assert.equal(fs.existsSync(brickFile(name)), false, "nothing created");
@@ -409,7 +386,7 @@ describe("ImageVolume in a native gluster pool on the lab", () => {
   test("a file the pool does not list yet (made by another client) is found on the storage and never truncated", async () => {
     const name = uniqueName("hidden") + ".img";
     const mnt = fs.mkdtempSync(path.join(os.tmpdir(), "it-native-mnt-"));
-    execFileSync("mount", ["-t", "glusterfs", `${lab.gluster.servers[0]}:/${native.name}`, mnt]);
+    execFileSync("mount", ["-t", "glusterfs", `${lab.gluster.servers[0]}:/${nativePool.gluster.name}`, mnt]);
     try {
       fs.writeFileSync(path.join(mnt, name), randomBytes(MiB));
     } finally {

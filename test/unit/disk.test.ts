@@ -3,10 +3,11 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import {
-  defaultBus, diskAttachment, diskChanges, diskSchema, diskSourceFor, hotplugProblem, isOurDisk, qemuMayOpen, resolveAccess,
-  type DiskOutputs,
+  attachMissing, defaultBus, diskAttachment, diskChanges, diskSchema, diskSourceFor, hotplugProblem, isOurDisk, qemuMayOpen, resolveAccess,
+  type AttachTo, type DiskOutputs, type Placement,
 } from "../../provider/disk";
-import { UNKNOWN, type Props } from "../../provider/resource";
+import { InputError } from "../../provider/errors";
+import { UNKNOWN, type Unchecked } from "../../provider/resource";
 import { buildDiskXml, parseDomainDisks, parseDomainSummary, type DomainSummary } from "../../provider/xml/disk";
 import type { PoolInfo } from "../../provider/xml/pool";
 
@@ -79,10 +80,10 @@ const state: DiskOutputs = {
   domainRunning: true,
   domainUuid: "u-1",
 };
-const news = (over: Props) => diskSchema.parse({ ...valid, ...over });
+const news = (over: Unchecked) => diskSchema.parse({ ...valid, ...over });
 
 test("diff: each field applies as the table says", async () => {
-  const cases: [Props, string[], boolean][] = [
+  const cases: [Unchecked, string[], boolean][] = [
     [{}, [], false],
     [{ live: false }, [], true],
     [{ detachTimeout: 90 }, [], true],
@@ -144,6 +145,33 @@ test("hot-plug: sata and ide never; scsi needs virtio-scsi; virtio needs ACPI (p
   assert.equal(hotplugProblem("virtio", { ...q35, controllers: [...q35.controllers, { type: "pci", index: 1, model: "pcie-root-port" }] }), undefined);
 });
 
+test("attach what is missing: the definition, then live when hot-plugging; an unpluggable disk is refused after the definition", async () => {
+  const lab = parseDomainSummary(fixture("domain-live.xml"));
+  const [disk] = parseDomainDisks(fixture("domain-live.xml"));
+  const attached = async (bus: "scsi" | "sata", at: Placement, hotplug: boolean) => {
+    const calls: AttachTo[] = [];
+    const error = await attachMissing({ bus, domain: "vm1" }, lab, at, hotplug, async (where) => {
+      calls.push(where);
+    }).then(() => undefined, (err: unknown) => err);
+    return { calls, error };
+  };
+  const config = { live: false, config: true };
+  const live = { live: true, config: false };
+  assert.deepEqual(await attached("scsi", {}, true), { calls: [config, live], error: undefined });
+  assert.deepEqual(await attached("scsi", {}, false), { calls: [config], error: undefined });
+  assert.deepEqual(await attached("scsi", { persistent: disk }, true), { calls: [live], error: undefined });
+  assert.deepEqual(await attached("scsi", { live: disk }, true), { calls: [config], error: undefined });
+  assert.deepEqual(await attached("scsi", { persistent: disk, live: disk }, true), { calls: [], error: undefined });
+  // sata cannot be hot-plugged: the definition still gets the disk, then `bus` is refused
+  const sata = await attached("sata", {}, true);
+  assert.deepEqual(sata.calls, [config]);
+  assert.ok(sata.error instanceof InputError);
+  assert.equal(sata.error.field, "bus");
+  assert.match(sata.error.message, /^bus: cannot hot-plug into running domain 'vm1': sata disks cannot be hot-plugged/);
+  // not hot-plugging (shut-off domain or live: false): no refusal
+  assert.deepEqual(await attached("sata", {}, false), { calls: [config], error: undefined });
+});
+
 test("access: auto takes gfapi when QEMU has the driver, else fuse; impossible requests say why", () => {
   assert.deepEqual(resolveAccess("auto", "netfs", true), { access: "gfapi" });
   assert.deepEqual(resolveAccess("auto", "netfs", false), { access: "fuse" });
@@ -179,6 +207,10 @@ test("source: the file on the mount for fuse, the path inside the volume with ev
     buildDiskXml({ source: diskSourceFor("fuse", { ...netfs, targetPath: "/mnt/libvirt/primary_gluster" }, "/mnt/libvirt/primary_gluster/data.img", true), target: "sdb", bus: "scsi", format: "raw", readonly: true, shareable: true }),
     fixture("disk-file-keep-owner.xml"),
   );
+  // and so does a libgfapi one: the seclabel inside its network source, after the hosts
+  const kept = buildDiskXml({ source: diskSourceFor("gfapi", { ...netfs, volume: "primary", servers: ["gs1"] }, `${netfs.targetPath}/data.img`, true), target: "sdb", bus: "scsi", format: "raw" });
+  assert.match(kept, /<source protocol='gluster' name='primary\/data.img'>\n\s+<host name='gs1' port='24007'\/>\n\s+<seclabel model='dac' relabel='no'\/>\n\s+<\/source>/);
+  assert.doesNotMatch(buildDiskXml({ source: diskSourceFor("gfapi", { ...netfs, volume: "primary", servers: ["gs1"] }, `${netfs.targetPath}/data.img`), target: "sdb", bus: "scsi", format: "raw" }), /seclabel/);
   const pool: PoolInfo = { ...netfs, volume: "primary", servers: ["gs1.example.net", "gs2.example.net"], targetPath: "/mnt/p", directory: "/vms" };
   assert.equal(
     buildDiskXml({
@@ -197,8 +229,11 @@ test("gfapi needs a file QEMU's user may open itself (Gluster checks the libgfap
   assert.equal(qemuMayOpen({ owner: 0, group: 64055, mode: "0660" }, qemu, false), true);
   assert.equal(qemuMayOpen({ owner: 64055, group: 64055, mode: "0600" }, qemu, false), true);
   assert.equal(qemuMayOpen({ owner: 64055, group: 0, mode: "0400" }, qemu, false), false);
-  assert.equal(qemuMayOpen(undefined, qemu, false), true);
-  assert.equal(qemuMayOpen({ owner: 0, group: 0, mode: "0600" }, undefined, false), true);
+  // what cannot be told is neither: gfapi is not refused on it, and fuse does not keep the owner on it
+  assert.equal(qemuMayOpen(undefined, qemu, false), undefined);
+  assert.equal(qemuMayOpen({ owner: 0, group: 0, mode: "0600" }, undefined, false), undefined);
+  assert.equal(qemuMayOpen({ owner: 64055, mode: "0600" }, qemu, false), undefined);
+  assert.equal(qemuMayOpen({ owner: 64055, group: 64055 }, qemu, false), undefined);
 });
 
 test("our disk is found by target and image, not by target alone", () => {

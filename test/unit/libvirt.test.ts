@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { glusterUrl, pathInGlusterVolume, volumeGlusterUrl } from "../../provider/libvirt/gluster";
 import type { Host } from "../../provider/host";
+import { permissionsWithDefaults } from "../../provider/libvirt/qemu";
 import { listVolumePaths, parseVolumeList, volumePathMatcher } from "../../provider/libvirt/volumes";
 import { sourceOfBackingPath } from "../../provider/xml/disk";
 
@@ -81,4 +82,55 @@ test("a volume deleted while virsh lists its pool (path `unknown`) makes the lis
   const garbled = fakeHost([" \\xffn.img   /var/lib/libvirt/gluster/p/\\xc3n.img\n"]);
   await assert.rejects(listVolumePaths(garbled.host, pool), /cannot read the volume listing line/);
   assert.equal(garbled.calls.length, 1);
+});
+
+test("owner fallback: what is wanted, else both ids of the inherited permissions, else the QEMU user (asked only then)", async () => {
+  let hosts = 0;
+  // `id` as a Debian host (libvirt-qemu) or a RHEL host (qemu) answers, or one without either user
+  const fakeHost = (users: Record<string, [number, number]>) => {
+    const calls: string[][] = [];
+    const host: Host = {
+      label: `fake-qemu-${++hosts}`, // qemuIdentity remembers its answer per label
+      libvirtUri: "qemu:///system",
+      virsh: () => Promise.reject(new Error("not used")),
+      exec: (argv) => {
+        calls.push([...argv]);
+        const ids = users[argv[2]];
+        const stdout = ids ? `${argv[1] === "-u" ? ids[0] : ids[1]}\n` : "";
+        return Promise.resolve({ code: ids ? 0 : 1, stdout, stderr: ids ? "" : `id: '${argv[2]}': no such user\n` });
+      },
+    };
+    return { host, calls };
+  };
+  const debian = { "libvirt-qemu": [64055, 108] as [number, number] };
+  const defaults = { mode: "0660" };
+
+  // both ids given: nothing is asked, the given mode wins over the default
+  const given = fakeHost(debian);
+  assert.deepEqual(await permissionsWithDefaults(given.host, { owner: 1, group: 2, mode: "0600" }, defaults), { owner: 1, group: 2, mode: "0600" });
+  assert.deepEqual(given.calls, []);
+
+  // one id given: the other is the QEMU user's, the given one stays
+  const half = fakeHost(debian);
+  assert.deepEqual(await permissionsWithDefaults(half.host, { owner: 1 }, defaults), { mode: "0660", owner: 1, group: 108 });
+  assert.deepEqual(await permissionsWithDefaults(half.host, { group: 7 }, defaults), { mode: "0660", owner: 64055, group: 7 });
+  assert.deepEqual(half.calls, [["id", "-u", "libvirt-qemu"], ["id", "-g", "libvirt-qemu"]], "asked once per host");
+
+  // inherited (a pool's) owner and group when both are set, without asking the host; the inherited mode is not taken
+  const pooled = fakeHost(debian);
+  const pool = { owner: 10, group: 20, mode: "0755" };
+  assert.deepEqual(await permissionsWithDefaults(pooled.host, undefined, { mode: "0660", inherit: pool }), { mode: "0660", owner: 10, group: 20 });
+  assert.deepEqual(await permissionsWithDefaults(pooled.host, { group: 5 }, { mode: "0660", inherit: pool }), { mode: "0660", owner: 10, group: 5 });
+  assert.deepEqual(pooled.calls, []);
+  // inherited permissions that name only one id are not an owner: the QEMU user is
+  assert.deepEqual(await permissionsWithDefaults(pooled.host, undefined, { mode: "0660", inherit: { owner: 10 } }), { mode: "0660", owner: 64055, group: 108 });
+
+  // a RHEL host: libvirt-qemu is not there, qemu is
+  const rhel = fakeHost({ qemu: [107, 107] });
+  assert.deepEqual(await permissionsWithDefaults(rhel.host, undefined, { mode: "0755" }), { mode: "0755", owner: 107, group: 107 });
+  assert.deepEqual(rhel.calls, [["id", "-u", "libvirt-qemu"], ["id", "-u", "qemu"], ["id", "-g", "qemu"]]);
+
+  // no QEMU user at all: only what is given, and the mode
+  const none = fakeHost({});
+  assert.deepEqual(await permissionsWithDefaults(none.host, { owner: 3 }, defaults), { mode: "0660", owner: 3 });
 });

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { definitionDifferences, glusterPool, poolChanges, poolSchema } from "../../provider/pool";
-import { UNKNOWN, type Props } from "../../provider/resource";
+import { UNKNOWN, type Unchecked } from "../../provider/resource";
 import { buildPoolXml, parsePoolXml, type PoolSpec } from "../../provider/xml/pool";
 
 const connection = { host: "kvm1" };
@@ -40,7 +40,7 @@ test("check: netfs-only fields are refused on a native gluster pool", async () =
   assert.deepEqual(r.failures?.map((f) => f.property).sort(), ["mountOptions", "targetPath"]);
   const ok = await glusterPool.check({}, { ...valid, type: "gluster" });
   assert.equal(ok.failures, undefined);
-  assert.equal((ok.inputs as Props).targetPath, undefined);
+  assert.equal(ok.inputs?.targetPath, undefined);
 });
 
 test("check: extra servers belong in `servers`, not in mount options", async () => {
@@ -89,10 +89,10 @@ test("check tolerates unknowns during preview", async () => {
 });
 
 const state = { ...poolSchema.parse(valid), uuid: "u-1", state: "running", capacity: 1, allocation: 0, available: 1, glusterUrl: "gluster://gs1/primary" };
-const news = (over: Props) => poolSchema.parse({ ...valid, ...over });
+const news = (over: Unchecked) => poolSchema.parse({ ...valid, ...over });
 
 test("diff: each field applies as the table says", async () => {
-  const cases: [Props, string[], boolean][] = [
+  const cases: [Unchecked, string[], boolean][] = [
     [{}, [], false],
     [{ autostart: false }, [], true],
     [{ permissions: { mode: "0750" } }, [], true],

@@ -46,7 +46,8 @@ const table: ReplacementTable<Inputs> = {
 const base = { name: "p", servers: ["a"], autostart: true, connection: { host: "h", port: 22 } };
 
 test("diff: no change, update-only, replace, computed rule", () => {
-  assert.deepEqual(diffByTable(table, { ...base, uuid: "u" }, base), { changes: false, replaces: [], deleteBeforeReplace: false });
+  const state = { ...base, uuid: "u" }; // recorded state: the inputs and the outputs
+  assert.deepEqual(diffByTable(table, state, base), { changes: false, replaces: [], deleteBeforeReplace: false });
   assert.deepEqual(diffByTable(table, base, { ...base, autostart: false }).replaces, []);
   assert.equal(diffByTable(table, base, { ...base, autostart: false }).changes, true);
   assert.deepEqual(diffByTable(table, base, { ...base, servers: ["a", "b"] }).replaces, ["servers"]);

@@ -5,7 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { imageVolume, volumeChanges, volumeSchema } from "../../provider/volume";
 import { localContentDigest } from "../../provider/localImage";
-import { UNKNOWN, type Props } from "../../provider/resource";
+import { UNKNOWN, type Unchecked } from "../../provider/resource";
 
 const connection = { host: "kvm1" };
 const empty = { connection, pool: "primary", name: "vm1.img", capacity: "1GiB" };
@@ -13,7 +13,7 @@ const empty = { connection, pool: "primary", name: "vm1.img", capacity: "1GiB" }
 /** A local file that exists: this test's own compiled file. */
 const existing = __filename;
 
-const failures = async (inputs: Props) => [...new Set(((await imageVolume.check({}, inputs)).failures ?? []).map((f) => f.property))].sort();
+const failures = async (inputs: Unchecked) => [...new Set(((await imageVolume.check({}, inputs)).failures ?? []).map((f) => f.property))].sort();
 
 test("check fills defaults and turns sizes into bytes", async () => {
   const r = await imageVolume.check({}, empty);
@@ -22,7 +22,7 @@ test("check fills defaults and turns sizes into bytes", async () => {
 });
 
 test("check: format defaults from the name's extension, and to qcow2 for overlays", async () => {
-  const format = async (over: Props) => ((await imageVolume.check({}, { ...empty, ...over })).inputs as Props).format;
+  const format = async (over: Unchecked) => (await imageVolume.check({}, { ...empty, ...over })).inputs?.format;
   assert.equal(await format({ name: "a.qcow2" }), "qcow2");
   assert.equal(await format({ name: "a.QCOW2" }), "qcow2");
   assert.equal(await format({ name: "a.img" }), "raw");
@@ -90,10 +90,10 @@ test("check: a local source file that is missing, not a file or unreadable fails
 
 test("check: a relative source path becomes absolute; a sha256 is lower-cased", async () => {
   const relative = path.relative(process.cwd(), existing);
-  const r = (await imageVolume.check({}, { ...empty, source: { path: relative } })).inputs as Props;
-  assert.equal(r.source.path, existing);
-  const u = (await imageVolume.check({}, { ...empty, source: { url: "https://x/y", sha256: "AB".repeat(32) } })).inputs as Props;
-  assert.equal(u.source.sha256, "ab".repeat(32));
+  const r = (await imageVolume.check({}, { ...empty, source: { path: relative } })).inputs;
+  assert.equal(r?.source?.path, existing);
+  const u = (await imageVolume.check({}, { ...empty, source: { url: "https://x/y", sha256: "AB".repeat(32) } })).inputs;
+  assert.equal(u?.source?.sha256, "ab".repeat(32));
 });
 
 test("check tolerates unknowns during preview", async () => {
@@ -109,11 +109,11 @@ test("every input is in the replacement table", () => {
   for (const k of inputs) assert.ok(k in volumeChanges, k);
 });
 
-const parsed = (over: Props) => volumeSchema.parse({ ...empty, ...over }) as Props;
+const parsed = (over: Unchecked) => volumeSchema.parse({ ...empty, ...over });
 const state = { ...parsed({}), key: "/mnt/p/vm1.img", path: "/mnt/p/vm1.img", glusterUrl: "gluster://gs1/v/vm1.img", capacity: 2 ** 30, allocation: 0 };
 
 test("diff: each field applies as the table says", async () => {
-  const cases: [Props, string[], boolean][] = [
+  const cases: [Unchecked, string[], boolean][] = [
     [{}, [], false],
     [{ capacity: "2GiB" }, [], true],
     [{ permissions: { mode: "0600" } }, [], true],
