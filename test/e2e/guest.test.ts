@@ -157,11 +157,9 @@ for (const access of ["fuse", "gfapi"] as const) {
       await assertGuestData();
     });
 
-    // A known failure, kept visible: libvirt 9.0 gives a gluster image back to root (0:0)
-    // when a libgfapi disk is detached live (it cannot remember the owner there), so the
-    // attach half of the replace is refused (QEMU could not open the image). docs/lab.md.
-    const knownFailure = access === "gfapi" ? "gfapi: the live detach leaves the image root:root and the re-attach is refused (docs/lab.md, The guest)" : undefined;
-    test("readonly: true re-attaches the disk: read-only in the guest, writes refused, the guest's data survived", { todo: knownFailure }, async () => {
+    // A replace detaches live and attaches again: for gfapi that works only because the
+    // disk carries relabel='no' (libvirt would give the image to root on the detach).
+    test("readonly: true re-attaches the disk: read-only in the guest, writes refused, the guest's data survived", async () => {
       await t.stack.setConfig("readonly", { value: "true" });
       const t0 = Date.now();
       const up = await t.stack.up();
