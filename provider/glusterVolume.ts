@@ -28,12 +28,22 @@ const optionValue = z
   .max(4096)
   .refine((v) => !/[\x00-\x1f\x7f]/.test(v), "must not contain control characters or newlines");
 
-/** The options a convenience input stands for, given `allowInsecure` and `qemuOwner`. */
-function convenienceOptions(p: { allowInsecure?: boolean; qemuOwner?: { uid: number; gid: number } }): [field: string, key: string, value: string][] {
-  return [
-    ...(p.qemuOwner ? ([["qemuOwner.uid", "storage.owner-uid", String(p.qemuOwner.uid)], ["qemuOwner.gid", "storage.owner-gid", String(p.qemuOwner.gid)]] as const) : []),
-    ...(p.allowInsecure !== undefined ? ([["allowInsecure", "server.allow-insecure", p.allowInsecure ? "on" : "off"]] as const) : []),
-  ].map(([f, k, v]) => [f, k, v]);
+interface ConvenienceOption {
+  /** the input that stands for it */
+  field: string;
+  key: string;
+  value: string;
+}
+
+/** The options `qemuOwner` and `allowInsecure` stand for (`virtProfile`'s are VIRT_GROUP). */
+function convenienceOptions(p: { allowInsecure?: boolean; qemuOwner?: { uid: number; gid: number } }): ConvenienceOption[] {
+  const out: ConvenienceOption[] = [];
+  if (p.qemuOwner) {
+    out.push({ field: "qemuOwner.uid", key: "storage.owner-uid", value: String(p.qemuOwner.uid) });
+    out.push({ field: "qemuOwner.gid", key: "storage.owner-gid", value: String(p.qemuOwner.gid) });
+  }
+  if (p.allowInsecure !== undefined) out.push({ field: "allowInsecure", key: "server.allow-insecure", value: p.allowInsecure ? "on" : "off" });
+  return out;
 }
 
 export const glusterVolumeSchema = z
@@ -67,7 +77,7 @@ export const glusterVolumeSchema = z
     if (p.disperse !== undefined && p.bricks.length % p.disperse !== 0) issue(["bricks"], `${p.bricks.length} bricks do not make whole disperse sets of ${p.disperse}`);
     if (p.redundancy !== undefined && p.disperse === undefined) issue(["redundancy"], "redundancy applies to dispersed volumes only (set disperse)");
     if (p.redundancy !== undefined && p.disperse !== undefined && 2 * p.redundancy >= p.disperse) issue(["redundancy"], `must be less than half of disperse (${p.disperse})`);
-    for (const [field, key, value] of convenienceOptions(p)) {
+    for (const { field, key, value } of convenienceOptions(p)) {
       const given = p.options[key];
       if (given !== undefined && !sameOptionValue(given, value)) issue(["options", key], `conflicts with ${field} (which sets ${key} to ${value})`);
     }
@@ -79,7 +89,7 @@ export const glusterVolumeSchema = z
     options: {
       ...(p.virtProfile ? VIRT_GROUP : {}),
       ...p.options,
-      ...Object.fromEntries(convenienceOptions(p).map(([, key, value]) => [key, p.options[key] ?? value])),
+      ...Object.fromEntries(convenienceOptions(p).map(({ key, value }) => [key, p.options[key] ?? value])),
     },
   }));
 
