@@ -10,7 +10,7 @@ import { GlusterLibvirtError, InputError, isCommandError, isNotFound } from "./e
 import { glusterBrick, glusterVolumeName, numericId } from "./fields";
 import { gluster } from "./gluster/cli";
 import { CLUSTER_WIDE_OPTIONS, SHARD_OPTION, VIRT_GROUP, isOff, sameOptionValue } from "./gluster/options";
-import { effectiveOptions, inspectVolume, volumeUsers } from "./gluster/volumes";
+import { inspectVolume, volumeUsers } from "./gluster/volumes";
 import { getHost, type Host } from "./host";
 import { createdBy, forgetCreation, recordCreation } from "./libvirt/stamps";
 import { checkInputs, containsUnknown, diffByTable, parseArgs, plainOutputs, propertyPath, stampOf, stateOf, type Compared, type ReplacementTable, type ResourceCrud } from "./resource";
@@ -155,7 +155,7 @@ export function refusedChanges(olds: Compared<GlusterVolumeArgs>, news: Compared
         reason:
           `changing a Gluster volume's ${field} (${JSON.stringify(before ?? null)} → ${JSON.stringify(after ?? null)}) needs a new volume, and replacing it would delete ` +
           `the volume and whatever uses it; refused, nothing was changed. Put ${field} back; to delete and recreate the volume, set forceDestroy: true ` +
-          `(the old bricks keep their data and Gluster's marks: give the new volume empty brick directories)`,
+          `(the old bricks keep their data and Gluster's mark: glusterd takes them for the new volume only with force, files and all)`,
       });
     }
   }
@@ -197,17 +197,21 @@ export function createArgv(args: GlusterVolumeArgs): string[] {
   ];
 }
 
-/** The declared options with the server's values: the declared spelling where both mean the same, absent where the server has none. */
-export function observedOptions(declared: Record<string, string>, effective: Record<string, string>): Record<string, string> {
+/**
+ * The declared options with the values set on the volume: the declared spelling where both
+ * mean the same, absent where the option is not set (reset to glusterd's default by hand
+ * counts as drift: a declared option is one set on the volume, whatever its default).
+ */
+export function observedOptions(declared: Record<string, string>, set: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [key, want] of Object.entries(declared)) {
-    const has = effective[key];
+    const has = set[key];
     if (has !== undefined) out[key] = sameOptionValue(has, want) ? want : has;
   }
   return out;
 }
 
-function outputsOf(args: GlusterVolumeArgs, live: GlusterVolumeInfo, effective: Record<string, string>): GlusterVolumeOutputs {
+function outputsOf(args: GlusterVolumeArgs, live: GlusterVolumeInfo): GlusterVolumeOutputs {
   return plainOutputs({
     ...args,
     bricks: live.bricks.map((b) => b.name),
@@ -215,7 +219,7 @@ function outputsOf(args: GlusterVolumeArgs, live: GlusterVolumeInfo, effective: 
     arbiter: live.arbiterCount > 0 ? (live.arbiterCount as 1) : undefined,
     disperse: live.disperseCount > 0 ? live.disperseCount : undefined,
     redundancy: args.redundancy !== undefined ? live.redundancyCount : undefined,
-    options: observedOptions(args.options, effective),
+    options: observedOptions(args.options, live.options),
     started: live.status === "Started",
     volumeId: live.id,
     status: live.status,
@@ -227,7 +231,7 @@ function outputsOf(args: GlusterVolumeArgs, live: GlusterVolumeInfo, effective: 
 async function readOutputs(host: Host, args: GlusterVolumeArgs): Promise<GlusterVolumeOutputs> {
   const live = await inspectVolume(host, args.name);
   if (!live) throw new GlusterLibvirtError(`Gluster volume '${args.name}' vanished from ${host.label} right after it was set up`);
-  return outputsOf(args, live, await effectiveOptions(host, live, Object.keys(args.options)));
+  return outputsOf(args, live);
 }
 
 async function setOptions(host: Host, name: string, options: Record<string, string>): Promise<void> {
@@ -272,8 +276,7 @@ async function createVolume(host: Host, args: GlusterVolumeArgs): Promise<void> 
 /** Brings a volume that exists to the declared options (resetting `dropped` ones) and start state. */
 async function converge(host: Host, args: GlusterVolumeArgs, live: GlusterVolumeInfo, dropped: readonly string[]): Promise<void> {
   for (const key of dropped) await gluster(host, ["volume", "reset", args.name, key]);
-  const current = await effectiveOptions(host, live, Object.keys(args.options));
-  await setOptions(host, args.name, Object.fromEntries(Object.entries(args.options).filter(([key, value]) => !sameOptionValue(current[key], value))));
+  await setOptions(host, args.name, Object.fromEntries(Object.entries(args.options).filter(([key, value]) => !sameOptionValue(live.options[key], value))));
   if (args.started && live.status !== "Started") await gluster(host, ["volume", "start", args.name]);
   if (!args.started && live.status === "Started") {
     if (!args.forceDestroy) await refuseIfUsed(host, args.name, "stopping it would cut them off; unmount it first, or set forceDestroy: true");
@@ -326,7 +329,7 @@ export const glusterVolume: ResourceCrud<GlusterVolumeInputs, GlusterVolumeOutpu
     const live = await inspectVolume(host, old.name);
     // Gone, or deleted and made anew by hand (another uuid): ours is gone, the engine drops it.
     if (!live || (id && live.id !== id)) return {};
-    return { id: live.id, props: outputsOf(old, live, await effectiveOptions(host, live, Object.keys(old.options ?? {}))) };
+    return { id: live.id, props: outputsOf(old, live) };
   },
 
   async update(_id, olds, news) {

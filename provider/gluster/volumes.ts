@@ -1,7 +1,7 @@
 /** Gluster volumes as the trusted storage pool has them, read through one of its servers. */
 import { SafetyCheckError, isNotFound } from "../errors";
 import type { Host } from "../host";
-import { parseVolumeClients, parseVolumeInfo, parseVolumeOptions, type BrickClients, type GlusterVolumeInfo } from "../xml/gluster";
+import { parseVolumeClients, parseVolumeInfo, type BrickClients, type GlusterVolumeInfo } from "../xml/gluster";
 import { gluster, glusterText } from "./cli";
 
 /** The volume named `name`, or undefined when the pool has none of that name. */
@@ -15,22 +15,6 @@ export async function inspectVolume(host: Host, name: string): Promise<GlusterVo
   }
   const found = parseVolumeInfo(xml).find((v) => v.name === name);
   return found;
-}
-
-/**
- * The effective value of each of `keys` on the volume: the one set on it, else its
- * default (`volume get VOL all`). A key neither set nor known to the server (a `user.*`
- * option, say) is left out.
- */
-export async function effectiveOptions(host: Host, volume: GlusterVolumeInfo, keys: readonly string[]): Promise<Record<string, string>> {
-  const unset = keys.filter((k) => !(k in volume.options));
-  const defaults = unset.length ? parseVolumeOptions(await gluster(host, ["volume", "get", volume.name, "all"])) : {};
-  const out: Record<string, string> = {};
-  for (const key of keys) {
-    const value = volume.options[key] ?? defaults[key];
-    if (value !== undefined) out[key] = value;
-  }
-  return out;
 }
 
 /** One kind of client of a volume as `volume status VOL client-list` counts them: `fuse`, `gfapi.qemu-system-x86`, … */

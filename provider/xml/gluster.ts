@@ -1,6 +1,6 @@
 /**
  * What `gluster --mode=script --xml …` prints (glusterfs 10.x): the `<cliOutput>` envelope
- * and the parts of `volume info`, `volume get VOL all` and `volume status VOL clients` the
+ * and the parts of `volume info` and `volume status VOL clients` the
  * GlusterVolume resource reads. Pure: no I/O. Fixtures in test/unit/fixtures/gluster-*.
  */
 import { XmlError, child, childText, children, parseInteger, parseRoot, text, type XmlElement } from "./markup";
@@ -103,25 +103,6 @@ export function parseVolumeInfo(xml: string): GlusterVolumeInfo[] {
       options,
     };
   });
-}
-
-const DEFAULT_SUFFIX = " (DEFAULT)";
-
-/**
- * `volume get VOL all`: every option the server knows with its effective value (a default
- * is printed with a ` (DEFAULT)` suffix, dropped here; `(null)` means unset, left out).
- */
-export function parseVolumeOptions(xml: string): Record<string, string> {
-  const out = parseCliOutput(xml);
-  if (out.opRet !== 0) throw new XmlError(`gluster's volume get failed: ${out.error}`);
-  const options: Record<string, string> = {};
-  for (const opt of children(child(out.root, "volGetopts"), "Opt")) {
-    const key = childText(opt, "Option")?.trim();
-    let value = childText(opt, "Value") ?? "";
-    if (value.endsWith(DEFAULT_SUFFIX)) value = value.slice(0, -DEFAULT_SUFFIX.length);
-    if (key && value !== "(null)") options[key] = value;
-  }
-  return options;
 }
 
 export interface BrickClients {

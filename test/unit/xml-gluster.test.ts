@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { XmlError } from "../../provider/xml/markup";
-import { parseCliOutput, parseVolumeClients, parseVolumeInfo, parseVolumeOptions, splitBrick } from "../../provider/xml/gluster";
+import { parseCliOutput, parseVolumeClients, parseVolumeInfo, splitBrick } from "../../provider/xml/gluster";
 import { describeClients, parseClientList } from "../../provider/gluster/volumes";
 import { VIRT_GROUP, parseGroupFile, sameOptionValue } from "../../provider/gluster/options";
 import { classifyCommandError } from "../../provider/errors";
@@ -40,15 +40,20 @@ test("a missing volume: opRet -1 with glusterd's message, classified as not foun
   assert.equal(classifyCommandError("Volume v1 is not in the started state"), "not-running");
 });
 
-test("volume get VOL all: effective values, (DEFAULT) dropped, (null) left out", () => {
-  const o = parseVolumeOptions(fixture("gluster-volume-get-labvol.xml"));
-  assert.equal(o["server.allow-insecure"], "on");
-  assert.equal(o["storage.owner-uid"], "64055");
-  assert.equal(o["server.event-threads"], "2");
-  assert.equal(o["features.shard"], "off");
-  assert.equal(o["cluster.lookup-optimize"], "on");
-  assert.equal("cluster.subvols-per-directory" in o, false);
-  assert.ok(Object.keys(o).length > 300);
+test("a replica-3 volume, and one with an arbiter: replicaCount includes the arbiter", () => {
+  const [r3] = parseVolumeInfo(fixture("gluster-volume-info-replica3.xml"));
+  assert.deepEqual([r3.type, r3.status, r3.brickCount, r3.replicaCount, r3.arbiterCount], ["Replicate", "Started", 3, 3, 0]);
+  assert.equal(r3.options["network.ping-timeout"], "30");
+  assert.equal(r3.options["features.shard"], "on");
+  const [arb] = parseVolumeInfo(fixture("gluster-volume-info-arbiter.xml"));
+  assert.deepEqual([arb.type, arb.status, arb.replicaCount, arb.arbiterCount], ["Replicate", "Created", 3, 1]);
+  assert.deepEqual(arb.bricks.map((b) => b.isArbiter), [false, false, true]);
+});
+
+test("opRet 0 is success even with an <opErrstr>: glusterd warns there when force reuses an old volume's bricks", () => {
+  const out = parseCliOutput(fixture("gluster-volume-create-reused-bricks.xml"));
+  assert.equal(out.opRet, 0);
+  assert.match(out.error, /already part of a volume/);
 });
 
 test("volume status clients: each brick's connections", () => {
