@@ -77,6 +77,8 @@ export const glusterVolumeSchema = z
     if (p.disperse !== undefined && p.bricks.length % p.disperse !== 0) issue(["bricks"], `${p.bricks.length} bricks do not make whole disperse sets of ${p.disperse}`);
     if (p.redundancy !== undefined && p.disperse === undefined) issue(["redundancy"], "redundancy applies to dispersed volumes only (set disperse)");
     if (p.redundancy !== undefined && p.disperse !== undefined && 2 * p.redundancy >= p.disperse) issue(["redundancy"], `must be less than half of disperse (${p.disperse})`);
+    // glusterd refuses the group's self-heal options (cluster.shd-*) on volumes without replication.
+    if (p.virtProfile && p.replica === undefined) issue(["virtProfile"], "Gluster's virt profile tunes replication (self-heal, quorum); glusterd refuses it on a volume without replica");
     for (const { field, key, value } of convenienceOptions(p)) {
       const given = p.options[key];
       if (given !== undefined && !sameOptionValue(given, value)) issue(["options", key], `conflicts with ${field} (which sets ${key} to ${value})`);
@@ -153,7 +155,7 @@ export function refusedChanges(olds: Compared<GlusterVolumeArgs>, news: Compared
       refused.push({
         field,
         reason:
-          `changing a Gluster volume's ${field} (${JSON.stringify(before ?? null)} → ${JSON.stringify(after ?? null)}) needs a new volume, and replacing it would delete ` +
+          `changing a Gluster volume's ${field} (${describeChange(before, after)}) needs a new volume, and replacing it would delete ` +
           `the volume and whatever uses it; refused, nothing was changed. Put ${field} back; to delete and recreate the volume, set forceDestroy: true ` +
           `(the old bricks keep their data and Gluster's mark: glusterd takes them for the new volume only with force, files and all)`,
       });
@@ -168,6 +170,17 @@ export function refusedChanges(olds: Compared<GlusterVolumeArgs>, news: Compared
     });
   }
   return refused;
+}
+
+/** A change of one value in a few words: for lists what was added and removed (or that the order changed). */
+export function describeChange(before: unknown, after: unknown): string {
+  if (Array.isArray(before) && Array.isArray(after)) {
+    const added = after.filter((x) => !before.includes(x));
+    const removed = before.filter((x) => !after.includes(x));
+    const parts = [...(added.length ? [`adds ${added.join(", ")}`] : []), ...(removed.length ? [`removes ${removed.join(", ")}`] : [])];
+    return parts.length ? parts.join("; ") : "the same entries in another order";
+  }
+  return `${JSON.stringify(before ?? null)} → ${JSON.stringify(after ?? null)}`;
 }
 
 /** How the live volume's layout differs from the declared one (adopt), as readable lines. */

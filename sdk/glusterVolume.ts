@@ -37,7 +37,7 @@ export interface GlusterVolumeArgs {
    * Gluster's profile for VM images (`gluster volume set VOL group virt`), spelled out as
    * its 25 options of glusterfs 10 (sharding, quorum, no client caches, O_DIRECT, …), which
    * the preview shows as options; a value in `options` wins. Sharding can never be turned
-   * off again. Default false.
+   * off again. Needs `replica`: glusterd refuses the group's self-heal options elsewhere. Default false.
    */
   virtProfile?: pulumi.Input<boolean>;
   /**

@@ -34,8 +34,8 @@ function info(name: string): GlusterVolumeInfo | undefined {
 /**
  * A user's program: a replica-3 volume on the lab's one server (three bricks, `force`: they
  * are on the root filesystem), and optionally a GlusterPool on it, chained to its outputs.
- * Config: `options` (JSON), `wider` (six bricks), `replica` (`none`: no replication), `volume` (false: left out),
- * `pool` (`chained`, `literal`: the same values typed in, or `none`).
+ * Config: `options` (JSON), `wider` (six bricks), `arbiter` (the third brick an arbiter), `volume` (false: left out),
+ * `pool` (`chained`, `literal`: the same values typed in, or `none`), `forceDestroy`.
  */
 function program(): Promise<Record<string, unknown>> {
   const cfg = new pulumi.Config();
@@ -46,12 +46,14 @@ function program(): Promise<Record<string, unknown>> {
       connection: { host: lab.ssh.host, sudo: true },
       name: volName,
       bricks: cfg.getBoolean("wider") ? [...bricks.bricks, ...bricks.bricks.map((b) => `${b}x`)] : bricks.bricks,
-      replica: cfg.get("replica") === "none" ? undefined : 3,
+      replica: 3,
+      arbiter: cfg.getBoolean("arbiter") ? 1 : undefined,
       force: true,
       options: JSON.parse(cfg.get("options") ?? `{"performance.cache-size": "64MB"}`) as Record<string, string>,
       virtProfile: true,
       qemuOwner: { uid: lab.qemu.uid, gid: lab.qemu.gid },
       allowInsecure: true,
+      forceDestroy: cfg.getBoolean("forceDestroy") ?? false,
     });
     Object.assign(out, { volumeId: volume.volumeId, status: volume.status, servers: volume.servers, options: volume.options, bricks: volume.bricks, started: volume.started });
   }
@@ -145,9 +147,23 @@ describe("GlusterVolume through the Pulumi engine", () => {
     assert.equal(info(volName)?.status, "Started");
   });
 
-  test("a change of bricks or replica count is refused at preview, with the reason", async () => {
+  test("a volume deleted by hand is gone on refresh, and up makes it again (on its old bricks: force)", async () => {
+    const oldId = info(volName)!.id;
+    gluster("volume", "stop", volName, "force");
+    gluster("volume", "delete", volName);
+    const refresh = await t.stack.refresh();
+    assert.deepEqual(changes(refresh.summary.resourceChanges), { delete: 1 });
+    const up = await upConverged(t);
+    assert.deepEqual(changes(up.summary.resourceChanges), { create: 1 });
+    const v = info(volName)!;
+    assert.equal(v.status, "Started");
+    assert.notEqual(v.id, oldId);
+    assert.equal(v.options["features.shard"], "on");
+  });
+
+  test("a change of bricks or the arbiter count is refused at preview, with the reason", async () => {
     const before = info(volName)!;
-    for (const [key, value, field] of [["wider", "true", "bricks"], ["replica", "none", "replica"]] as const) {
+    for (const [key, value, field] of [["wider", "true", "bricks"], ["arbiter", "true", "arbiter"]] as const) {
       await t.stack.setConfig(key, { value });
       const err = await t.stack.preview({ diff: true }).then(() => undefined, (e: unknown) => e as Error);
       assert.ok(err, `a preview with ${key}=${value} must fail`);
@@ -156,6 +172,24 @@ describe("GlusterVolume through the Pulumi engine", () => {
       await t.stack.removeConfig(key);
     }
     assert.deepEqual(info(volName), before, "the volume is untouched");
+  });
+
+  test("with forceDestroy, a layout change replaces the volume: deleted, then created on the same bricks", async () => {
+    const oldId = info(volName)!.id;
+    await t.stack.setConfig("forceDestroy", { value: "true" });
+    await t.stack.setConfig("arbiter", { value: "true" });
+    const preview = await t.stack.preview({ diff: true });
+    assert.deepEqual(changes(preview.changeSummary), { replace: 1 });
+    const up = await upConverged(t);
+    assert.deepEqual(changes(up.summary.resourceChanges), { replace: 1 });
+    const v = info(volName)!;
+    assert.deepEqual([v.replicaCount, v.arbiterCount, v.status], [3, 1, "Started"]);
+    assert.notEqual(v.id, oldId);
+    await t.stack.removeConfig("arbiter");
+    await upConverged(t);
+    assert.equal(info(volName)!.arbiterCount, 0);
+    await t.stack.removeConfig("forceDestroy");
+    await upConverged(t);
   });
 
   test("with a GlusterPool mounted on it, the volume's delete is refused naming the client; once the pool is gone it is allowed", async () => {

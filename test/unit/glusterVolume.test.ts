@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { createArgv, glusterVolume, glusterVolumeSchema, layoutDifferences, observedOptions, refusedChanges, type GlusterVolumeArgs } from "../../provider/glusterVolume";
+import { createArgv, describeChange, glusterVolume, glusterVolumeSchema, layoutDifferences, observedOptions, refusedChanges, type GlusterVolumeArgs } from "../../provider/glusterVolume";
 import { VIRT_GROUP } from "../../provider/gluster/options";
 import { UNKNOWN } from "../../provider/resource";
 import { parseVolumeInfo } from "../../provider/xml/gluster";
@@ -49,6 +49,7 @@ test("check: layout rules and conflicts with convenience inputs", async () => {
   assert.match((await reasons({ ...valid, bricks: [bricks[0], bricks[0], bricks[1]] }))["bricks[1]"], /twice/);
   assert.match((await reasons({ ...valid, qemuOwner: { uid: 1, gid: 2 }, options: { "storage.owner-uid": "0" } }))['options["storage.owner-uid"]'], /conflicts with qemuOwner.uid/);
   assert.deepEqual(await reasons({ ...valid, allowInsecure: true, options: { "server.allow-insecure": "enable" } }), {});
+  assert.match((await reasons({ ...valid, replica: undefined, virtProfile: true })).virtProfile, /without replica/);
 });
 
 test("check and diff refuse a layout change with an explanation, unless forceDestroy", async () => {
@@ -113,4 +114,11 @@ test("observed options: declared keys only, the declared spelling where the valu
   assert.deepEqual(observedOptions({ "cluster.eager-lock": "on", "network.ping-timeout": "20", "user.cifs": "off" }, { "cluster.eager-lock": "enable", "network.ping-timeout": "42", "nfs.disable": "on" }), {
     "cluster.eager-lock": "on", "network.ping-timeout": "42",
   });
+});
+
+test("a refused change says what it is in a few words", () => {
+  assert.equal(describeChange(["a:/1", "a:/2"], ["a:/1", "a:/2", "a:/3"]), "adds a:/3");
+  assert.equal(describeChange(["a:/1", "a:/2"], ["a:/1", "a:/9"]), "adds a:/9; removes a:/2");
+  assert.equal(describeChange(["a:/1", "a:/2"], ["a:/2", "a:/1"]), "the same entries in another order");
+  assert.equal(describeChange(3, undefined), "3 → null");
 });
