@@ -35,7 +35,7 @@ function info(name: string): GlusterVolumeInfo | undefined {
  * A user's program: a replica-3 volume on the lab's one server (three bricks, `force`: they
  * are on the root filesystem), and optionally a GlusterPool on it, chained to its outputs.
  * Config: `options` (JSON), `wider` (six bricks), `arbiter` (the third brick an arbiter), `volume` (false: left out),
- * `pool` (`chained`, `literal`: the same values typed in, or `none`), `forceDestroy`.
+ * `pool` (`chained`, `literal`: the same values typed in, or `none`), `started`, `forceDestroy`.
  */
 function program(): Promise<Record<string, unknown>> {
   const cfg = new pulumi.Config();
@@ -53,6 +53,7 @@ function program(): Promise<Record<string, unknown>> {
       virtProfile: true,
       qemuOwner: { uid: lab.qemu.uid, gid: lab.qemu.gid },
       allowInsecure: true,
+      started: cfg.getBoolean("started") ?? true,
       forceDestroy: cfg.getBoolean("forceDestroy") ?? false,
     });
     Object.assign(out, { volumeId: volume.volumeId, status: volume.status, servers: volume.servers, options: volume.options, bricks: volume.bricks, started: volume.started });
@@ -192,13 +193,20 @@ describe("GlusterVolume through the Pulumi engine", () => {
     await upConverged(t);
   });
 
-  test("with a GlusterPool mounted on it, the volume's delete is refused naming the client; once the pool is gone it is allowed", async () => {
+  test("with a GlusterPool mounted on it, the volume's stop and delete are refused naming the client; once the pool is gone delete is allowed", async () => {
     await t.stack.setConfig("pool", { value: "chained" });
     const up = await upConverged(t);
     assert.deepEqual(changes(up.summary.resourceChanges), { create: 1 });
     const targetPath = up.outputs.targetPath.value as string;
     assert.ok(isMounted(targetPath), "the pool mounts the volume through FUSE");
     fs.writeFileSync(path.join(targetPath, "marker.txt"), "kept\n");
+
+    // stopping it would cut the mount off: refused the same way
+    await t.stack.setConfig("started", { value: "false" });
+    const stop = await t.stack.up().then(() => undefined, (e: unknown) => e as Error);
+    assert.match(String(stop?.message), /is in use by fuse ×\d[\s\S]*stopping it would cut them off/);
+    assert.equal(info(volName)?.status, "Started");
+    await t.stack.removeConfig("started");
 
     // the pool no longer takes its values from the volume, so the volume alone can go
     await t.stack.setConfig("pool", { value: "literal" });
