@@ -69,6 +69,8 @@ export type CommandErrorKind =
   | "not-found-pool"
   | "not-found-volume"
   | "not-found-domain"
+  /** a Gluster volume (gluster CLI: "Volume X does not exist") */
+  | "not-found-gluster-volume"
   | "already-exists"
   /** still active, busy, in use by a domain or mount */
   | "in-use"
@@ -100,6 +102,13 @@ export class CommandError extends GlusterLibvirtError {
 /** A virsh command failed; `kind` classifies libvirt's message. */
 export class VirshError extends CommandError {}
 
+/**
+ * A `gluster --mode=script --xml` command failed. The CLI exits 0 with `--xml` even when
+ * the operation failed: `stderr` here is its `<opErrstr>` (or its plain output when it
+ * printed no XML), classified like any command's.
+ */
+export class GlusterError extends CommandError {}
+
 /*
  * Classification: the one place that knows libvirt's wording. Patterns are checked in
  * order; the first match wins. A missing pool is checked before a missing volume because
@@ -111,8 +120,9 @@ const CLASSIFICATION: ReadonlyArray<readonly [CommandErrorKind, RegExp]> = [
   ["not-found-pool", /storage pool not found|failed to get pool|no storage pool with matching/i],
   ["not-found-volume", /storage volume not found|failed to get vol|no storage vol with matching/i],
   ["not-found-domain", /domain not found|failed to get domain|no domain with matching/i],
+  ["not-found-gluster-volume", /^volume (\S+ )?does not exist/im],
   ["already-exists", /already exists|exists already|already in use by another|name .* is already taken/i],
-  ["not-running", /is not running|domain not running|not active/i],
+  ["not-running", /is not running|domain not running|not active|is not started|not in the started state/i],
   ["in-use", /is still active|device or resource busy|\bin use\b|\bbusy\b|has active domains/i],
 ];
 
@@ -130,7 +140,7 @@ function summarizeStderr(stderr: string): string {
   return line.length > 300 ? `${line.slice(0, 300)}…` : line;
 }
 
-export type NotFoundObject = "pool" | "volume" | "domain";
+export type NotFoundObject = "pool" | "volume" | "domain" | "gluster-volume";
 
 /** True when `err` says the object (any of them, or the one named) does not exist. */
 export function isNotFound(err: unknown, what?: NotFoundObject): boolean {

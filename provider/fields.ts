@@ -5,6 +5,7 @@
 import { isIP } from "node:net";
 import { posix } from "node:path";
 import { z } from "zod";
+import { splitBrick } from "./xml/gluster";
 import type { Permissions } from "./xml/markup";
 
 /** What the engine sends during preview for a value not known yet (every validator lets it pass as "not set yet"). */
@@ -36,7 +37,9 @@ export const absolutePath = z
 /** File mode as an octal string, e.g. "0755". */
 export const octalMode = z.string().regex(/^0?[0-7]{3}$/, "expected an octal mode such as \"0755\"");
 
-const id = z.number().int().min(0).max(4294967294);
+/** A numeric uid or gid. */
+export const numericId = z.number().int().min(0).max(4294967294);
+const id = numericId;
 /**
  * Ownership and mode of files or directories libvirt creates: a `Permissions`
  * (xml/markup.ts), field for field; a field missing on either side fails to compile.
@@ -61,6 +64,11 @@ export const SYSTEM_TREES = [
 /** Directories whose subdirectories are the usual homes of mounts, but which are never one themselves. */
 export const MOUNT_PARENTS = ["/", "/home", "/media", "/mnt", "/opt", "/srv", "/var", "/var/lib", "/var/lib/libvirt", "/var/lib/libvirt/gluster"] as const;
 
+/** The system tree (SYSTEM_TREES) that is or holds `path`, if any. */
+export function systemTreeOf(path: string): string | undefined {
+  return SYSTEM_TREES.find((t) => path === t || path.startsWith(`${t}/`));
+}
+
 /**
  * Why `path` (absolute, normalized) cannot be a pool's mount point, or undefined. libvirt's
  * pool-build chowns and chmods an existing directory and the mount hides what it held, so a
@@ -68,7 +76,7 @@ export const MOUNT_PARENTS = ["/", "/home", "/media", "/mnt", "/opt", "/srv", "/
  * could put a symlink where the mount point goes.
  */
 export function systemPathProblem(path: string): string | undefined {
-  const tree = SYSTEM_TREES.find((t) => path === t || path.startsWith(`${t}/`));
+  const tree = systemTreeOf(path);
   if (tree) return `${path} is ${path === tree ? "" : "inside "}the system directory ${tree}; mount pools elsewhere, e.g. under /var/lib/libvirt/gluster/ or /mnt/`;
   if ((MOUNT_PARENTS as readonly string[]).includes(path)) return `${path} holds other directories; use a directory of its own below it, e.g. ${path.replace(/\/$/, "")}/<pool>`;
   return undefined;
@@ -135,3 +143,26 @@ export const libvirtUri = z
 export function hasWhitespaceOrControl(text: string): boolean {
   return /[\s\x00-\x1f\x7f]/.test(text);
 }
+
+/**
+ * A Gluster brick, `SERVER:/DIRECTORY`: the server a host name or IPv4 address (as the
+ * trusted storage pool knows it), the directory absolute, normalized, and neither a system
+ * directory nor one that holds others (glusterd writes `.glusterfs` and extended
+ * attributes into it).
+ */
+export const glusterBrick = z.string().superRefine((v, ctx) => {
+  const parts = splitBrick(v);
+  if (!parts || !(isIP(parts.host) === 4 || hostnameRe.test(parts.host))) {
+    ctx.addIssue({ code: "custom", message: "expected SERVER:/DIRECTORY, the server a host name or an IPv4 address" });
+    return;
+  }
+  const path = absolutePath.safeParse(parts.path);
+  if (!path.success) {
+    ctx.addIssue({ code: "custom", message: `the directory ${path.error.issues[0].message}` });
+    return;
+  }
+  const tree = systemTreeOf(parts.path);
+  if (tree || (MOUNT_PARENTS as readonly string[]).includes(parts.path)) {
+    ctx.addIssue({ code: "custom", message: `${parts.path} is ${tree ? `${parts.path === tree ? "" : "inside "}the system directory ${tree}` : "a directory that holds others"}; give each brick a directory of its own, e.g. /data/glusterfs/VOLUME/brick1` });
+  }
+});

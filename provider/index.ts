@@ -3,6 +3,7 @@
  * require() at call time. One CRUD object per resource, plus `configure`.
  */
 import { diskAttachment } from "./disk";
+import { glusterVolume } from "./glusterVolume";
 import { glusterPool } from "./pool";
 import { imageVolume } from "./volume";
 import { CONNECTION_CONFIG_KEYS, setConnectionDefaults } from "./ssh/settings";
@@ -11,6 +12,7 @@ import { CONNECTION_CONFIG_KEYS, setConnectionDefaults } from "./ssh/settings";
 export const CONFIG_NAMESPACE = "gluster-libvirt";
 
 export const resources = {
+  GlusterVolume: glusterVolume,
   GlusterPool: glusterPool,
   ImageVolume: imageVolume,
   DiskAttachment: diskAttachment,

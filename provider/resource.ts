@@ -72,7 +72,9 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
 /** `connection.host`, `servers[1]` — the property path Pulumi shows next to a failure. */
 export function propertyPath(path: readonly PropertyKey[]): string {
   return path
-    .map((k, i) => (typeof k === "number" ? `[${k}]` : i === 0 ? String(k) : `.${String(k)}`))
+    .map((k, i) =>
+      typeof k === "number" ? `[${k}]` : !/^[A-Za-z_$][\w$]*$/.test(String(k)) ? `[${JSON.stringify(String(k))}]` : i === 0 ? String(k) : `.${String(k)}`,
+    )
     .join("");
 }
 
@@ -105,7 +107,8 @@ export function checkInputs<Inputs extends object, Args extends Inputs>(
       // top-level property next to the reason, in plaintext even when it is a secret
       // (Pulumi 3.260), and a whole `connection` or `source` may hold credentials.
       property: propertyPath(issue.code === "unrecognized_keys" ? [...issue.path, issue.keys[0]] : issue.path) || "(inputs)",
-      reason: issue.message,
+      // A map's bad key: zod's own message is "Invalid key in record"; the key schema's says what is wrong.
+      reason: issue.code === "invalid_key" ? (issue.issues[0]?.message ?? issue.message) : issue.message,
     }));
   return failures.length ? { inputs, failures } : { inputs };
 }

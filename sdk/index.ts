@@ -1,3 +1,4 @@
+export { GlusterVolume, type GlusterVolumeArgs } from "./glusterVolume";
 export { GlusterPool, type GlusterPoolArgs } from "./pool";
 export { ImageVolume, type ImageVolumeArgs, type ImageVolumeSource } from "./volume";
 export { DiskAttachment, type DiskAttachmentArgs } from "./disk";

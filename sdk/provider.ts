@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { STAMP } from "../provider/resource";
 import { connectionInput, type Connection } from "./connection";
 
-export type ResourceKind = "GlusterPool" | "ImageVolume" | "DiskAttachment";
+export type ResourceKind = "GlusterVolume" | "GlusterPool" | "ImageVolume" | "DiskAttachment";
 
 const providers = new Map<ResourceKind, pulumi.dynamic.ResourceProvider>();
 

@@ -1,13 +1,14 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
-import { DiskAttachment, GlusterPool, ImageVolume } from "../../sdk";
+import { DiskAttachment, GlusterPool, GlusterVolume, ImageVolume } from "../../sdk";
 import { OUTPUT_KEYS as DISK_OUTPUTS } from "../../sdk/disk";
+import { OUTPUT_KEYS as GLUSTER_VOLUME_OUTPUTS } from "../../sdk/glusterVolume";
 import { OUTPUT_KEYS as POOL_OUTPUTS } from "../../sdk/pool";
 import { OUTPUT_KEYS as VOLUME_OUTPUTS } from "../../sdk/volume";
 import { dropDomain, cloneLabDomain } from "../helpers/domain";
 import { getLab, type LabInfo } from "../helpers/lab";
-import { createGlusterVolume, tryVirsh, uniqueName } from "../helpers/local";
+import { createGlusterVolume, glusterBricks, tryVirsh, uniqueName } from "../helpers/local";
 import { newStack, type TestStack, labCredentials, upConverged } from "../helpers/stack";
 
 /*
@@ -23,7 +24,10 @@ let t: TestStack;
 let gluster: ReturnType<typeof createGlusterVolume>;
 let gluster2: ReturnType<typeof createGlusterVolume>;
 let domain: string;
+let minimalBricks: ReturnType<typeof glusterBricks>;
+let fullBricks: ReturnType<typeof glusterBricks>;
 const poolName = uniqueName("e2eout");
+const glusterVolumeName = uniqueName("e2eoutgv").replace(/-/g, "_");
 
 /** Keys whose property is not an Output on the instance. */
 function missing(resource: object, keys: readonly string[]): string[] {
@@ -48,14 +52,24 @@ function program(): Promise<Record<string, unknown>> {
     connection, domain, pool: minimalPool.name, volume: fullVolume.name, target: "sdc", bus: "scsi", access: "fuse",
     driver: { cache: "none", io: "threads", discard: "unmap" }, readonly: true, shareable: true, serial: "glv-out", live: false, detachTimeout: 10,
   });
+  const glusterConnection = { host: lab.ssh.host, sudo: true };
+  const minimalGlusterVolume = new GlusterVolume("minimal", { connection: glusterConnection, name: glusterVolumeName, bricks: minimalBricks.bricks, force: true });
+  const fullGlusterVolume = new GlusterVolume("full", {
+    connection: glusterConnection, name: `${glusterVolumeName}_f`, bricks: fullBricks.bricks, replica: 3, arbiter: 1, force: true,
+    options: { "performance.cache-size": "64MB" }, virtProfile: false, qemuOwner: { uid: lab.qemu.uid, gid: lab.qemu.gid }, allowInsecure: true,
+    started: false, adopt: false, forceDestroy: false,
+  });
   return Promise.resolve({
     missing: {
+      minimalGlusterVolume: missing(minimalGlusterVolume, GLUSTER_VOLUME_OUTPUTS), fullGlusterVolume: missing(fullGlusterVolume, GLUSTER_VOLUME_OUTPUTS),
       minimalPool: missing(minimalPool, POOL_OUTPUTS), fullPool: missing(fullPool, POOL_OUTPUTS),
       minimalVolume: missing(minimalVolume, VOLUME_OUTPUTS), fullVolume: missing(fullVolume, VOLUME_OUTPUTS),
       minimalDisk: missing(minimalDisk, DISK_OUTPUTS), fullDisk: missing(fullDisk, DISK_OUTPUTS),
     },
     minimalPoolType: minimalPool.type, minimalPoolAutostart: minimalPool.autostart, minimalPoolAdopt: minimalPool.adopt,
     minimalPoolForceDestroy: minimalPool.forceDestroy, minimalVolumeApplied: minimalVolume.appliedPermissions,
+    minimalGlusterVolumeStarted: minimalGlusterVolume.started, minimalGlusterVolumeOptions: minimalGlusterVolume.options,
+    fullGlusterVolumeStatus: fullGlusterVolume.status, fullGlusterVolumeArbiter: fullGlusterVolume.arbiter,
   });
 }
 
@@ -64,6 +78,8 @@ before(async () => {
   gluster = createGlusterVolume(lab, uniqueName("e2eout").replace(/-/g, "_"));
   gluster2 = createGlusterVolume(lab, uniqueName("e2eout").replace(/-/g, "_"));
   domain = cloneLabDomain(lab, "stopped");
+  minimalBricks = glusterBricks(lab, glusterVolumeName, 1);
+  fullBricks = glusterBricks(lab, `${glusterVolumeName}_f`, 3);
   t = await newStack("outputs", program, labCredentials(lab));
 });
 
@@ -73,6 +89,8 @@ after(async () => {
   for (const p of [poolName, `${poolName}-f`]) (tryVirsh("pool-destroy", p), tryVirsh("pool-undefine", p));
   gluster?.remove();
   gluster2?.remove();
+  minimalBricks?.remove();
+  fullBricks?.remove();
 });
 
 describe("outputs through the Pulumi engine", () => {
@@ -81,7 +99,12 @@ describe("outputs through the Pulumi engine", () => {
     assert.equal(up.summary.result, "succeeded");
     assert.deepEqual(up.outputs.missing.value, {
       minimalPool: [], fullPool: [], minimalVolume: [], fullVolume: [], minimalDisk: [], fullDisk: [],
+      minimalGlusterVolume: [], fullGlusterVolume: [],
     });
+    assert.equal(up.outputs.minimalGlusterVolumeStarted.value, true);
+    assert.deepEqual(up.outputs.minimalGlusterVolumeOptions.value, {});
+    assert.equal(up.outputs.fullGlusterVolumeStatus.value, "Created");
+    assert.equal(up.outputs.fullGlusterVolumeArbiter.value, 1);
     assert.equal(up.outputs.minimalPoolType.value, "netfs");
     assert.equal(up.outputs.minimalPoolAutostart.value, true);
     assert.equal(up.outputs.minimalPoolAdopt.value, false);

@@ -69,9 +69,33 @@ export function createGlusterVolume(lab: LabInfo, name: string, opts: { start?: 
   return {
     name,
     remove() {
-      spawnSync("gluster", ["--mode=script", "volume", "stop", name, "force"]);
-      spawnSync("gluster", ["--mode=script", "volume", "delete", name]);
+      dropGlusterVolume(name);
       fs.rmSync(brick, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Stops and deletes a Gluster volume; fine if it is not there. Its bricks stay. */
+export function dropGlusterVolume(name: string): void {
+  spawnSync("gluster", ["--mode=script", "volume", "stop", name, "force"]);
+  spawnSync("gluster", ["--mode=script", "volume", "delete", name]);
+}
+
+/**
+ * `count` brick directories for a test's own Gluster volume, under the lab's state dir
+ * (where `lab down` looks for test volumes), as `SERVER:/DIR` on the lab's Gluster server.
+ * `remove` deletes the volume if it is still there, then the directories.
+ */
+export function glusterBricks(lab: LabInfo, volume: string, count: number): { bricks: string[]; dirs: string[]; remove(): void } {
+  const root = `${lab.stateDir}/bricks/${volume}`;
+  const dirs = Array.from({ length: count }, (_, i) => `${root}/b${i + 1}`);
+  for (const dir of dirs) fs.mkdirSync(dir, { recursive: true });
+  return {
+    bricks: dirs.map((dir) => `${lab.gluster.servers[0]}:${dir}`),
+    dirs,
+    remove() {
+      dropGlusterVolume(volume);
+      fs.rmSync(root, { recursive: true, force: true });
     },
   };
 }
