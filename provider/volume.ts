@@ -33,6 +33,7 @@ import { CommandError, displayUrl, GlusterLibvirtError, InputError, isCommandErr
 import { hasWhitespaceOrControl, libvirtName, permissions } from "./fields";
 import { getHost, type Host } from "./host";
 import { pathInGlusterVolume, volumeGlusterUrl } from "./libvirt/gluster";
+import { blockDeviceCapacity, resizeBlockDevice, withDomainLock } from "./libvirt/domains";
 import { inspectPool, requireRunningPool } from "./libvirt/pools";
 import { permissionsWithDefaults } from "./libvirt/qemu";
 import { describeUses, findDiskUses, findOverlays } from "./libvirt/usage";
@@ -43,7 +44,7 @@ import { formatSize, parseSize } from "./size";
 import { connectionSchema } from "./ssh/settings";
 import { fileSha256, localContentDigest } from "./localImage";
 import { appendZeros, directFile, downloadToVolume, hostSha256, type ProgressReporter, uploadAndVerify, type VolumeTarget } from "./volumeContent";
-import { sourceReferencesVolume, type VolumeReference } from "./xml/disk";
+import { sourceReferencesVolume, type DiskSourceInfo, type VolumeReference } from "./xml/disk";
 import type { PoolInfo } from "./xml/pool";
 import { IMAGE_FORMATS, isImageFormat, type ImageFormat, type Permissions } from "./xml/markup";
 import { buildVolumeXml, type VolumeInfo, type VolumeSpec } from "./xml/volume";
@@ -214,12 +215,25 @@ export interface VolumeOutputs extends VolumeArgs {
   sha256?: string;
   /** uploaded volumes: the source file's content digest (`sparse-v1:…`, see localImage.ts) */
   contentDigest?: string;
+  /**
+   * Seen on refresh: disks of running domains that open this image but whose QEMU still
+   * gives them a smaller size (a growth it was not told of); `up` resizes them. Absent
+   * when there are none.
+   */
+  staleDisks?: StaleDisk[];
+}
+
+/** A running domain's disk of this image, smaller than the image (bytes, as QEMU sees it). */
+export interface StaleDisk {
+  domain: string;
+  target: string;
+  capacity: number;
 }
 
 // ---------------------------------------------------------------------------------------
 // Reading the host
 
-function outputsOf(args: VolumeArgs, live: VolumeInfo, recorded: Recorded): VolumeOutputs {
+function outputsOf(args: VolumeArgs, live: VolumeInfo, recorded: Recorded, stale: readonly LiveDisk[] = []): VolumeOutputs {
   return plainOutputs({
     ...args,
     key: live.key ?? live.path ?? "",
@@ -233,6 +247,7 @@ function outputsOf(args: VolumeArgs, live: VolumeInfo, recorded: Recorded): Volu
     backingStore: live.backingStore?.path,
     sha256: recorded.sha256,
     contentDigest: recorded.contentDigest,
+    staleDisks: stale.length ? stale.map(({ domain, target, capacity }) => ({ domain, target, capacity })) : undefined,
   });
 }
 
@@ -371,6 +386,157 @@ async function growVolume(target: VolumeTarget, args: VolumeArgs): Promise<void>
   await target.host.virsh(["vol-resize", "--pool", args.pool, target.volume, String(args.capacity), ...flags]);
   const live = await requireVolume(target.host, args.pool, args.name, "name");
   await padQcow2(target, live);
+}
+
+// ---------------------------------------------------------------------------------------
+// Growing a volume that running domains have open
+
+/** A running domain's disk whose own image (not a backing file) is the volume. */
+export interface LiveDisk {
+  domain: string;
+  uuid: string;
+  target: string;
+  readonly: boolean;
+  /** bytes, the size QEMU gives the disk (domblkinfo) */
+  capacity: number;
+}
+
+/** Who grows the image. */
+export type GrowthPlan =
+  /** libvirt grows the file (vol-resize); then every live disk's QEMU is told the new size */
+  | { by: "libvirt" }
+  /** the one QEMU that has the qcow2 image open grows it (blockresize); nothing else writes the file */
+  | { by: "qemu"; through: LiveDisk };
+
+/** "vm1 (sdb), vm2 (vdc)" */
+function describeDisks(disks: readonly Pick<LiveDisk, "domain" | "target">[]): string {
+  return disks.map((d) => `${d.domain} (${d.target})`).join(", ");
+}
+
+/**
+ * Who grows an image of this format from `from` bytes (its size now) to `to`, when these
+ * running domains' disks open it (checked on the lab: libvirt 9.0, QEMU 7.2, glusterfs 10).
+ *  - raw: libvirt grows the file (an ftruncate, or fallocate for `preallocation: full`),
+ *    then each QEMU is told (`blockresize`, which for a file already that long changes
+ *    nothing but QEMU's idea of it), file and network disks alike.
+ *  - qcow2: the virtual size lives in the image's header, which the QEMU that has it open
+ *    keeps in memory with the rest of its metadata. libvirt's vol-resize runs `qemu-img
+ *    resize`, which QEMU's lock refuses on a FUSE file ("Failed to get "write" lock"); a
+ *    libgfapi disk has no lock, and there it succeeds behind QEMU's back: a later
+ *    blockresize made that QEMU fail ("Failed to grow the L1 table"), mark the image
+ *    corrupt ("Preventing invalid write on metadata (overlaps with active L1 table)") and
+ *    eject the disk from the guest. So the one QEMU that has it open grows it itself
+ *    (`blockresize`: it writes the new header and L1 table; libvirt reads the new size
+ *    from the file at once, and the file stays a multiple of 512 bytes), and nothing else
+ *    writes the file. Two QEMUs with one qcow2 image open cannot both keep its metadata,
+ *    and an image already grown behind its QEMU (`from` above what QEMU gives the disk)
+ *    is left alone.
+ *  - A read-only disk cannot be resized (libvirt: "can't resize empty or readonly disk").
+ * Growth without preallocation: QEMU's block_resize has none.
+ */
+export function planGrowth(format: ImageFormat, disks: readonly LiveDisk[], { from, to }: { from: number; to: number }): GrowthPlan | { problem: string } {
+  const readonly = staleDisksOf(disks, to).filter((d) => d.readonly);
+  if (readonly.length) {
+    const where = `running domain${readonly.length > 1 ? "s" : ""} ${describeDisks(readonly)}`;
+    return { problem: `the image is open read-only in ${where}, and libvirt cannot resize a read-only disk, which would keep its old size: stop the domain or detach the disk first` };
+  }
+  if (format !== "qcow2" || disks.length === 0) return { by: "libvirt" };
+  if (disks.length > 1) {
+    return { problem: `the qcow2 image is open in more than one running domain (${describeDisks(disks)}); only the QEMU that has a qcow2 image open can grow it, and the others would keep its old metadata: stop or detach all but one` };
+  }
+  const [disk] = disks;
+  if (disk.capacity < from) {
+    return {
+      problem: `the qcow2 image was grown to ${formatSize(from)} behind the QEMU of running domain ${describeDisks(disks)}, which still gives the disk ${formatSize(disk.capacity)} ` +
+        "and holds the old metadata: telling it now can make it mark the image corrupt and eject the disk; stop the domain (it opens the grown image at its next start) or detach and attach the disk again",
+    };
+  }
+  return { by: "qemu", through: disk };
+}
+
+/** The disks QEMU gives fewer than `capacity` bytes. */
+export function staleDisksOf(disks: readonly LiveDisk[], capacity: number): LiveDisk[] {
+  return disks.filter((d) => d.capacity < capacity);
+}
+
+/**
+ * The error once some running domains may have been told a new size and others not:
+ * which see it, which do not and why. The next `up` finishes the job (refresh records the
+ * stale disks, or the state still holds the old capacity).
+ */
+export function partialGrowthError(what: string, size: number, seeing: readonly LiveDisk[], failed: readonly { disk: LiveDisk; error: Error }[]): GlusterLibvirtError {
+  const good = seeing.length === 0 ? "" : seeing.length === 1 ? `running domain ${describeDisks(seeing)} sees the new size; ` : `running domains ${describeDisks(seeing)} see the new size; `;
+  const behind = failed.map((f) => `${describeDisks([f.disk])} still sees ${formatSize(f.disk.capacity)}`).join(", ");
+  return new GlusterLibvirtError(
+    `capacity: ${what} is ${formatSize(size)}, but not every running domain that has it open could be told: ${good}${behind}; \`pulumi up\` tries again`,
+    { details: failed.map((f) => `${f.disk.domain} (${f.disk.target}): ${f.error instanceof GlusterLibvirtError ? f.error.details : f.error.message}`).join("\n") },
+  );
+}
+
+/** Every name a domain's disk source may give the volume (its file, its path inside the Gluster volume). */
+function volumeReference(v: Pick<VolumeArgs, "pool" | "name">, live: VolumeInfo, pool: PoolInfo | undefined): VolumeReference {
+  const ref: VolumeReference = { pool: v.pool, volume: v.name };
+  if (live.path?.startsWith("/")) ref.filePath = live.path;
+  if (pool) Object.assign(ref, { glusterVolume: pool.volume, glusterPath: pathInGlusterVolume(pool, v.name) });
+  return ref;
+}
+
+/**
+ * The running domains' disks whose own image is the volume, with their QEMU's size,
+ * from the live definitions (the fail-closed scan of libvirt/usage.ts). A disk the volume
+ * is only a backing file of is left out: its size is its overlay's. A domain that stopped
+ * meanwhile opens the file as it is at its next start.
+ */
+async function liveDisksOf(host: Host, ref: VolumeReference, what: string): Promise<LiveDisk[]> {
+  const matches = (s: DiskSourceInfo) => sourceReferencesVolume(s, ref);
+  const disks: LiveDisk[] = [];
+  for (const use of await findDiskUses(host, matches, what, { liveOnly: true })) {
+    if (!use.liveDisk?.source || !matches(use.liveDisk.source)) continue;
+    let capacity: number;
+    try {
+      capacity = await blockDeviceCapacity(host, use.uuid, use.target);
+    } catch (err) {
+      if (isNotFound(err, "domain") || isCommandError(err, "not-running")) continue;
+      throw err;
+    }
+    disks.push({ domain: use.domain, uuid: use.uuid, target: use.target, readonly: use.liveDisk.readonly, capacity });
+  }
+  return disks;
+}
+
+/**
+ * Grows the volume to `capacity` (when it is smaller) and makes every running domain that
+ * has it open see its whole size, in that order: first the scan of who has it open (a
+ * scan that cannot tell changes nothing), then the growth (planGrowth), then a
+ * `blockresize` for each disk still smaller, each domain in its turn. A failed blockresize
+ * does not stop the others; the error names who sees the new size and who does not.
+ * Returns the volume as libvirt then reports it.
+ */
+async function growAttached(host: Host, pool: PoolInfo | undefined, args: VolumeArgs, live: VolumeInfo, capacity: number): Promise<VolumeInfo> {
+  const what = `volume '${args.name}' in pool '${args.pool}'`;
+  const disks = await liveDisksOf(host, volumeReference(args, live, pool), what).catch((err: unknown) => {
+    throw new SafetyCheckError(`capacity: cannot tell which running domains on ${host.label} have ${what} open, so nothing was changed: ${(err as Error).message}`, { cause: err });
+  });
+  const grow = capacity > live.capacity;
+  if (!grow && staleDisksOf(disks, live.capacity).length === 0) return live;
+  let size = Math.max(capacity, live.capacity);
+  const plan = planGrowth((live.format ?? args.format) as ImageFormat, disks, { from: live.capacity, to: size });
+  if ("problem" in plan) throw new InputError("capacity", `cannot grow ${what} on ${host.label} to ${formatSize(size)}: ${plan.problem}`);
+  if (grow && plan.by === "libvirt") {
+    await growVolume({ host, pool: args.pool, volume: args.name }, { ...args, capacity });
+    size = (await requireVolume(host, args.pool, args.name, "name")).capacity;
+  }
+  const failed: { disk: LiveDisk; error: Error }[] = [];
+  for (const disk of staleDisksOf(disks, size)) {
+    try {
+      await withDomainLock(host, disk.domain, () => resizeBlockDevice(host, disk.uuid, disk.target, size));
+    } catch (err) {
+      // stopped meanwhile: it opens the grown image at its next start
+      if (!isNotFound(err, "domain") && !isCommandError(err, "not-running")) failed.push({ disk, error: err as Error });
+    }
+  }
+  if (failed.length) throw partialGrowthError(what, size, disks.filter((d) => !failed.some((f) => f.disk === d)), failed);
+  return requireVolume(host, args.pool, args.name, "name");
 }
 
 /**
@@ -549,7 +715,7 @@ async function runAsOwner(host: Host, pool: string, perms: Permissions): Promise
  * `source.sha256`), and a declared backing volume must be the one it has. Anything that
  * cannot be verified is refused. Returns what create would have recorded.
  */
-async function adoptVolume(host: Host, args: VolumeArgs, live: VolumeInfo): Promise<Created> {
+async function adoptVolume(host: Host, pool: PoolInfo, args: VolumeArgs, live: VolumeInfo): Promise<Created> {
   const refuse = (field: string, why: string) => new InputError(field, `volume '${args.name}' exists in pool '${args.pool}' on ${host.label}, but ${why}; not adopted`);
   if (live.format !== args.format) throw refuse("format", `as ${live.format ?? "unknown format"}, not ${args.format}`);
   if (args.capacity !== undefined && args.capacity < live.capacity) {
@@ -574,7 +740,7 @@ async function adoptVolume(host: Host, args: VolumeArgs, live: VolumeInfo): Prom
     const base = await requireVolume(host, args.backingVolume.pool ?? args.pool, args.backingVolume.volume, "backingVolume.volume");
     if (live.backingStore?.path !== base.path) throw refuse("backingVolume", `its backing file is ${live.backingStore?.path ?? "none"}, not ${base.path}`);
   }
-  if (args.capacity !== undefined && args.capacity > live.capacity) await growVolume(target, args);
+  if (args.capacity !== undefined && args.capacity > live.capacity) await growAttached(host, pool, args, live, args.capacity);
   return created;
 }
 
@@ -586,9 +752,7 @@ async function adoptVolume(host: Host, args: VolumeArgs, live: VolumeInfo): Prom
  * volume has it as its backing file. Whatever the scans cannot read stops the delete.
  */
 async function refuseWhileUsed(host: Host, old: Pick<VolumeArgs, "pool" | "name">, live: VolumeInfo, pool: PoolInfo | undefined): Promise<void> {
-  const ref: VolumeReference = { pool: old.pool, volume: old.name };
-  if (live.path?.startsWith("/")) ref.filePath = live.path;
-  if (pool) Object.assign(ref, { glusterVolume: pool.volume, glusterPath: pathInGlusterVolume(pool, old.name) });
+  const ref = volumeReference(old, live, pool);
   const what = `volume '${old.name}' in pool '${old.pool}'`;
   const uses = await findDiskUses(host, (s) => sourceReferencesVolume(s, ref), what);
   if (uses.length) {
@@ -633,7 +797,9 @@ export const imageVolume: ResourceCrud<VolumeInputs, VolumeOutputs> = {
     }
     // Ownership or mode changed on the host (seen on refresh): update puts it back.
     const drifted = olds.appliedPermissions !== undefined && olds.effectivePermissions !== undefined && !samePermissions(olds.effectivePermissions, olds.appliedPermissions);
-    const changes = result.changes || replaces.length > 0 || drifted;
+    // A running domain still sees a smaller disk (seen on refresh): update tells its QEMU.
+    const stale = (olds.staleDisks?.length ?? 0) > 0;
+    const changes = result.changes || replaces.length > 0 || drifted || stale;
     return { changes, replaces, deleteBeforeReplace: replaces.length > 0 };
   },
 
@@ -652,7 +818,7 @@ export const imageVolume: ResourceCrud<VolumeInputs, VolumeOutputs> = {
     const appliedPermissions = await volumePermissions(host, pool, args.permissions);
     let created: Created | undefined;
     if (existing) {
-      created = await adoptVolume(host, args, existing).catch(async (err: unknown) => {
+      created = await adoptVolume(host, pool, args, existing).catch(async (err: unknown) => {
         if (!ours || !(err instanceof InputError || err instanceof CommandError)) throw err;
         await deleteVolume(host, args, existing!, pool);
         return undefined;
@@ -673,23 +839,28 @@ export const imageVolume: ResourceCrud<VolumeInputs, VolumeOutputs> = {
     const host = getHost(old.connection);
     const live = await findVolume(host, old.pool, old.name);
     if (!live) return {};
-    return { id: live.key ?? id, props: outputsOf(old, live, old) };
+    // A running domain's QEMU that was not told of a growth (by an older version, by hand,
+    // or a blockresize that failed): recorded, so diff plans an update that tells it.
+    const ref = volumeReference(old, live, (await inspectPool(host, old.pool))?.info);
+    const stale = staleDisksOf(await liveDisksOf(host, ref, `volume '${old.name}' in pool '${old.pool}'`), live.capacity);
+    return { id: live.key ?? id, props: outputsOf(old, live, old, stale) };
   },
 
   async update(_id, olds, news) {
     const old = stateOf(olds);
     const args = parseArgs(volumeSchema, news);
     const host = getHost(args.connection);
-    const target = { host, pool: args.pool, volume: args.name };
     const live = await requireVolume(host, args.pool, args.name, "name");
     const capacity = args.capacity ?? old.capacity;
     if (capacity < live.capacity) {
       throw new InputError("capacity", `volume '${args.name}' holds ${formatSize(live.capacity)}; shrinking is refused (data loss)`);
     }
-    if (capacity > live.capacity) await growVolume(target, { ...args, capacity });
+    const pool = await requireRunningPool(host, args.pool);
+    // Also when the capacity is reached: a running domain may not have been told yet.
+    await growAttached(host, pool, args, live, capacity);
     // Recomputed every time: repairs ownership changed on the host (libvirt restores a
     // detached file disk to root) as well as applying a changed input.
-    const appliedPermissions = await volumePermissions(host, await requireRunningPool(host, args.pool), args.permissions);
+    const appliedPermissions = await volumePermissions(host, pool, args.permissions);
     await applyPermissionsIfDrifted(host, live, appliedPermissions);
     const after = await requireVolume(host, args.pool, args.name, "name");
     return { outs: outputsOf(args, after, { ...old, appliedPermissions }) };

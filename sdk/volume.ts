@@ -48,8 +48,10 @@ export interface ImageVolumeArgs {
    * Virtual size: bytes, or a string with a unit: `"20GiB"`, `"512M"` (binary: K, M, G,
    * T, KiB, MiB, …) or `"100GB"` (decimal: KB, MB, GB, TB). Required for empty volumes;
    * for content and overlays it defaults to the content's / backing volume's size, and a
-   * larger value grows the image. Growing later resizes in place; shrinking is refused
-   * (data loss) — replace the volume explicitly instead.
+   * larger value grows the image. Growing later resizes in place, and every running
+   * domain on this host with the image attached sees the new size at once (`virsh
+   * blockresize`; a qcow2 image open in a running domain is grown by its QEMU). Shrinking
+   * is refused (data loss) — replace the volume explicitly instead.
    */
   capacity?: pulumi.Input<number | string>;
   /**
@@ -91,7 +93,7 @@ export const OUTPUT_KEYS = keysOf<VolumeOutputs>({
   connection: true, pool: true, name: true, capacity: true, format: true, preallocation: true, permissions: true, source: true,
   backingVolume: true, adopt: true,
   key: true, path: true, glusterUrl: true, allocation: true, backingStore: true, effectivePermissions: true, appliedPermissions: true,
-  sha256: true, contentDigest: true,
+  sha256: true, contentDigest: true, staleDisks: true,
 });
 
 /** `source` as given, or as a secret as a whole when its URL carries credentials. */
@@ -141,6 +143,11 @@ export class ImageVolume extends GlusterLibvirtResource {
    * `sha256sum`; ask for that with `source.sha256`.
    */
   declare readonly contentDigest: pulumi.Output<string | undefined>;
+  /**
+   * Seen on refresh: disks of running domains (on this host) that open the image but whose
+   * QEMU still gives them a smaller size; the next `up` tells them (`virsh blockresize`).
+   */
+  declare readonly staleDisks: pulumi.Output<VolumeOutputs["staleDisks"]>;
 
   static override isInstance(obj: unknown): obj is ImageVolume {
     return obj instanceof ImageVolume;

@@ -6,7 +6,7 @@
 import { GlusterLibvirtError, isNotFound } from "../errors";
 import type { Host } from "../host";
 import { parseDomainDisks, parseDomainSummary, type DomainDisk, type DomainSummary } from "../xml/disk";
-import { listing, parseNames } from "./output";
+import { listing, parseInfo, parseNames } from "./output";
 
 export interface DomainView {
   uuid: string;
@@ -54,6 +54,29 @@ export async function findDomain(host: Host, name: string): Promise<DomainView |
     return dom?.name === name ? dom : undefined;
   }
   return undefined;
+}
+
+/**
+ * The size in bytes QEMU gives a running domain's disk (`domblkinfo`'s Capacity: for a
+ * running domain libvirt asks QEMU, so a file grown behind QEMU's back still shows the
+ * old size). `target` is the guest device name, which virsh accepts for file and network
+ * disks alike.
+ */
+export async function blockDeviceCapacity(host: Host, uuid: string, target: string): Promise<number> {
+  const text = await host.virsh(["domblkinfo", uuid, target]);
+  const capacity = parseInfo(text).Capacity;
+  if (capacity === undefined || !/^\d+$/.test(capacity)) throw new GlusterLibvirtError(`unexpected \`virsh domblkinfo\` output for disk ${target}: ${JSON.stringify(text)}`);
+  return Number(capacity);
+}
+
+/**
+ * Tells the QEMU of a running domain that its disk `target` is now `bytes` long
+ * (`blockresize`, size in bytes: virsh reads a `B` suffix as bytes). QEMU resizes the
+ * image through its own block driver: a raw file already that long stays as it is, a
+ * qcow2 image gets its new virtual size written by QEMU.
+ */
+export async function resizeBlockDevice(host: Host, uuid: string, target: string, bytes: number): Promise<void> {
+  await host.virsh(["blockresize", uuid, target, `${bytes}B`]);
 }
 
 const domainQueues = new Map<string, Promise<unknown>>();

@@ -14,9 +14,13 @@ import { FILE_POOL_TYPES, inspectVolume, listVolumePaths, refreshPool } from "./
 
 export interface DiskUse {
   domain: string;
+  /** the domain's uuid: what later virsh commands name it by */
+  uuid: string;
   target: string;
   /** where the disk was found: the running domain, its persistent definition, or both */
   in: ("live" | "persistent")[];
+  /** the running domain's disk, when `in` has "live" (its source may be the image, or an image above it) */
+  liveDisk?: DomainDisk;
 }
 
 /** "vm1 (vdb, live+persistent), vm2 (sda, persistent)" */
@@ -34,15 +38,19 @@ const MAX_CHAIN = 16;
  * uuid — whose image or any image below it satisfies `matches`. Live definitions carry
  * their backing chain; for persistent ones (and shut-off domains) the chain is read from
  * the storage. Throws SafetyCheckError listing what could not be checked.
+ * `liveOnly`: the running domains' live definitions alone (what QEMU has open now); they
+ * need no storage reads, so any failure is a listing or definition that could not be read,
+ * and is thrown as it is.
  */
-export async function findDiskUses(host: Host, matches: SourceTest, what: string): Promise<DiskUse[]> {
+export async function findDiskUses(host: Host, matches: SourceTest, what: string, opts: { liveOnly?: boolean } = {}): Promise<DiskUse[]> {
   const uses = new Map<string, DiskUse>();
   const unchecked: string[] = [];
-  const pools = await listPools(host);
+  const pools = opts.liveOnly ? [] : await listPools(host);
   for (const [uuid] of await listDomains(host)) {
     const dom = await inspectDomain(host, uuid);
     if (!dom) continue; // undefined meanwhile: it uses nothing
-    const views: ["live" | "persistent", DomainDisk[]][] = [["live", dom.liveDisks], ["persistent", dom.persistentDisks]];
+    const views: ["live" | "persistent", DomainDisk[]][] = [["live", dom.liveDisks]];
+    if (!opts.liveOnly) views.push(["persistent", dom.persistentDisks]);
     for (const [view, disks] of views) {
       for (const disk of disks) {
         // A running domain's live definition carries the whole chain (libvirt reads it at
@@ -61,8 +69,9 @@ export async function findDiskUses(host: Host, matches: SourceTest, what: string
         }
         if (!sources.some(matches)) continue;
         const key = `${dom.name}\0${disk.target ?? "?"}`;
-        const use = uses.get(key) ?? { domain: dom.name, target: disk.target ?? "?", in: [] };
+        const use: DiskUse = uses.get(key) ?? { domain: dom.name, uuid: dom.uuid, target: disk.target ?? "?", in: [] };
         if (!use.in.includes(view)) use.in.push(view);
+        if (view === "live") use.liveDisk = disk;
         uses.set(key, use);
       }
     }

@@ -17,6 +17,13 @@ export function tryVirsh(...args: string[]): { code: number; stdout: string; std
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** The size in bytes QEMU of a running domain gives its disk `target` (`domblkinfo`: libvirt asks QEMU). */
+export function qemuDiskCapacity(domain: string, target: string): number {
+  const m = /^Capacity:\s+(\d+)$/m.exec(virsh("domblkinfo", domain, target));
+  if (!m) throw new Error(`no Capacity in \`virsh domblkinfo ${domain} ${target}\``);
+  return Number(m[1]);
+}
+
 export function gluster(...args: string[]): string {
   return execFileSync("gluster", ["--mode=script", ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 }

@@ -1,10 +1,31 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { blockDeviceCapacity, resizeBlockDevice } from "../../provider/libvirt/domains";
+import { findDiskUses } from "../../provider/libvirt/usage";
 import { glusterUrl, pathInGlusterVolume, volumeGlusterUrl } from "../../provider/libvirt/gluster";
 import type { Host } from "../../provider/host";
 import { permissionsWithDefaults } from "../../provider/libvirt/qemu";
 import { listVolumePaths, parseVolumeList, volumePathMatcher } from "../../provider/libvirt/volumes";
-import { sourceOfBackingPath } from "../../provider/xml/disk";
+import { sourceOfBackingPath, sourceReferencesVolume } from "../../provider/xml/disk";
+
+const fixture = (name: string) => readFileSync(resolve(__dirname, "../../../test/unit/fixtures", name), "utf8");
+
+/** A Host whose virsh answers `answer(args, n)` for its n-th call (from 1) and records every call; it runs nothing else. */
+function virshOnlyHost(answer: (args: readonly string[], n: number) => string | Promise<string>): { host: Host; calls: string[][] } {
+  const calls: string[][] = [];
+  const host: Host = {
+    label: "fake",
+    libvirtUri: "qemu:///system",
+    exec: () => Promise.reject(new Error("only virsh is expected")),
+    virsh: async (args) => {
+      calls.push([...args]);
+      return answer(args, calls.length);
+    },
+  };
+  return { host, calls };
+}
 
 const netfs = volumePathMatcher({ name: "p", type: "netfs", targetPath: "/var/lib/libvirt/gluster/p", gluster: { volume: "vol" } });
 const native = volumePathMatcher({ name: "g", type: "gluster", gluster: { volume: "vol", directory: "/images" } });
@@ -56,19 +77,7 @@ test("gluster URLs: IPv6 servers bracketed, the default port left out, paths enc
 
 test("a volume deleted while virsh lists its pool (path `unknown`) makes the listing be read again, boundedly", async () => {
   const pool = { name: "p", uuid: "u-1", type: "netfs", targetPath: "/var/lib/libvirt/gluster/p", gluster: { volume: "vol" } };
-  const fakeHost = (listings: string[]) => {
-    const calls: string[][] = [];
-    const host: Host = {
-      label: "fake",
-      libvirtUri: "qemu:///system",
-      exec: () => Promise.reject(new Error("not used")),
-      virsh: (args) => {
-        calls.push([...args]);
-        return Promise.resolve(listings[Math.min(calls.length, listings.length) - 1]);
-      },
-    };
-    return { host, calls };
-  };
+  const fakeHost = (listings: string[]) => virshOnlyHost((_args, n) => listings[Math.min(n, listings.length) - 1]);
   const racing = " base.qcow2   /var/lib/libvirt/gluster/p/base.qcow2\n data.img     unknown\n";
   const settled = " base.qcow2   /var/lib/libvirt/gluster/p/base.qcow2\n";
   const once = fakeHost([racing, settled]);
@@ -133,4 +142,32 @@ test("owner fallback: what is wanted, else both ids of the inherited permissions
   // no QEMU user at all: only what is given, and the mode
   const none = fakeHost({});
   assert.deepEqual(await permissionsWithDefaults(none.host, { owner: 3 }, defaults), { mode: "0660", owner: 3 });
+});
+
+test("findDiskUses liveOnly: running domains' live definitions alone, no storage read; each use carries the uuid and the live disk", async () => {
+  const uuid = "dae223e5-b9e8-4a87-96f2-b442434041c8";
+  // exec fails: liveOnly runs no command on the host (no qemu-img of a backing chain)
+  const { host, calls } = virshOnlyHost((args) => {
+    const key = args.join(" ");
+    if (key === "list --all --uuid --name") return `${uuid} xmltest-dom\n`;
+    if (key === `dumpxml --inactive ${uuid}`) return fixture("domain-inactive.xml");
+    if (key === `dumpxml ${uuid}`) return fixture("domain-live.xml");
+    throw new Error(`unexpected virsh ${key}`);
+  });
+  const data = await findDiskUses(host, (s) => sourceReferencesVolume(s, { glusterVolume: "labvol", glusterPath: "xmltest-data.img" }), "x", { liveOnly: true });
+  assert.deepEqual(data.map((u) => [u.domain, u.uuid, u.target, u.in, u.liveDisk?.source?.name]), [["xmltest-dom", uuid, "sdb", ["live"], "labvol/xmltest-data.img"]]);
+  // an image below the disk's own (a backing file) is a use too; the live disk says whose image is on top
+  const base = await findDiskUses(host, (s) => sourceReferencesVolume(s, { filePath: "/tmp/xmltest/mnt/xmltest-base.qcow2" }), "x", { liveOnly: true });
+  assert.deepEqual(base.map((u) => [u.target, u.liveDisk?.source?.file]), [["vda", "/tmp/xmltest/mnt/xmltest-clone.qcow2"]]);
+  assert.ok(calls.every((c) => !c[0].startsWith("pool-") && !c[0].startsWith("vol-")), JSON.stringify(calls));
+});
+
+test("block device size: domblkinfo's Capacity in bytes (anything else fails); blockresize gets the size in bytes", async () => {
+  const answer = { text: "Capacity:       2097152\nAllocation:     0\nPhysical:       2097152\n" };
+  const { host, calls } = virshOnlyHost((args) => (args[0] === "domblkinfo" ? answer.text : ""));
+  assert.equal(await blockDeviceCapacity(host, "u-1", "sdb"), 2097152);
+  await resizeBlockDevice(host, "u-1", "sdb", 3 * 2 ** 20 + 512);
+  assert.deepEqual(calls, [["domblkinfo", "u-1", "sdb"], ["blockresize", "u-1", "sdb", "3146240B"]]);
+  answer.text = "Capacity:       -\n";
+  await assert.rejects(blockDeviceCapacity(host, "u-1", "sdb"), /unexpected `virsh domblkinfo` output for disk sdb/);
 });

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { imageVolume, volumeChanges, volumeSchema } from "../../provider/volume";
+import { GlusterLibvirtError } from "../../provider/errors";
+import { imageVolume, type LiveDisk, partialGrowthError, planGrowth, staleDisksOf, volumeChanges, volumeSchema } from "../../provider/volume";
 import { localContentDigest } from "../../provider/localImage";
 import { UNKNOWN, type Unchecked } from "../../provider/resource";
 
@@ -167,4 +168,56 @@ test("diff: a local source file whose content changed replaces the volume", asyn
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("diff: a running domain's disk smaller than the image (recorded by refresh) is an update, never a replacement", async () => {
+  const stale = { ...state, staleDisks: [{ domain: "vm1", target: "sdb", capacity: 2 ** 20 }] };
+  assert.deepEqual(await imageVolume.diff("id", stale, parsed({})), { changes: true, replaces: [], deleteBeforeReplace: false });
+  assert.equal((await imageVolume.diff("id", { ...state, staleDisks: [] }, parsed({}))).changes, false);
+});
+
+const grow = { from: 2 ** 20, to: 2 ** 21 };
+const disk = (over: Partial<LiveDisk>): LiveDisk => ({ domain: "vm1", uuid: "u-1", target: "sdb", readonly: false, capacity: 2 ** 20, ...over });
+
+test("planGrowth: raw is grown by libvirt whoever has it open; qcow2 by libvirt when unused, else by its one QEMU; read-only disks refuse", () => {
+  const two = [disk({}), disk({ domain: "vm2", uuid: "u-2", target: "sdc" })];
+  assert.deepEqual(planGrowth("raw", [], grow), { by: "libvirt" });
+  assert.deepEqual(planGrowth("raw", two, grow), { by: "libvirt" });
+
+  assert.deepEqual(planGrowth("qcow2", [], grow), { by: "libvirt" });
+  assert.deepEqual(planGrowth("qcow2", [disk({})], grow), { by: "qemu", through: disk({}) });
+  const shared = planGrowth("qcow2", two, grow);
+  assert.ok("problem" in shared);
+  assert.match(shared.problem, /open in more than one running domain \(vm1 \(sdb\), vm2 \(sdc\)\)/);
+  // QEMU cannot resize a read-only disk: refused for either format, naming them
+  for (const format of ["raw", "qcow2"] as const) {
+    const readonly = planGrowth(format, [disk({ domain: "vm2", target: "sdc", readonly: true })], grow);
+    assert.ok("problem" in readonly, format);
+    assert.match(readonly.problem, /open read-only in running domain vm2 \(sdc\), and libvirt cannot resize a read-only disk/, format);
+  }
+  // a qcow2 image grown behind its QEMU (by hand, or vol-resize of a libgfapi disk) is not touched again through it
+  const behind = planGrowth("qcow2", [disk({})], { from: 2 ** 21, to: 2 ** 21 });
+  assert.ok("problem" in behind);
+  assert.match(behind.problem, /grown to 2 MiB behind the QEMU of running domain vm1 \(sdb\), which still gives the disk 1 MiB/);
+  assert.deepEqual(planGrowth("raw", [disk({})], { from: 2 ** 21, to: 2 ** 21 }), { by: "libvirt" }, "a raw file grown behind QEMU: QEMU is told");
+  // a read-only disk that already has the size (the others are being caught up) is no obstacle
+  assert.deepEqual(planGrowth("raw", [disk({}), disk({ domain: "vm2", readonly: true, capacity: 2 ** 21 })], grow), { by: "libvirt" });
+});
+
+test("staleDisksOf: the disks QEMU gives fewer bytes than the image (more, QEMU's rounding up, is fine)", () => {
+  const disks = [disk({ capacity: 2 ** 20 }), disk({ domain: "vm2", capacity: 2 ** 21 }), disk({ domain: "vm3", capacity: 2 ** 21 + 512 })];
+  assert.deepEqual(staleDisksOf(disks, 2 ** 21).map((d) => d.domain), ["vm1"]);
+  assert.deepEqual(staleDisksOf(disks, 2 ** 20), []);
+});
+
+test("partialGrowthError: names the field, who sees the new size, who does not and why", () => {
+  const err = partialGrowthError("volume 'a.img' in pool 'p'", 2 ** 21, [disk({})], [
+    { disk: disk({ domain: "vm2", target: "sdc" }), error: new GlusterLibvirtError("blockresize failed", { details: "stderr: boom" }) },
+  ]);
+  assert.ok(err instanceof GlusterLibvirtError);
+  assert.match(err.message, /^capacity: volume 'a.img' in pool 'p' is 2 MiB, but not every running domain/);
+  assert.match(err.message, /running domain vm1 \(sdb\) sees the new size; vm2 \(sdc\) still sees 1 MiB; `pulumi up` tries again$/);
+  assert.match(err.details, /vm2 \(sdc\): blockresize failed\nstderr: boom/);
+  const none = partialGrowthError("volume 'a.img' in pool 'p'", 2 ** 21, [], [{ disk: disk({}), error: new Error("gone") }]);
+  assert.match(none.message, /could be told: vm1 \(sdb\) still sees 1 MiB;/);
 });
