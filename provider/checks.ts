@@ -9,6 +9,7 @@
  */
 import { SshError, isCommandError } from "./errors";
 import { type PoolBackends } from "./xml/capabilities";
+import { GLUSTER_DEFAULT_PORT } from "./xml/disk";
 import type { BrickHeal, BrickStatus, GlusterVolumeInfo } from "./xml/gluster";
 
 export type CheckStatus = "ok" | "warning" | "failure";
@@ -223,7 +224,7 @@ export interface GlusterEndpoint {
 }
 
 /** The endpoints of a volume a client needs: glusterd (24007) on each brick server, and each online brick's port. */
-export function glusterEndpoints(volume: Pick<GlusterVolumeInfo, "bricks">, status: readonly BrickStatus[] | undefined, glusterdPort = 24007): GlusterEndpoint[] {
+export function glusterEndpoints(volume: Pick<GlusterVolumeInfo, "bricks">, status: readonly BrickStatus[] | undefined, glusterdPort = GLUSTER_DEFAULT_PORT): GlusterEndpoint[] {
   const servers = [...new Set(volume.bricks.map((b) => b.host))];
   return [
     ...servers.map((host) => ({ host, port: glusterdPort, what: "glusterd" })),

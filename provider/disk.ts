@@ -10,11 +10,12 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
-import { GlusterLibvirtError, InputError, isNotFound } from "./errors";
+import { GlusterLibvirtError, InputError, isNotFound, withHints } from "./errors";
 import { libvirtName } from "./fields";
 import { getHost, type Host } from "./host";
 import { findDomain, inspectDomain, withDomainLock, type DomainView } from "./libvirt/domains";
 import { qemuHasGlusterDriver } from "./libvirt/facts";
+import { gfapiAttachHints } from "./libvirt/hints";
 import { requireRunningPool } from "./libvirt/pools";
 import { qemuIdentity } from "./libvirt/qemu";
 import { createdBy, forgetCreation, recordCreation } from "./libvirt/stamps";
@@ -412,7 +413,10 @@ export const diskAttachment: ResourceCrud<DiskInputs, DiskOutputs> = {
       const plan = await planAttachment(host, args, stamp);
       const uuid = plan.dom.uuid;
       const attach = (where: AttachTo) =>
-        attachDevice(host, uuid, plan.xml, where).catch((err: unknown) => {
+        attachDevice(host, uuid, plan.xml, where).catch(async (err: unknown) => {
+          const source = plan.source;
+          // QEMU opening a libgfapi disk: which doctor checks fail on the host say why
+          if (where.live && source.type === "gluster") throw withHints(err, await gfapiAttachHints(host, source));
           throw explainAttachFailure(err, args, plan);
         });
       if (plan.recovered) {

@@ -29,6 +29,7 @@ import { inspectVolume, readGlusterdVol, volumeHealSummary, volumeOption, volume
 import { getHost, type Host } from "./host";
 import { probeFuseClient, probeReachability, qemuHasGlusterDriver, readPoolBackends, readQemuDacLabel, readVirshVersion } from "./libvirt/facts";
 import { resolveConnection } from "./ssh/settings";
+import { GLUSTER_DEFAULT_PORT } from "./xml/disk";
 import type { BrickStatus, GlusterVolumeInfo } from "./xml/gluster";
 
 /** What to check. Connections are `connection` inputs, resolved against the defaults set with setConnectionDefaults. */
@@ -154,7 +155,7 @@ async function hypervisorSide(input: unknown, volumes: readonly VolumeFacts[], p
     if (v.info) report(subject, checkQemuOwner(qemu, v.info));
     const endpoints = v.info
       ? glusterEndpoints(v.info, v.bricks)
-      : (plan.glusterServers ?? []).map((server) => ({ host: server, port: 24007, what: "glusterd" }));
+      : (plan.glusterServers ?? []).map((server) => ({ host: server, port: GLUSTER_DEFAULT_PORT, what: "glusterd" }));
     if (!endpoints.length) continue;
     try {
       report(subject, checkGlusterReachable(label, endpoints, await probeReachability(host, endpoints)));
