@@ -198,7 +198,7 @@ export function checkAllowInsecure(volume: string, set: string | undefined, effe
   if (value !== undefined && ON.test(value.trim())) {
     return ok("allow-insecure", `volume ${volume}: server.allow-insecure ${value}${set === undefined ? " (glusterd's default)" : ""}`);
   }
-  return failure("allow-insecure", `volume ${volume}: server.allow-insecure is ${value ?? "unknown"}: QEMU's libgfapi (an unprivileged port) is refused`, `gluster volume set ${volume} server.allow-insecure on (GlusterVolume: allowInsecure: true)`);
+  return failure("allow-insecure", `volume ${volume}: server.allow-insecure is ${value ?? "unknown"}: clients on unprivileged ports are refused (QEMU's libgfapi; on glusterfs 10 the FUSE mounts too)`, `gluster volume set ${volume} server.allow-insecure on (GlusterVolume: allowInsecure: true)`);
 }
 
 /**

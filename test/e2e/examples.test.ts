@@ -3,13 +3,13 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { parseDomainDisks } from "../../provider/xml/disk";
 import { cloneLabDomain, dropDomain } from "../helpers/domain";
 import { getLab, repoRoot, type LabInfo } from "../helpers/lab";
 import { getMultiHostLab, knownHostsOfAll, runOnHypervisor } from "../helpers/hypervisors";
 import { createGlusterVolume, gluster, glusterBricks, tryVirsh, uniqueName, virsh } from "../helpers/local";
-import { exampleProject, packPackage, summaryCounts, type ExampleProject } from "../helpers/project";
+import { exampleProject, packPackage, passphrase, summaryCounts, type ExampleProject } from "../helpers/project";
 
 /*
  * Every example, run the way a user runs it: the packed package installed with npm into
@@ -305,6 +305,18 @@ describe("examples/full-stack through the pulumi CLI: bricks to a VM disk in one
     assert.equal(disk.source?.protocol, "gluster", JSON.stringify(disk.source));
     assert.equal(disk.source?.name, `${volumeName}/vm1-data.img`);
     for (const dir of bricks.dirs) assert.ok(fs.existsSync(path.join(dir, "vm1-data.img")), `the image on brick ${dir}`);
+
+    // the installed package's doctor, from the stack directory: its config and deployed resources say what to check
+    const checked = spawnSync(path.join(project.dir, "node_modules", ".bin", "gluster-libvirt"), ["doctor", "--stack-dir", project.dir, "--json"], {
+      encoding: "utf8",
+      env: { ...process.env, PULUMI_BACKEND_URL: `file://${path.join(project.dir, ".pulumi-state")}`, PULUMI_CONFIG_PASSPHRASE: passphrase, PULUMI_SKIP_UPDATE_CHECK: "true" },
+      timeout: 120_000,
+    });
+    assert.equal(checked.status, 0, checked.stdout + checked.stderr);
+    const { results } = JSON.parse(checked.stdout) as { results: { subject: string; check: string; status: string; message: string }[] };
+    const seen = (subject: RegExp, check: string) => results.some((r) => subject.test(r.subject) && r.check === check && r.status === "ok");
+    assert.ok(seen(new RegExp(`^volume ${volumeName}$`), "pending-heals"), checked.stdout);
+    for (const h of multi.hypervisors) assert.ok(seen(new RegExp(`^hypervisor \\S+@${h.ssh.host.replace(/\./g, "\\.")}:`), "qemu-owner"), `${h.ssh.host}: ${checked.stdout}`);
 
     const again = await project.pulumi(["up", "--yes"], { transpileOnly: true });
     assert.deepEqual(summaryCounts(again.stdout), {}, again.stdout);
