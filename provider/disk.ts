@@ -10,7 +10,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
-import { GlusterLibvirtError, InputError, isNotFound, withHints } from "./errors";
+import { CommandError, GlusterLibvirtError, InputError, isNotFound, withHints } from "./errors";
 import { libvirtName } from "./fields";
 import { getHost, type Host } from "./host";
 import { findDomain, inspectDomain, withDomainLock, type DomainView } from "./libvirt/domains";
@@ -415,8 +415,8 @@ export const diskAttachment: ResourceCrud<DiskInputs, DiskOutputs> = {
       const attach = (where: AttachTo) =>
         attachDevice(host, uuid, plan.xml, where).catch(async (err: unknown) => {
           const source = plan.source;
-          // QEMU opening a libgfapi disk: which doctor checks fail on the host say why
-          if (where.live && source.type === "gluster") throw withHints(err, await gfapiAttachHints(host, source));
+          // QEMU refused to open a libgfapi disk (not a lost connection): which doctor checks fail on the host say why
+          if (where.live && source.type === "gluster" && err instanceof CommandError) throw withHints(err, await gfapiAttachHints(host, source));
           throw explainAttachFailure(err, args, plan);
         });
       if (plan.recovered) {

@@ -4,7 +4,7 @@
  *  - gluster: libvirt's native libgfapi pool (lists and deletes volumes only).
  */
 import { z } from "zod";
-import { GlusterLibvirtError, InputError, isCommandError, isNotFound, withHints } from "./errors";
+import { CommandError, GlusterLibvirtError, InputError, isCommandError, isNotFound, withHints } from "./errors";
 import { glusterVolumeName, libvirtName, mountPoint, permissions, redirectingMountOption, serverAddress } from "./fields";
 import { getHost, type Host } from "./host";
 import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stampOf, stateOf, type ReplacementTable, type ResourceCrud } from "./resource";
@@ -171,8 +171,8 @@ async function createPool(host: Host, args: PoolArgs): Promise<void> {
   } catch (err) {
     const left = await undo(host, args.name, built);
     const error = failed(err, left.length ? `undoing it failed, so this is left on the host: ${left.join("; ")}` : "nothing was left defined");
-    // a pool that does not start: which doctor checks fail on the host say why
-    throw starting ? withHints(error, await poolStartHints(host, args)) : error;
+    // a pool the host refused to start (not a lost connection): which doctor checks fail there say why
+    throw starting && err instanceof CommandError ? withHints(error, await poolStartHints(host, args)) : error;
   }
 }
 
@@ -206,7 +206,7 @@ async function converge(host: Host, args: PoolArgs): Promise<void> {
     // A pool defined by hand may never have been built: its mount point is missing.
     if (live.info.type === "netfs") await host.virsh(["pool-build", args.name]);
     await host.virsh(["pool-start", args.name]).catch(async (err: unknown) => {
-      throw withHints(err, await poolStartHints(host, args));
+      throw err instanceof CommandError ? withHints(err, await poolStartHints(host, args)) : err;
     });
   }
   if (live.autostart !== args.autostart) {

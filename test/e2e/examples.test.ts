@@ -161,13 +161,14 @@ const brickFiles = (gluster: string) => fs.readdirSync(path.join(lab.stateDir, "
 // EXAMPLES=golden-image,basic runs only those
 const only = process.env.EXAMPLES?.split(",");
 
-test("every example is run by a test (full-stack below, multi-host by e2e/multihost.test.ts); EXAMPLES names only known ones", () => {
+test("every example is run by a test (full-stack by fullStack below, multi-host by e2e/multihost.test.ts); EXAMPLES names only known ones", () => {
   const covered = [...cases.map((c) => c.example), "full-stack", "multi-host"].sort();
   assert.deepEqual(fs.readdirSync(path.join(repoRoot, "examples")).sort(), covered);
   for (const name of only ?? []) assert.ok(covered.includes(name), `EXAMPLES names an unknown example: ${name}`);
 });
 
 describe("examples through the pulumi CLI", { concurrency: true }, () => {
+  if (!only || only.includes("full-stack")) test("full-stack: from bricks to a VM disk in one converged up, a no-op up, destroy keeps the bricks' data", fullStack);
   for (const c of cases.filter((c) => !only || only.includes(c.example))) {
     test(c.example, async (t) => {
       const poolName = c.poolName();
@@ -240,33 +241,18 @@ describe("examples through the pulumi CLI", { concurrency: true }, () => {
 });
 
 /*
- * full-stack: the Gluster volume is made by the program itself (three bricks of a replica-3
+ * full-stack (run with the other examples, concurrently): the Gluster volume is made by the program itself (three bricks of a replica-3
  * volume on the lab's one Gluster server, `force`), then the same pool on both of the lab's
  * hypervisors, an image and a disk on host 1's VM — libgfapi, the path the volume's options
  * are for. destroy removes all of that but never the bricks' data.
  */
-describe("examples/full-stack through the pulumi CLI: bricks to a VM disk in one up", { skip: only && !only.includes("full-stack") ? "not in EXAMPLES" : false }, () => {
+async function fullStack(): Promise<void> {
   const volumeName = uniqueName("exfull").replace(/-/g, "_");
   const poolName = uniqueName("exfull").replace(/-/g, "_");
   let bricks: ReturnType<typeof glusterBricks> | undefined;
   let vm: string | undefined;
   let p: ExampleProject | undefined;
-
-  after(async () => {
-    if (p) await p.pulumi(["destroy", "--yes", "--skip-preview"], { check: false, transpileOnly: true });
-    p?.remove();
-    if (vm) dropDomain(vm);
-    for (const h of lab?.hypervisors ?? []) {
-      // only a pool on our own Gluster volume
-      const pool = await runOnHypervisor(lab, h, ["virsh", "-q", "-c", lab.libvirtUri, "pool-dumpxml", poolName], { check: false });
-      if (pool.stdout.includes(volumeName)) {
-        await runOnHypervisor(lab, h, ["sh", "-c", `virsh -c ${lab.libvirtUri} pool-destroy ${poolName}; virsh -c ${lab.libvirtUri} pool-undefine ${poolName}`], { check: false });
-      }
-    }
-    bricks?.remove();
-  });
-
-  test("up from nothing to a VM disk, converged; a no-op up; destroy keeps the bricks' data", async () => {
+  try {
     const multi = await getMultiHostLab(2);
     bricks = glusterBricks(multi, volumeName, 3);
     vm = cloneLabDomain(multi, "running");
@@ -334,8 +320,22 @@ describe("examples/full-stack through the pulumi CLI: bricks to a VM disk in one
       assert.ok(fs.existsSync(path.join(dir, ".glusterfs")), `brick ${dir} keeps Gluster's metadata`);
       assert.ok(!fs.existsSync(path.join(dir, "vm1-data.img")), `the image resource deleted its file (brick ${dir})`);
     }
-  });
-});
+    p.remove();
+    p = undefined;
+  } finally {
+    if (p) await p.pulumi(["destroy", "--yes", "--skip-preview"], { check: false, transpileOnly: true });
+    p?.remove();
+    if (vm) dropDomain(vm);
+    for (const h of lab?.hypervisors ?? []) {
+      // only a pool on our own Gluster volume
+      const pool = await runOnHypervisor(lab, h, ["virsh", "-q", "-c", lab.libvirtUri, "pool-dumpxml", poolName], { check: false });
+      if (pool.stdout.includes(volumeName)) {
+        await runOnHypervisor(lab, h, ["sh", "-c", `virsh -c ${lab.libvirtUri} pool-destroy ${poolName}; virsh -c ${lab.libvirtUri} pool-undefine ${poolName}`], { check: false });
+      }
+    }
+    bricks?.remove();
+  }
+}
 
 /** `gluster volume info NAME`'s output, or its error text when there is no such volume. */
 function spawnGluster(name: string): string {
