@@ -10,10 +10,12 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
-import { GlusterLibvirtError, InputError, isNotFound } from "./errors";
+import { CommandError, GlusterLibvirtError, InputError, isNotFound, withHints } from "./errors";
 import { libvirtName } from "./fields";
 import { getHost, type Host } from "./host";
 import { findDomain, inspectDomain, withDomainLock, type DomainView } from "./libvirt/domains";
+import { qemuHasGlusterDriver } from "./libvirt/facts";
+import { gfapiAttachHints } from "./libvirt/hints";
 import { requireRunningPool } from "./libvirt/pools";
 import { qemuIdentity } from "./libvirt/qemu";
 import { createdBy, forgetCreation, recordCreation } from "./libvirt/stamps";
@@ -197,36 +199,6 @@ export function isOurDisk(disk: DomainDisk, target: string, sourcePath: string):
 }
 
 // ---------------------------------------------------------------------------------------
-// The host
-
-/** Per host: does QEMU have the gluster block driver? Asked once per provider process. */
-const glusterDriverByHost = new Map<string, Promise<boolean>>();
-
-/**
- * QEMU builds the gluster driver as a module (Debian: qemu-block-extra, Fedora:
- * qemu-block-gluster) or links libgfapi in. `qemu-img --help` / `-drive format=help`
- * list module drivers whether or not the module is installed, so we look for the
- * module file, then for an emulator linked against libgfapi. Constant script, no input.
- */
-const GLUSTER_DRIVER_PROBE = [
-  "for f in /usr/lib/*/qemu/block-gluster.so /usr/lib64/qemu/block-gluster.so /usr/lib64/qemu-kvm/block-gluster.so /usr/lib/qemu/block-gluster.so; do",
-  '  [ -e "$f" ] && exit 0',
-  "done",
-  "for q in /usr/bin/qemu-system-* /usr/libexec/qemu-kvm; do",
-  '  [ -x "$q" ] && ldd "$q" 2>/dev/null | grep -q libgfapi && exit 0',
-  "done",
-  "exit 1",
-].join("\n");
-
-export function qemuHasGlusterDriver(host: Host): Promise<boolean> {
-  let known = glusterDriverByHost.get(host.label);
-  if (!known) {
-    known = host.exec(["sh", "-c", GLUSTER_DRIVER_PROBE], { check: false }).then((r) => r.code === 0);
-    known.catch(() => glusterDriverByHost.delete(host.label));
-    glusterDriverByHost.set(host.label, known);
-  }
-  return known;
-}
 
 export interface Placement {
   live?: DomainDisk;
@@ -441,7 +413,10 @@ export const diskAttachment: ResourceCrud<DiskInputs, DiskOutputs> = {
       const plan = await planAttachment(host, args, stamp);
       const uuid = plan.dom.uuid;
       const attach = (where: AttachTo) =>
-        attachDevice(host, uuid, plan.xml, where).catch((err: unknown) => {
+        attachDevice(host, uuid, plan.xml, where).catch(async (err: unknown) => {
+          const source = plan.source;
+          // QEMU refused to open a libgfapi disk (not a lost connection): which doctor checks fail on the host say why
+          if (where.live && source.type === "gluster" && err instanceof CommandError) throw withHints(err, await gfapiAttachHints(host, source));
           throw explainAttachFailure(err, args, plan);
         });
       if (plan.recovered) {

@@ -1,6 +1,7 @@
 /**
  * The one error module of the project. Every error we throw is a `GlusterLibvirtError`:
- * `name` is set, `message` is short (one line, what a user reads in `pulumi up`), and
+ * `name` is set, `message` is short (one line, what a user reads in `pulumi up`, plus one
+ * line per doctor hint: see withHints), and
  * `details` carries the long form (stderr, hints). Context that could hold secrets
  * (connection settings, keys) is attached non-enumerably, so loggers and
  * `JSON.stringify` never print it; all text is redacted before it gets here.
@@ -15,6 +16,19 @@ export class GlusterLibvirtError extends Error {
     this.name = new.target.name;
     this.details = opts.details ? `${message}\n${opts.details}` : message;
   }
+}
+
+/**
+ * `err` with hints: what the doctor's checks found wrong on the host where it happened
+ * (provider/libvirt/hints.ts), one line each under the message, so `pulumi up` shows
+ * which check fails and its fix next to the host's own words. No hints: `err` itself.
+ */
+export function withHints(err: unknown, hints: readonly string[]): unknown {
+  if (!hints.length) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  const details = err instanceof GlusterLibvirtError ? err.details.slice(err.message.length).replace(/^\n/, "") : undefined;
+  const lines = hints.map((h) => `  hint: ${h}`).join("\n");
+  return new GlusterLibvirtError(`${message}\n${lines}`, { cause: err, details });
 }
 
 /** XML that cannot be built (unrepresentable value) or parsed (malformed, not what libvirt prints). */

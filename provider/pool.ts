@@ -4,12 +4,13 @@
  *  - gluster: libvirt's native libgfapi pool (lists and deletes volumes only).
  */
 import { z } from "zod";
-import { GlusterLibvirtError, InputError, isCommandError, isNotFound } from "./errors";
+import { CommandError, GlusterLibvirtError, InputError, isCommandError, isNotFound, withHints } from "./errors";
 import { glusterVolumeName, libvirtName, mountPoint, permissions, redirectingMountOption, serverAddress } from "./fields";
 import { getHost, type Host } from "./host";
 import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stampOf, stateOf, type ReplacementTable, type ResourceCrud } from "./resource";
 import { connectionSchema } from "./ssh/settings";
 import { glusterUrl } from "./libvirt/gluster";
+import { poolStartHints } from "./libvirt/hints";
 import { inspectPool, type PoolView } from "./libvirt/pools";
 import { permissionsWithDefaults } from "./libvirt/qemu";
 import { createdBy, forgetCreation, recordCreation } from "./libvirt/stamps";
@@ -157,16 +158,21 @@ async function createPool(host: Host, args: PoolArgs): Promise<void> {
     throw failed(err, "nothing was defined");
   }
   let built = false;
+  let starting = false;
   try {
     if (args.type === "netfs") {
       await host.virsh(["pool-build", args.name]);
       built = true;
     }
+    starting = true;
     await host.virsh(["pool-start", args.name]);
+    starting = false;
     await host.virsh(args.autostart ? ["pool-autostart", args.name] : ["pool-autostart", "--disable", args.name]);
   } catch (err) {
     const left = await undo(host, args.name, built);
-    throw failed(err, left.length ? `undoing it failed, so this is left on the host: ${left.join("; ")}` : "nothing was left defined");
+    const error = failed(err, left.length ? `undoing it failed, so this is left on the host: ${left.join("; ")}` : "nothing was left defined");
+    // a pool the host refused to start (not a lost connection): which doctor checks fail there say why
+    throw starting && err instanceof CommandError ? withHints(error, await poolStartHints(host, args)) : error;
   }
 }
 
@@ -199,7 +205,9 @@ async function converge(host: Host, args: PoolArgs): Promise<void> {
   if (live.state !== "running") {
     // A pool defined by hand may never have been built: its mount point is missing.
     if (live.info.type === "netfs") await host.virsh(["pool-build", args.name]);
-    await host.virsh(["pool-start", args.name]);
+    await host.virsh(["pool-start", args.name]).catch(async (err: unknown) => {
+      throw err instanceof CommandError ? withHints(err, await poolStartHints(host, args)) : err;
+    });
   }
   if (live.autostart !== args.autostart) {
     await host.virsh(args.autostart ? ["pool-autostart", args.name] : ["pool-autostart", "--disable", args.name]);

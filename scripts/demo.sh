@@ -135,7 +135,7 @@ demo_config() {
       --plaintext "$p.disks[\"$(lab domains.running)\"].sdc.access=fuse"
     ;;
   *)
-    echo "demo: no lab config for examples/$example_name in scripts/demo.sh" >&2
+    echo "demo: no lab config for examples/$example_name in scripts/demo.sh; examples/$example_name/README.md has the lab's steps" >&2
     return 1
     ;;
   esac

@@ -1,13 +1,16 @@
 #!/usr/bin/env node
-// `gluster-libvirt`: the package's command line. Today one command group, the local lab:
-//   gluster-libvirt lab up|down|status
+// `gluster-libvirt`: the package's command line:
+//   gluster-libvirt lab up|down|status     the local lab
+//   gluster-libvirt doctor [options]       what the resources need of hosts and volumes (sdk/doctor.ts)
 // The lab itself is bash shipped in the package (scripts/lab.sh, which sources
 // scripts/lab-hypervisor2.sh and scripts/lab-guest.sh; docs/lab.md says why it ships); this file only finds it
 // next to the installed package and hands over the terminal.
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
+import { DOCTOR_USAGE, doctorMain } from "./doctor";
 
 const USAGE = `usage: gluster-libvirt lab <up|down|status>
+       gluster-libvirt doctor [options]   (gluster-libvirt doctor --help)
 
   lab up      start (or repair) the local lab: sshd on 127.0.0.1:2222, glusterd with the
               volume "labvol", libvirtd with two test domains, a guest image;
@@ -24,11 +27,18 @@ export function labScriptPath(): string {
   return path.resolve(__dirname, "..", "..", "scripts", "lab.sh");
 }
 
-export function main(argv: readonly string[]): number {
+export function main(argv: readonly string[]): number | Promise<number> {
   const [group, command, ...rest] = argv;
   if (group === "--help" || group === "-h" || group === "help") {
     process.stdout.write(`${USAGE}\n`);
     return 0;
+  }
+  if (group === "doctor") {
+    if (command === "--help" || command === "-h") {
+      process.stdout.write(`${DOCTOR_USAGE}\n`);
+      return 0;
+    }
+    return doctorMain(argv.slice(1), (line) => process.stdout.write(`${line}\n`), (line) => process.stderr.write(`${line}\n`));
   }
   if (group !== "lab" || command === undefined || !LAB_COMMANDS.has(command) || rest.length > 0) {
     process.stderr.write(`${USAGE}\n`);
@@ -48,5 +58,11 @@ export function main(argv: readonly string[]): number {
 }
 
 if (require.main === module) {
-  process.exitCode = main(process.argv.slice(2));
+  Promise.resolve(main(process.argv.slice(2))).then(
+    (code) => (process.exitCode = code),
+    (err: unknown) => {
+      process.stderr.write(`gluster-libvirt: ${(err as Error)?.stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
 }

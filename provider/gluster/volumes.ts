@@ -1,7 +1,17 @@
 /** Gluster volumes as the trusted storage pool has them, read through one of its servers. */
-import { SafetyCheckError, isNotFound } from "../errors";
+import { GlusterError, SafetyCheckError, isNotFound } from "../errors";
 import type { Host } from "../host";
-import { parseVolumeClients, parseVolumeInfo, type BrickClients, type GlusterVolumeInfo } from "../xml/gluster";
+import {
+  parseHealSummary,
+  parseVolumeClients,
+  parseVolumeGet,
+  parseVolumeInfo,
+  parseVolumeStatusDetail,
+  type BrickClients,
+  type BrickHeal,
+  type BrickStatus,
+  type GlusterVolumeInfo,
+} from "../xml/gluster";
 import { gluster, glusterText } from "./cli";
 
 /** The volume named `name`, or undefined when the pool has none of that name. */
@@ -74,4 +84,32 @@ export async function volumeUsers(host: Host, name: string): Promise<string | un
   } catch (err) {
     throw new SafetyCheckError(`could not tell who is connected to Gluster volume '${name}' on ${host.label}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** Each brick's state, port and free space; the volume must be started. */
+export async function volumeStatusDetail(host: Host, name: string): Promise<BrickStatus[]> {
+  return parseVolumeStatusDetail(await gluster(host, ["volume", "status", name, "detail"]));
+}
+
+/** Pending heals per brick, or "not-replicated" (no self-heal for that volume type). */
+export async function volumeHealSummary(host: Host, name: string): Promise<BrickHeal[] | "not-replicated"> {
+  const argv = ["volume", "heal", name, "info", "summary"];
+  try {
+    return parseHealSummary(await gluster(host, argv));
+  } catch (err) {
+    // gluster() throws on opRet -1, which is also how a distribute volume is answered
+    if (err instanceof GlusterError && /not of type replicate\/disperse/i.test(err.stderr)) return "not-replicated";
+    throw err;
+  }
+}
+
+/** An option's effective value (`volume get`): the one set, else glusterd's default. */
+export async function volumeOption(host: Host, name: string, option: string): Promise<string | undefined> {
+  return parseVolumeGet(await gluster(host, ["volume", "get", name, option]), option);
+}
+
+/** glusterd's own configuration on this server, undefined when it cannot be read. */
+export async function readGlusterdVol(host: Host): Promise<string | undefined> {
+  const r = await host.exec(["cat", "/etc/glusterfs/glusterd.vol"], { check: false });
+  return r.code === 0 ? r.stdout : undefined;
 }

@@ -122,3 +122,76 @@ export function parseVolumeClients(xml: string): BrickClients[] {
     clients: children(child(node, "clientsStatus"), "client").map((c) => childText(c, "hostname")?.trim() ?? ""),
   }));
 }
+
+/** One brick as `volume status VOL detail` reports it. */
+export interface BrickStatus {
+  /** `host:/path` */
+  brick: string;
+  host: string;
+  online: boolean;
+  /** the brick process's TCP port; undefined when offline (`N/A`) */
+  port?: number;
+  /** bytes of the brick's file system; undefined when glusterd gives none */
+  sizeTotal?: number;
+  sizeFree?: number;
+}
+
+/** `volume status VOL detail`: each brick's state, port and free space (a started volume only; a stopped one fails with "is not started"). */
+export function parseVolumeStatusDetail(xml: string): BrickStatus[] {
+  const out = parseCliOutput(xml);
+  if (out.opRet !== 0) throw new XmlError(`gluster's volume status failed: ${out.error}`);
+  const volume = child(child(child(out.root, "volStatus"), "volumes"), "volume");
+  const number = (raw: string | undefined) => (raw !== undefined && /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : undefined);
+  return children(volume, "node").map((node) => {
+    const host = childText(node, "hostname")?.trim() ?? "";
+    return {
+      brick: `${host}:${childText(node, "path")?.trim() ?? ""}`,
+      host,
+      online: childText(node, "status")?.trim() === "1",
+      port: number(childText(node, "port")),
+      sizeTotal: number(childText(node, "sizeTotal")),
+      sizeFree: number(childText(node, "sizeFree")),
+    };
+  });
+}
+
+/** One brick of `volume heal VOL info summary`. */
+export interface BrickHeal {
+  brick: string;
+  /** `Connected`, or why the brick could not be asked */
+  status: string;
+  /** undefined when the brick could not be asked */
+  pending?: number;
+  splitBrain?: number;
+  possiblyHealing?: number;
+}
+
+/**
+ * `volume heal VOL info summary`: pending heals per brick, or `"not-replicated"` for a
+ * volume without self-heal (glusterd refuses the command for distribute volumes).
+ */
+export function parseHealSummary(xml: string): BrickHeal[] | "not-replicated" {
+  const out = parseCliOutput(xml);
+  if (out.opRet !== 0) {
+    if (/not of type replicate\/disperse/i.test(out.error)) return "not-replicated";
+    throw new XmlError(`gluster's volume heal info failed: ${out.error}`);
+  }
+  return children(child(child(out.root, "healInfo"), "bricks"), "brick").map((b) => {
+    const count = (name: string) => parseInteger(childText(b, name)?.trim(), `<${name}>`);
+    return {
+      brick: childText(b, "name")?.trim() ?? "",
+      status: childText(b, "status")?.trim() ?? "",
+      pending: count("numberOfEntriesInHealPending"),
+      splitBrain: count("numberOfEntriesInSplitBrain"),
+      possiblyHealing: count("numberOfEntriesPossiblyHealing"),
+    };
+  });
+}
+
+/** `volume get VOL OPTION`: the option's effective value (` (DEFAULT)` taken off), undefined when not listed. */
+export function parseVolumeGet(xml: string, option: string): string | undefined {
+  const out = parseCliOutput(xml);
+  if (out.opRet !== 0) throw new XmlError(`gluster's volume get failed: ${out.error}`);
+  const opt = children(child(out.root, "volGetopts"), "Opt").find((o) => childText(o, "Option")?.trim() === option);
+  return opt === undefined ? undefined : (childText(opt, "Value") ?? "").replace(/\s*\(DEFAULT\)\s*$/, "").trim();
+}

@@ -136,6 +136,9 @@ describe("GlusterPool on the lab", () => {
         // the host's own words (virsh's and mount's) in the message a user reads, not only with --debug
         assert.match(err.message, /failed: .*(mount|Mount)/, err.message);
         assert.match((err as { details?: string }).details ?? "", /mount|glusterfs|failed/i, "the cause from virsh/mount is carried");
+        // the hypervisor passes the doctor's checks: the hint points at the volume's
+        assert.match(err.message, new RegExp(`\n  hint: the Gluster side \\(volume started, .*\\): gluster-libvirt doctor --gluster-host ${lab.gluster.servers[0]} --volume ${stopped.name}$`), err.message);
+        assert.doesNotMatch(err.message, /doctor check \S+ fails/, err.message);
         return true;
       });
       assert.notEqual(tryVirsh("pool-info", args.name as string).code, 0, "pool undefined again");
@@ -144,6 +147,17 @@ describe("GlusterPool on the lab", () => {
     } finally {
       stopped.remove();
     }
+  });
+
+  test("a pool whose server the hypervisor cannot reach: the error names the doctor check and its fix", async () => {
+    // glusterd here listens on IPv4 only (transport.address-family inet): ::1 refuses, no traffic leaves the machine
+    const args = await checked(inputs({ servers: ["::1"] }));
+    await assert.rejects(glusterPool.create(args), (err: Error) => {
+      assert.match(err.message, /nothing was left defined/);
+      assert.match(err.message, /\n  hint: doctor check gluster-reachable fails: \S+ cannot connect to ::1:24007 \(glusterd\); fix: open TCP 24007 on ::1 to /, err.message);
+      return true;
+    });
+    assert.notEqual(tryVirsh("pool-info", args.name as string).code, 0, "pool undefined again");
   });
 
   test("delete is refused while a VM uses a volume of the pool, then succeeds", async () => {
