@@ -1,7 +1,9 @@
 /*
  * The lab's guest (docs/lab.md "The guest"): the image `lab up` builds, the definition it
- * offers, and every request of the agent, against a guest booted by libvirt with disks
- * hot-plugged by root's virsh (no resource of ours involved: this is the judge's own test).
+ * offers, the lab's own domains booting it, and every request of the agent, against a guest
+ * booted by libvirt with disks hot-plugged by root's virsh (no resource of ours involved: this
+ * is the judge's own test). That guest is a copy of lab-stopped, started: the stopped VM boots
+ * the same way when a test starts it (one boot serves both).
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -9,7 +11,7 @@ import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { fillPattern, getGuestLab, GuestAgentError, guestDomainXml, startGuest, type Guest, type GuestLab } from "../helpers/guest";
+import { fillPattern, getGuestLab, GuestAgent, GuestAgentError, guestDomainXml, startGuest, type Guest, type GuestLab } from "../helpers/guest";
 import { parseLabInfo, runLabCommand } from "../helpers/lab";
 import { uniqueName, virsh } from "../helpers/local";
 
@@ -22,7 +24,7 @@ const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 before(async () => {
   lab = await getGuestLab();
-  guest = await startGuest(lab);
+  guest = await startGuest(lab, { copyOf: "stopped" });
   process.stderr.write(`guest: ${guest.name} answered ${guest.bootSeconds.toFixed(1)} s after virsh start\n`);
 });
 
@@ -55,7 +57,7 @@ describe("the lab's guest", () => {
     const status = await runLabCommand("status");
     assert.equal(status.code, 0, status.stderr);
     assert.deepEqual(parseLabInfo(status.stdout).guest, lab.guest, "status reports the guest image as ready");
-    assert.doesNotMatch(status.stderr, /guest image is not ready/);
+    assert.doesNotMatch(status.stderr, /guest (image )?is not ready/);
     assert.ok(fs.existsSync(`/boot/vmlinuz-${lab.guest.kernelVersion}`), `the kernel ${lab.guest.kernelVersion} is installed`);
     assert.ok(fs.readFileSync(lab.guest.kernel).equals(fs.readFileSync(`/boot/vmlinuz-${lab.guest.kernelVersion}`)));
     const listing = execFileSync("sh", ["-c", `gzip -dc '${lab.guest.initrd}' | cpio -t --quiet`], { encoding: "utf8" }).split("\n");
@@ -70,6 +72,29 @@ describe("the lab's guest", () => {
     assert.match(xml, /<controller type='scsi' index='0' model='virtio-scsi'\/>/);
     assert.ok(xml.includes(`<source mode='bind' path='${lab.guest.runDir}/probe.agent.sock'/>`));
     assert.ok(!xml.includes(lab.guest.namePlaceholder));
+  });
+
+  test("the lab's domains boot the guest: lab-running runs it, its agent answers; lab-stopped's definition is the same", async () => {
+    const running = lab.guest.running;
+    assert.ok(running, "lab status reports lab-running's guest as ready (guest.running); run `gluster-libvirt lab up`");
+    assert.equal(running.domain, lab.domains.running);
+    assert.equal(running.agentSocket, path.join(lab.guest.runDir, `${lab.domains.running}.agent.sock`));
+    assert.match(fs.readFileSync(running.consoleLog, "utf8"), /guest: up in [\d.]+ s; agent on ttyS1/);
+    // the shared VM: ping and list only (others attach disks to it; one client at a time)
+    const agent = await GuestAgent.connect(running.agentSocket, 60_000);
+    try {
+      assert.deepEqual(await agent.request("ping lab-running"), ["pong lab-running"]);
+      await agent.list();
+    } finally {
+      agent.close();
+    }
+    for (const [name, scope] of [[lab.domains.running, []], [lab.domains.stopped, ["--inactive"]]] as const) {
+      const xml = virsh("dumpxml", ...scope, name);
+      assert.ok(xml.includes(`<kernel>${lab.guest.kernel}</kernel>`) && xml.includes(`<initrd>${lab.guest.initrd}</initrd>`), `${name} boots the guest's kernel and initramfs`);
+      assert.ok(xml.includes(`path='${lab.guest.runDir}/${name}.agent.sock'`), `${name} has its agent socket`);
+    }
+    // this file's guest is a copy of lab-stopped as defined, started
+    assert.ok(virsh("dumpxml", guest.name).includes(`<kernel>${lab.guest.kernel}</kernel>`));
   });
 
   test("ping and list: a guest without disks", async () => {
