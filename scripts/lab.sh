@@ -659,9 +659,9 @@ define_lab_domain() {
 disk_list() { virsh_root domblklist ${2:-} "$1" 2>/dev/null | sort; }
 
 # guest_agent_started NAME: the guest's console shows its agent started in this boot (the
-# console log is truncated at each start). Passive: the agent serves one client at a time,
-# and a test may be talking to it.
-guest_agent_started() { grep -qF 'agent on ttyS1' "$GUEST_RUN_DIR/$1.console.log" 2>/dev/null; }
+# console log is truncated at each start) and its socket is there. Passive: the agent serves
+# one client at a time, and a test may be talking to it.
+guest_agent_started() { grep -qF 'agent on ttyS1' "$GUEST_RUN_DIR/$1.console.log" 2>/dev/null && [[ -S $GUEST_RUN_DIR/$1.agent.sock ]]; }
 
 ensure_domain() {
   local name=$1 want=$2 qemu_log=/var/log/libvirt/qemu/$1.log
@@ -674,15 +674,23 @@ ensure_domain() {
   fi
   local state
   state=$(domain_state "$name")
-  # Still running an older definition: restarted to boot the guest, unless it carries disks
-  # attached live only, which a restart would take away from whoever attached them.
-  if [[ $want == running && $state == running ]] && ! domain_boots_guest "$name"; then
+  # Still running an older definition, or its agent socket is gone (seen once on the shared
+  # lab: removed by something outside the lab while the guest ran): restarted to boot the
+  # guest, unless it carries disks attached live only, which a restart would take away from
+  # whoever attached them.
+  local why=""
+  if [[ $want == running && $state == running ]]; then
+    if ! domain_boots_guest "$name"; then why="to boot the guest"
+    elif [[ ! -S $GUEST_RUN_DIR/$name.agent.sock ]]; then why="to give its guest agent a socket again (it is gone)"
+    fi
+  fi
+  if [[ -n $why ]]; then
     if [[ $(disk_list "$name") == "$(disk_list "$name" --inactive)" ]]; then
-      log "restarting domain $name to boot the guest"
+      log "restarting domain $name $why"
       virsh_root destroy "$name" >&2 || die_component "domain $name" "$qemu_log" "virsh destroy failed"
       state="shut off"
     else
-      log "warning: $name keeps running without the guest: it has disks attached live only, which a restart would drop; run up again once they are gone"
+      log "warning: $name is not restarted $why: it has disks attached live only, which a restart would drop; run up again once they are gone"
     fi
   fi
   if [[ $want == running && $state != running ]]; then
@@ -1045,4 +1053,6 @@ main() {
   esac
 }
 
-main "$@"
+# Sourced (test/integration/guest.test.ts runs ensure_domain on a scratch domain): define
+# everything, run nothing.
+[[ ${BASH_SOURCE[0]} != "$0" ]] || main "$@"
