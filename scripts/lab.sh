@@ -674,8 +674,8 @@ ensure_domain() {
   fi
   local state
   state=$(domain_state "$name")
-  # Still running an older definition, or its agent socket is gone (seen once on the shared
-  # lab: removed by something outside the lab while the guest ran): restarted to boot the
+  # Still running an older definition, or its agent socket is gone (seen on the shared lab: a
+  # copy of this domain's definition, stopped, made libvirt unlink the path): restarted to boot the
   # guest, unless it carries disks attached live only, which a restart would take away from
   # whoever attached them.
   local why=""
