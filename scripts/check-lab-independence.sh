@@ -64,7 +64,8 @@ attach() {
 }
 
 # lab-running: sdb hot-plugged and persistent (scsi unplugs live), vdb persistent only
-# (a virtio disk never unplugs live from these OS-less VMs, docs/lab.md); lab-stopped: both.
+# (its live unplug needs the guest's ACPI eject: it works now that the lab VMs boot the guest,
+# but this check need not depend on it, docs/lab.md); lab-stopped: both.
 attach "$running" sdb scsi --live --config
 attach "$running" vdb virtio --config
 attach "$stopped" sdb scsi --config

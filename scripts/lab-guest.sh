@@ -246,21 +246,40 @@ ensure_guest_image() {
   rm -rf "$tmp"
 }
 
-# check_guest: the image is built from today's kernel and /init (VERBOSE=1: a line on
-# stderr). Not part of check_lab: a lab without it serves every test but the guest tests,
-# and a plain `up` builds it.
-check_guest() {
-  if guest_ready; then
-    [[ ${VERBOSE:-0} == 1 ]] && printf '  %-12s %-4s %s\n' guest OK "kernel $(guest_kernel_version), $GUEST_INITRD" >&2
-    return 0
-  fi
-  [[ ${VERBOSE:-0} == 1 ]] && printf '  %-12s %-4s %s\n' guest DOWN "no guest image built from today's kernel and /init in $GUEST_DIR (run: npx gluster-libvirt lab up)" >&2
-  return 1
+# lab_guest_running: the lab's domains boot the guest (lab.sh ensure_domain): lab-stopped's
+# definition, and lab-running as it runs, whose agent started in this boot.
+lab_guest_running() {
+  domain_boots_guest "$DOM_STOPPED" --inactive && domain_boots_guest "$DOM_RUNNING" && guest_agent_started "$DOM_RUNNING"
 }
 
-# The "guest" object of the lab JSON.
+# check_guest: the image is built from today's kernel and /init, and the lab's domains boot it
+# (VERBOSE=1: a line on stderr for each). Not part of check_lab: a lab without it serves every
+# test but the guest tests, and a plain `up` builds it.
+check_guest() {
+  local ok=0
+  if guest_ready; then
+    [[ ${VERBOSE:-0} == 1 ]] && printf '  %-12s %-4s %s\n' guest OK "kernel $(guest_kernel_version), $GUEST_INITRD" >&2
+  else
+    [[ ${VERBOSE:-0} == 1 ]] && printf '  %-12s %-4s %s\n' guest DOWN "no guest image built from today's kernel and /init in $GUEST_DIR (run: npx gluster-libvirt lab up)" >&2
+    ok=1
+  fi
+  if lab_guest_running; then
+    [[ ${VERBOSE:-0} == 1 ]] && printf '  %-12s %-4s %s\n' lab-guest OK "$DOM_RUNNING runs the guest, its agent on $GUEST_RUN_DIR/$DOM_RUNNING.agent.sock; $DOM_STOPPED boots it when started" >&2
+  else
+    [[ ${VERBOSE:-0} == 1 ]] && printf '  %-12s %-4s %s\n' lab-guest DOWN "$DOM_RUNNING does not run the guest with its agent started, or $DOM_STOPPED's definition does not boot it (run: npx gluster-libvirt lab up; see its log for live-only disks that keep $DOM_RUNNING from restarting)" >&2
+    ok=1
+  fi
+  return "$ok"
+}
+
+# The "guest" object of the lab JSON; "running" (lab-running's agent) when lab_guest_running.
 guest_json() {
-  printf '{"kernel":%s,"initrd":%s,"domainXml":%s,"namePlaceholder":%s,"runDir":%s,"kernelVersion":%s}' \
+  printf '{"kernel":%s,"initrd":%s,"domainXml":%s,"namePlaceholder":%s,"runDir":%s,"kernelVersion":%s' \
     "$(json_str "$GUEST_KERNEL")" "$(json_str "$GUEST_INITRD")" "$(json_str "$GUEST_XML")" \
     "$(json_str "$GUEST_NAME_PLACEHOLDER")" "$(json_str "$GUEST_RUN_DIR")" "$(json_str "$(guest_kernel_version)")"
+  if lab_guest_running; then
+    printf ',"running":{"domain":%s,"agentSocket":%s,"consoleLog":%s}' "$(json_str "$DOM_RUNNING")" \
+      "$(json_str "$GUEST_RUN_DIR/$DOM_RUNNING.agent.sock")" "$(json_str "$GUEST_RUN_DIR/$DOM_RUNNING.console.log")"
+  fi
+  printf '}'
 }

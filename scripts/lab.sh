@@ -2,7 +2,7 @@
 # gluster-libvirt lab: a real hypervisor on this machine, on loopback.
 #   sshd (127.0.0.1:2222, its own config and keys) -> login user gllab
 #   glusterd + a started volume "labvol" (brick in the state dir)
-#   virtlogd + libvirtd (QEMU driver) with two small test domains
+#   virtlogd + libvirtd (QEMU driver) with two small test domains, booting the guest below
 #   a guest image (Debian's kernel + a busybox initramfs with a test agent) and the
 #   domain definition tests boot it from
 #
@@ -627,14 +627,72 @@ ensure_pristine_xml() {
 
 domain_state() { virsh_root domstate "$1" 2>/dev/null | head -n 1; }
 
+# The lab's own domains boot the guest (lab-guest.sh): its definition under their name, so a
+# test that starts lab-stopped, or a copy of it, gets the same Linux and agent. The pristine
+# definition above stays without an OS: tests that judge only from libvirt's side clone it and
+# pay no boot (docs/lab.md "The guest").
+lab_domain_xml() { guest_domain_xml | sed "s|$GUEST_NAME_PLACEHOLDER|$1|g"; }
+
+# domain_boots_guest NAME [--inactive]: its live (or persistent) definition boots the guest
+# kernel with its agent socket named after it.
+domain_boots_guest() {
+  local xml
+  xml=$(virsh_root dumpxml ${2:-} "$1" 2>/dev/null) || return 1
+  grep -qF "<kernel>$GUEST_KERNEL</kernel>" <<<"$xml" && grep -qF "path='$GUEST_RUN_DIR/$1.agent.sock'" <<<"$xml"
+}
+
+# define_lab_domain NAME: defines NAME from lab_domain_xml. An existing definition (of an older
+# lab.sh, without an OS) keeps its uuid and its disks: a demo's disk at sdb stays.
+define_lab_domain() {
+  local old
+  old=$(virsh_root dumpxml --inactive "$1" 2>/dev/null) || old=""
+  lab_domain_xml "$1" |
+    UUID=$(sed -n 's|^ *<uuid>\(.*\)</uuid>.*|\1|p' <<<"$old" | head -n 1) \
+    DISKS=$(awk '/^ *<disk /,/^ *<\/disk>/' <<<"$old") \
+    awk '/<\/name>/ && ENVIRON["UUID"] != "" { print; print "  <uuid>" ENVIRON["UUID"] "</uuid>"; next }
+         /<\/devices>/ && ENVIRON["DISKS"] != "" { print ENVIRON["DISKS"] }
+         { print }' |
+    virsh_root define /dev/stdin >&2
+}
+
+# disk_list NAME [--inactive]: its disks (target and source), for comparing live with persistent.
+disk_list() { virsh_root domblklist ${2:-} "$1" 2>/dev/null | sort; }
+
+# guest_agent_started NAME: the guest's console shows its agent started in this boot (the
+# console log is truncated at each start) and its socket is there. Passive: the agent serves
+# one client at a time, and a test may be talking to it.
+guest_agent_started() { grep -qF 'agent on ttyS1' "$GUEST_RUN_DIR/$1.console.log" 2>/dev/null && [[ -S $GUEST_RUN_DIR/$1.agent.sock ]]; }
+
 ensure_domain() {
   local name=$1 want=$2 qemu_log=/var/log/libvirt/qemu/$1.log
   if ! virsh_root dominfo "$name" >/dev/null 2>&1; then
     log "defining domain $name"
-    domain_xml "$name" | virsh_root define /dev/stdin >&2 || die_component "domain $name" "$LIBVIRT_DIR/libvirtd.log" "virsh define failed"
+    define_lab_domain "$name" || die_component "domain $name" "$LIBVIRT_DIR/libvirtd.log" "virsh define failed"
+  elif ! domain_boots_guest "$name" --inactive; then
+    log "redefining domain $name to boot the guest (its uuid and disks are kept)"
+    define_lab_domain "$name" || die_component "domain $name" "$LIBVIRT_DIR/libvirtd.log" "virsh define failed"
   fi
   local state
   state=$(domain_state "$name")
+  # Still running an older definition, or its agent socket is gone (seen on the shared lab: a
+  # copy of this domain's definition, stopped, made libvirt unlink the path): restarted to boot the
+  # guest, unless it carries disks attached live only, which a restart would take away from
+  # whoever attached them.
+  local why=""
+  if [[ $want == running && $state == running ]]; then
+    if ! domain_boots_guest "$name"; then why="to boot the guest"
+    elif [[ ! -S $GUEST_RUN_DIR/$name.agent.sock ]]; then why="to give its guest agent a socket again (it is gone)"
+    fi
+  fi
+  if [[ -n $why ]]; then
+    if [[ $(disk_list "$name") == "$(disk_list "$name" --inactive)" ]]; then
+      log "restarting domain $name $why"
+      virsh_root destroy "$name" >&2 || die_component "domain $name" "$qemu_log" "virsh destroy failed"
+      state="shut off"
+    else
+      log "warning: $name is not restarted $why: it has disks attached live only, which a restart would drop; run up again once they are gone"
+    fi
+  fi
   if [[ $want == running && $state != running ]]; then
     if [[ $state == paused ]]; then
       virsh_root resume "$name" >&2 || die_component "domain $name" "$qemu_log" "virsh resume failed"
@@ -643,6 +701,8 @@ ensure_domain() {
       virsh_root start "$name" >&2 || die_component "domain $name" "$qemu_log" "virsh start failed"
     fi
     wait_for 60 "domain $name" "$qemu_log" "state running" domain_state_is "$name" running
+    # a boot takes 6-13 s here under software emulation
+    wait_for 180 "domain $name" "$GUEST_RUN_DIR/$name.console.log" "its guest agent to start" guest_agent_started "$name"
   elif [[ $want == "shut off" && $state != "shut off" ]]; then
     log "stopping domain $name"
     virsh_root destroy "$name" >&2 || die_component "domain $name" "$qemu_log" "virsh destroy failed"
@@ -912,10 +972,11 @@ lab_up() {
   step ensure_virtlogd
   step ensure_libvirtd
   step ensure_shared_mounts
+  # the lab's domains boot the guest: its image first
+  step ensure_guest_image
   step ensure_domain "$DOM_STOPPED" "shut off"
   step ensure_domain "$DOM_RUNNING" running
   ensure_pristine_xml
-  step ensure_guest_image
   ensure_hypervisors
   if ! VERBOSE=0 check_lab; then
     log "the lab came up but does not pass its own checks:"
@@ -950,9 +1011,10 @@ lab_status() {
       fi
     fi
     # Without the guest image (a lab brought up by an older lab.sh, or a new kernel since)
-    # every test but the guest tests works: say so, leave "guest" out of the JSON.
+    # every test but the guest tests works: say so, leave "guest" out of the JSON; likewise
+    # "guest.running" while lab-running does not run the guest.
     if ! check_guest; then
-      log "the guest image is not ready (the JSON has no \"guest\"):"
+      log "the guest is not ready (the JSON has no \"guest\" without its image, no \"guest.running\" without lab-running's):"
       VERBOSE=1 check_guest || true
     fi
     print_json
@@ -991,4 +1053,6 @@ main() {
   esac
 }
 
-main "$@"
+# Sourced (test/integration/guest.test.ts runs ensure_domain on a scratch domain): define
+# everything, run nothing.
+[[ ${BASH_SOURCE[0]} != "$0" ]] || main "$@"

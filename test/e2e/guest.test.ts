@@ -17,14 +17,19 @@ import { changes, labCredentials, newStack, type TestStack } from "../helpers/st
  * from a local sparse image and grown to 64 MiB, and a DiskAttachment with a serial,
  * hot-plugged into the guest. The guest must list it with that size and serial, read the
  * image byte-exact, and its writes must be on the Gluster brick; destroy must take the device
- * away in the guest. The guest's data survives a no-op `up` and a detach + re-attach (the
- * replace that `readonly: true` makes), and that read-only disk refuses the guest's writes.
- * Every `up` is followed by a refresh and a preview that change nothing.
- * One guest serves both modes (a boot costs ~10 s; a gfapi attach or detach ~20 s).
+ * away in the guest. The guest's data survives a no-op `up`, the DiskAttachment's removal
+ * (the guest reports the disk gone) and its return (the guest sees it again), and the
+ * replace that `readonly: true` makes; that read-only disk refuses the guest's writes.
+ * Growing the ImageVolume's `capacity` while attached reaches the guest without a reboot
+ * (issue 14 §3). Every `up` is followed by a refresh and a preview that change nothing.
+ * One guest serves both modes (a boot costs ~10 s; a gfapi attach or detach ~20 s), and the
+ * steps share one stack per mode, so the growth costs no attach of its own.
  */
 
 const MiB = 1024 * 1024;
 const CAPACITY = 64 * MiB;
+/** what `capacity` grows to while the disk is attached */
+const GROWN = 96 * MiB;
 const IMAGE_SIZE = 24 * MiB;
 /** Where the local image has data (the rest are holes): unaligned, and one at its end. */
 const DATA_RANGES = [
@@ -84,17 +89,23 @@ for (const access of ["fuse", "gfapi"] as const) {
       t = await newStack(`guest-${access}`, async () => {
         const connection = { host: lab.ssh.host };
         const pool = new GlusterPool("pool", { connection, name: poolName, volume: gluster.name, servers: lab.gluster.servers });
-        const volume = new ImageVolume("image", { connection, pool: pool.name, name: volumeName, source: { path: imagePath }, capacity: "64MiB" });
-        const readonly = new pulumi.Config().getBoolean("readonly");
+        const cfg = new pulumi.Config();
+        const volume = new ImageVolume("image", { connection, pool: pool.name, name: volumeName, source: { path: imagePath }, capacity: cfg.get("capacity") ?? "64MiB" });
+        if (cfg.getBoolean("attached") === false) return {};
+        const readonly = cfg.getBoolean("readonly");
         const attachment = new DiskAttachment("disk", { connection, domain: guest.name, pool: pool.name, volume: volume.name, target: "sdb", access, serial, readonly });
         return { resolvedAccess: attachment.resolvedAccess, attachedLive: attachment.attachedLive };
       }, labCredentials(lab));
     });
 
     after(async () => {
-      await t?.cleanup();
-      tryVirsh("pool-destroy", poolName);
-      tryVirsh("pool-undefine", poolName);
+      try {
+        await t?.cleanup();
+      } finally {
+        // also when the stack's destroy failed: a pool left behind would outlive its volume
+        tryVirsh("pool-destroy", poolName);
+        tryVirsh("pool-undefine", poolName);
+      }
     });
 
     /** refresh and `preview --expect-no-changes` after an up: nothing differs from the state. */
@@ -150,6 +161,16 @@ for (const access of ["fuse", "gfapi"] as const) {
       await assertConverged();
     });
 
+    /** Sets one stack config value and runs `up`, which must make exactly `want`; logs its time as `what`. */
+    async function upWith(key: string, value: string, want: Record<string, number>, what: string) {
+      await t.stack.setConfig(key, { value });
+      const t0 = Date.now();
+      const up = await t.stack.up();
+      assert.deepEqual(changes(up.summary.resourceChanges), want, what);
+      process.stderr.write(`guest: ${access}: the ${what} took ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+      return up;
+    }
+
     test("an up that changes nothing leaves the disk and the guest's data alone", async () => {
       const up = await t.stack.up();
       assert.deepEqual(changes(up.summary.resourceChanges), {});
@@ -157,14 +178,63 @@ for (const access of ["fuse", "gfapi"] as const) {
       await assertGuestData();
     });
 
+    test("removing the DiskAttachment detaches the disk: the guest reports it gone", async () => {
+      await upWith("attached", "false", { delete: 1 }, "detach");
+      await guest.agent.waitGone(disk.dev, 30);
+      assert.ok(!(await guest.agent.list()).some((d) => d.serial === serial), "no disk with the serial is left in the guest");
+      await assertConverged();
+    });
+
+    test("adding it back re-attaches the disk: the guest sees it and reads what it wrote before", async () => {
+      const up = await upWith("attached", "true", { create: 1 }, "re-attach");
+      assert.equal(up.outputs.attachedLive.value, true);
+      disk = await guest.agent.waitPresent(serial, 30);
+      assert.deepEqual(disk, { dev: disk.dev, size: CAPACITY, ro: false, serial });
+      await assertGuestData();
+      await assertConverged();
+    });
+
+    // Issue 14 §3 through the guest: the engine resizes the live block device (blockresize);
+    // QEMU tells the guest (virtio-scsi: a parameter-change event, on which Linux rescans the
+    // disk; virtio-blk: a config-change interrupt), so no rescan is asked of the guest.
+    test("growing capacity while attached: the guest sees the new size without a reboot, its data intact", async () => {
+      await upWith("capacity", `${GROWN / MiB}MiB`, { update: 1 }, "growth (the image, in place)");
+      const t1 = Date.now();
+      // bounded: the guest learns of it asynchronously (~0.1 s here)
+      for (;;) {
+        const found = (await guest.agent.list()).find((d) => d.serial === serial);
+        assert.ok(found, `the disk with serial ${serial} left the guest during the growth`);
+        assert.equal(found.dev, disk.dev, "the same device, never re-plugged");
+        if (found.size === GROWN) break;
+        assert.equal(found.size, CAPACITY, "the old size until the guest sees the new one");
+        assert.ok(Date.now() - t1 < 30_000, `the guest still sees ${found.size} bytes 30 s after the up that grew the image to ${GROWN}`);
+        await sleep(200);
+      }
+      process.stderr.write(`guest: ${access}: the guest saw the growth ${((Date.now() - t1) / 1000).toFixed(1)} s after the up\n`);
+      disk = { ...disk, size: GROWN };
+      await assertGuestData();
+      assert.equal(await guest.agent.sha256(disk.dev, CAPACITY, GROWN - CAPACITY), sha256(Buffer.alloc(GROWN - CAPACITY)), "zeros in the grown part");
+      // the grown part is usable: the guest writes its last bytes, and they are on the brick
+      const tail = randomBytes(32);
+      await guest.agent.write(disk.dev, GROWN - tail.length, tail);
+      assert.equal(await guest.agent.sha256(disk.dev, GROWN - tail.length, tail.length), sha256(tail));
+      const brickFile = path.join(lab.stateDir, "bricks", gluster.name, volumeName);
+      assert.equal(fs.statSync(brickFile).size, GROWN, "the image on the brick");
+      const onBrick = Buffer.alloc(tail.length);
+      const fd = fs.openSync(brickFile, "r");
+      try {
+        fs.readSync(fd, onBrick, 0, tail.length, GROWN - tail.length);
+      } finally {
+        fs.closeSync(fd);
+      }
+      assert.ok(onBrick.equals(tail), "the bytes written past the old end are on the brick");
+      await assertConverged();
+    });
+
     // A replace detaches live and attaches again: for gfapi that works only because the
     // disk carries relabel='no' (libvirt would give the image to root on the detach).
     test("readonly: true re-attaches the disk: read-only in the guest, writes refused, the guest's data survived", async () => {
-      await t.stack.setConfig("readonly", { value: "true" });
-      const t0 = Date.now();
-      const up = await t.stack.up();
-      assert.deepEqual(changes(up.summary.resourceChanges), { replace: 1 }, "detach + attach");
-      process.stderr.write(`guest: ${access}: the readonly replace took ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+      await upWith("readonly", "true", { replace: 1 }, "readonly replace (detach + attach)");
       // by serial and ro: the detached device may linger in the guest for a moment
       const deadline = Date.now() + 30_000;
       for (;;) {
@@ -176,7 +246,7 @@ for (const access of ["fuse", "gfapi"] as const) {
         assert.ok(Date.now() < deadline, `no read-only disk with serial ${serial} in the guest after 30 s (it lists ${JSON.stringify(found)})`);
         await sleep(200);
       }
-      assert.deepEqual(disk, { dev: disk.dev, size: CAPACITY, ro: true, serial });
+      assert.deepEqual(disk, { dev: disk.dev, size: GROWN, ro: true, serial });
       await assert.rejects(guest.agent.write(disk.dev, 0, Buffer.from("nope")), (e: unknown) => e instanceof GuestAgentError && /write to \S+ failed/.test(e.reason));
       await assertGuestData();
       await assertConverged();

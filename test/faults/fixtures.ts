@@ -12,9 +12,10 @@ import * as net from "node:net";
 import type { ConfigMap } from "@pulumi/pulumi/automation";
 import { GlusterPool, ImageVolume } from "../../sdk";
 import type { Connection } from "../../sdk/connection";
+import { cloneLabDomain } from "../helpers/domain";
 import { runOnHypervisor } from "../helpers/hypervisors";
 import { cliPath, type LabHypervisor, type LabInfo } from "../helpers/lab";
-import { createGlusterVolume, tryVirsh, uniqueName, virsh } from "../helpers/local";
+import { createGlusterVolume, tryVirsh, uniqueName } from "../helpers/local";
 import { newStack, type TestStack } from "../helpers/stack";
 import { waitFor } from "../helpers/wait";
 import { domainDisks, killPid, pidAlive, randomFile } from "./harness";
@@ -189,23 +190,15 @@ export function hv2Daemons(lab: LabInfo, hv2: LabHypervisor): Hv2Daemons {
   return d;
 }
 
-/** A copy of the lab's running or stopped domain on host 1 (ACPI + virtio-scsi, no disks), named flt-…; started like the original. */
+/**
+ * A VM like the lab's running or stopped domain on host 1, named flt-…; started like the
+ * original. From the lab's pristine definition (cloneLabDomain: ACPI + virtio-scsi, no
+ * disks, no guest boot), never from the lab domains themselves: they boot the lab's guest,
+ * and a copy would share their agent socket and console log paths (starting or stopping
+ * it removed lab-running's socket).
+ */
 export function cloneDomain(lab: LabInfo, from: "running" | "stopped", prefix = "flt-dom"): string {
-  const name = uniqueName(prefix);
-  const xml = virsh("dumpxml", "--inactive", lab.domains[from])
-    .replace(/<name>[^<]*<\/name>/, `<name>${name}</name>`)
-    .replace(/\s*<uuid>[^<]*<\/uuid>/, "")
-    // without disks: other tests may have left some on the shared domain's definition
-    .replace(/\s*<disk\b[\s\S]*?<\/disk>/g, "");
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "flt-domain-"));
-  try {
-    fs.writeFileSync(path.join(dir, "domain.xml"), xml);
-    virsh("define", path.join(dir, "domain.xml"));
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-  if (from === "running") virsh("start", name);
-  return name;
+  return cloneLabDomain(lab, from, { prefix });
 }
 
 /** Disks of host 1's domains, read with the local virsh (independent of the transport under test). */

@@ -23,8 +23,8 @@ export function pristineDomainXml(lab: LabInfo, name: string): string {
  * Defines a VM like the lab's running or stopped domain, from its pristine definition;
  * starts it when asked (default: like the original).
  */
-export function cloneLabDomain(lab: LabInfo, from: "running" | "stopped", opts: { start?: boolean } = {}): string {
-  const name = uniqueName(`dom-${from}`);
+export function cloneLabDomain(lab: LabInfo, from: "running" | "stopped", opts: { start?: boolean; prefix?: string } = {}): string {
+  const name = uniqueName(opts.prefix ?? `dom-${from}`);
   const xml = pristineDomainXml(lab, name);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "domain-"));
   try {

@@ -43,6 +43,25 @@ export function guestDomainXml(lab: GuestLab, name: string): string {
   return fs.readFileSync(lab.guest.domainXml, "utf8").replaceAll(lab.guest.namePlaceholder, name);
 }
 
+/**
+ * A copy of lab-stopped as `lab up` defined it (it boots the guest, docs/lab.md), for a guest
+ * called `name`: its disks (a demo's or a user's) and uuid left out, its name replaced in
+ * `<name>` and in the agent socket and console log paths. Read with root's virsh on this machine.
+ */
+export function labStoppedCopyXml(lab: GuestLab, name: string): string {
+  const from = lab.domains.stopped;
+  const xml = virsh("dumpxml", "--inactive", from);
+  const run = lab.guest.runDir;
+  for (const want of [`<kernel>${lab.guest.kernel}</kernel>`, `path='${run}/${from}.agent.sock'`, `path='${run}/${from}.console.log'`]) {
+    if (!xml.includes(want)) throw new Error(`guest: ${from} does not boot the lab's guest (its definition lacks ${want}): run \`gluster-libvirt lab up\``);
+  }
+  return xml
+    .replace(/\s*<disk\b[\s\S]*?<\/disk>/g, "")
+    .replace(/\s*<uuid>[^<]*<\/uuid>/, "")
+    .replace(`<name>${from}</name>`, `<name>${name}</name>`)
+    .replaceAll(`${run}/${from}.`, `${run}/${name}.`);
+}
+
 /** A disk as the guest's kernel sees it. */
 export interface GuestDisk {
   /** the kernel's name: sda, vdb, … */
@@ -259,10 +278,12 @@ function consoleTail(file: string, lines = 25): string {
 /**
  * Defines and starts a guest on hypervisor 1 (root's virsh on this machine, as
  * cloneLabDomain does) under a unique name and waits, up to `bootTimeoutMs`, for its agent.
- * All or nothing: when it does not answer, the guest is removed and the error carries the end
- * of its console log. The caller drops it in an `after` hook.
+ * From the image's definition (`lab.guest.domainXml`), or with `copyOf: "stopped"` from
+ * lab-stopped's own (labStoppedCopyXml). All or nothing: when it does not answer, the guest
+ * is removed and the error carries the end of its console log. The caller drops it in an
+ * `after` hook.
  */
-export async function startGuest(lab: GuestLab, opts: { prefix?: string; bootTimeoutMs?: number } = {}): Promise<Guest> {
+export async function startGuest(lab: GuestLab, opts: { prefix?: string; bootTimeoutMs?: number; copyOf?: "stopped" } = {}): Promise<Guest> {
   const name = uniqueName(opts.prefix ?? "guest");
   const agentSocket = path.join(lab.guest.runDir, `${name}.agent.sock`);
   const consoleLog = path.join(lab.guest.runDir, `${name}.console.log`);
@@ -274,7 +295,7 @@ export async function startGuest(lab: GuestLab, opts: { prefix?: string; bootTim
   };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "guest-"));
   try {
-    fs.writeFileSync(path.join(dir, "domain.xml"), guestDomainXml(lab, name));
+    fs.writeFileSync(path.join(dir, "domain.xml"), opts.copyOf === "stopped" ? labStoppedCopyXml(lab, name) : guestDomainXml(lab, name));
     virsh("define", path.join(dir, "domain.xml"));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

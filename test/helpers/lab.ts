@@ -39,6 +39,12 @@ export interface LabGuest {
   /** where a guest's agent socket (`<name>.agent.sock`) and console log (`<name>.console.log`) are */
   runDir: string;
   kernelVersion: string;
+  /**
+   * lab-running boots this guest and its agent started in the current boot (lab-stopped's
+   * definition boots it too); absent while it does not (`status` says why on stderr).
+   * One client at a time on the socket.
+   */
+  running?: { domain: string; agentSocket: string; consoleLog: string };
 }
 
 /** What `gluster-libvirt lab up` / `lab status` print (docs/architecture.md). */
@@ -136,6 +142,7 @@ export function parseLabInfo(text: string): LabInfo {
     for (const key of ["kernel", "initrd", "domainXml", "runDir"] as const) {
       if (typeof v.guest[key] === "string" && !fs.existsSync(v.guest[key])) problems.push(`guest.${key}: no file ${v.guest[key]}`);
     }
+    if (v.guest.running !== undefined) for (const key of ["domain", "agentSocket", "consoleLog"] as const) str(v.guest.running?.[key], `guest.running.${key}`);
   }
   if (problems.length > 0) throw new Error(`the lab's JSON is malformed: ${problems.join("; ")}\n${text}`);
   return v;

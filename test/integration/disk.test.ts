@@ -207,7 +207,7 @@ describe("DiskAttachment on the lab", () => {
   });
 
   test("a guest that does not release the disk: a timeout error, the disk stays recorded and defined", async () => {
-    // No OS in the lab VM: nothing answers the ACPI eject of a virtio (PCI) disk.
+    // No OS in a copy of the pristine definition: nothing answers the ACPI eject of a virtio (PCI) disk.
     const domain = cloneDomain("running");
     const volume = newVolume();
     const outs = await attach({ domain, volume, target: "vdb", detachTimeout: 1 });

@@ -1,17 +1,22 @@
 /*
  * The lab's guest (docs/lab.md "The guest"): the image `lab up` builds, the definition it
- * offers, and every request of the agent, against a guest booted by libvirt with disks
- * hot-plugged by root's virsh (no resource of ours involved: this is the judge's own test).
+ * offers, the lab's own domains booting it, and every request of the agent, against a guest
+ * booted by libvirt with disks hot-plugged by root's virsh (no resource of ours involved: this
+ * is the judge's own test). That guest is a copy of lab-stopped, started: the stopped VM boots
+ * the same way when a test starts it (one boot serves both).
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
-import { fillPattern, getGuestLab, GuestAgentError, guestDomainXml, startGuest, type Guest, type GuestLab } from "../helpers/guest";
-import { parseLabInfo, runLabCommand } from "../helpers/lab";
-import { uniqueName, virsh } from "../helpers/local";
+import { fillPattern, getGuestLab, GuestAgent, GuestAgentError, guestDomainXml, startGuest, type Guest, type GuestLab } from "../helpers/guest";
+import { pristineDomainXml } from "../helpers/domain";
+import { cliPath, parseLabInfo, runLabCommand } from "../helpers/lab";
+import { tryVirsh, uniqueName, virsh } from "../helpers/local";
+import { waitFor } from "../helpers/wait";
 
 const MiB = 1024 * 1024;
 let lab: GuestLab;
@@ -22,7 +27,7 @@ const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 before(async () => {
   lab = await getGuestLab();
-  guest = await startGuest(lab);
+  guest = await startGuest(lab, { copyOf: "stopped" });
   process.stderr.write(`guest: ${guest.name} answered ${guest.bootSeconds.toFixed(1)} s after virsh start\n`);
 });
 
@@ -55,7 +60,7 @@ describe("the lab's guest", () => {
     const status = await runLabCommand("status");
     assert.equal(status.code, 0, status.stderr);
     assert.deepEqual(parseLabInfo(status.stdout).guest, lab.guest, "status reports the guest image as ready");
-    assert.doesNotMatch(status.stderr, /guest image is not ready/);
+    assert.doesNotMatch(status.stderr, /guest (image )?is not ready/);
     assert.ok(fs.existsSync(`/boot/vmlinuz-${lab.guest.kernelVersion}`), `the kernel ${lab.guest.kernelVersion} is installed`);
     assert.ok(fs.readFileSync(lab.guest.kernel).equals(fs.readFileSync(`/boot/vmlinuz-${lab.guest.kernelVersion}`)));
     const listing = execFileSync("sh", ["-c", `gzip -dc '${lab.guest.initrd}' | cpio -t --quiet`], { encoding: "utf8" }).split("\n");
@@ -70,6 +75,29 @@ describe("the lab's guest", () => {
     assert.match(xml, /<controller type='scsi' index='0' model='virtio-scsi'\/>/);
     assert.ok(xml.includes(`<source mode='bind' path='${lab.guest.runDir}/probe.agent.sock'/>`));
     assert.ok(!xml.includes(lab.guest.namePlaceholder));
+  });
+
+  test("the lab's domains boot the guest: lab-running runs it, its agent answers; lab-stopped's definition is the same", async () => {
+    const running = lab.guest.running;
+    assert.ok(running, "lab status reports lab-running's guest as ready (guest.running); run `gluster-libvirt lab up`");
+    assert.equal(running.domain, lab.domains.running);
+    assert.equal(running.agentSocket, path.join(lab.guest.runDir, `${lab.domains.running}.agent.sock`));
+    assert.match(fs.readFileSync(running.consoleLog, "utf8"), /guest: up in [\d.]+ s; agent on ttyS1/);
+    // the shared VM: ping and list only (others attach disks to it; one client at a time)
+    const agent = await GuestAgent.connect(running.agentSocket, 60_000);
+    try {
+      assert.deepEqual(await agent.request("ping lab-running"), ["pong lab-running"]);
+      await agent.list();
+    } finally {
+      agent.close();
+    }
+    for (const [name, scope] of [[lab.domains.running, []], [lab.domains.stopped, ["--inactive"]]] as const) {
+      const xml = virsh("dumpxml", ...scope, name);
+      assert.ok(xml.includes(`<kernel>${lab.guest.kernel}</kernel>`) && xml.includes(`<initrd>${lab.guest.initrd}</initrd>`), `${name} boots the guest's kernel and initramfs`);
+      assert.ok(xml.includes(`path='${lab.guest.runDir}/${name}.agent.sock'`), `${name} has its agent socket`);
+    }
+    // this file's guest is a copy of lab-stopped as defined, started
+    assert.ok(virsh("dumpxml", guest.name).includes(`<kernel>${lab.guest.kernel}</kernel>`));
   });
 
   test("ping and list: a guest without disks", async () => {
@@ -156,5 +184,78 @@ describe("the lab's guest", () => {
     virsh("detach-disk", guest.name, "vdb", "--live");
     await guest.agent.waitGone(disk.dev, 30);
     assert.ok(!/target dev='vdb'/.test(virsh("dumpxml", guest.name)), "libvirt dropped the disk from the live definition");
+  });
+});
+
+/*
+ * How `lab up` brought the shared lab's domains from an older lab.sh's definition (no OS) to
+ * the guest, on a scratch domain defined as that lab.sh did: lab.sh's own ensure_domain, run
+ * by sourcing the script. Its uuid and its persistent disk (a demo's) stay; while it carries a
+ * disk attached live only it keeps running as it is; once that is gone it is restarted into
+ * the guest, and the guest sees the kept disk. A guest whose agent socket was removed is
+ * restarted too.
+ */
+describe("lab up on a lab domain of an older lab.sh", () => {
+  const name = uniqueName("labdom");
+  const labSh = path.resolve(path.dirname(cliPath), "..", "..", "scripts", "lab.sh");
+  let agent: GuestAgent | undefined;
+
+  after(() => {
+    agent?.close();
+    tryVirsh("destroy", name);
+    tryVirsh("undefine", name);
+    for (const ext of ["agent.sock", "console.log"]) fs.rmSync(path.join(lab.guest.runDir, `${name}.${ext}`), { force: true });
+  });
+
+  /** lab.sh's ensure_domain NAME running, as `up` runs it for lab-running; its stderr. */
+  function ensureRunning(): string {
+    const r = spawnSync("bash", ["-c", 'source "$1" && ensure_domain "$2" running', "ensure_domain", labSh, name], { encoding: "utf8", timeout: 300_000 });
+    assert.equal(r.status, 0, `ensure_domain ${name} failed:\n${r.stderr}`);
+    return r.stderr;
+  }
+
+  const bootsGuest = (...scope: string[]) => virsh("dumpxml", ...scope, name).includes(`<kernel>${lab.guest.kernel}</kernel>`);
+
+  test("redefined keeping uuid and disks; restarted into the guest only once no disk is attached live only; restarted when its agent socket is gone", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "labdom-"));
+    try {
+      fs.writeFileSync(path.join(dir, "old.xml"), pristineDomainXml(lab, name));
+      virsh("define", path.join(dir, "old.xml"));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    const uuid = virsh("domuuid", name).trim();
+    virsh("attach-disk", name, imageFile(MiB), "sdb", "--targetbus", "scsi", "--serial", "kept-1", "--config");
+    virsh("start", name);
+    virsh("attach-disk", name, imageFile(MiB), "sdc", "--targetbus", "scsi", "--live");
+    assert.ok(!bootsGuest(), "the old definition boots no guest");
+
+    const first = ensureRunning();
+    assert.match(first, /redefining domain .* to boot the guest/);
+    assert.match(first, /is not restarted to boot the guest: it has disks attached live only/);
+    assert.ok(bootsGuest("--inactive"), "the persistent definition boots the guest");
+    assert.equal(virsh("domuuid", name).trim(), uuid, "the same uuid");
+    assert.match(virsh("domblklist", "--inactive", name), /\bsdb\b/, "the persistent disk is kept");
+    assert.ok(!bootsGuest(), "not restarted while it has a disk attached live only");
+    assert.match(virsh("domblklist", name), /\bsdc\b/, "the live-only disk is still there");
+
+    virsh("detach-disk", name, "sdc", "--live");
+    await waitFor("sdc to leave the live domain", () => Promise.resolve(!/\bsdc\b/.test(virsh("domblklist", name))), 30_000, 200);
+    const second = ensureRunning();
+    assert.match(second, /restarting domain .* to boot the guest/);
+    assert.ok(bootsGuest(), "it runs the guest now");
+    // ensure_domain waited for the agent to start; the guest sees the disk that was kept
+    agent = await GuestAgent.connect(path.join(lab.guest.runDir, `${name}.agent.sock`), 60_000);
+    assert.equal((await agent.waitPresent("kept-1", 30)).size, MiB);
+    assert.doesNotMatch(ensureRunning(), /redefining|restarting|starting/, "a third run changes nothing");
+
+    // its agent socket removed under it (seen once on the shared lab): up restarts it
+    agent.close();
+    agent = undefined;
+    const socket = path.join(lab.guest.runDir, `${name}.agent.sock`);
+    fs.rmSync(socket);
+    assert.match(ensureRunning(), /restarting domain .* to give its guest agent a socket again/);
+    agent = await GuestAgent.connect(socket, 60_000);
+    assert.equal((await agent.waitPresent("kept-1", 30)).size, MiB, "the kept disk, after the restart");
   });
 });

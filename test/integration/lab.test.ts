@@ -195,11 +195,13 @@ describe("lab libvirt", () => {
     assert.equal(lab.libvirtUri, "qemu:///system");
   });
 
-  test("the domains are small software-emulated VMs with ACPI and a virtio-scsi controller", async () => {
+  test("the domains are small software-emulated VMs with ACPI and a virtio-scsi controller, booting the lab's guest", async () => {
     for (const name of [lab.domains.running, lab.domains.stopped]) {
       const xml = await virsh("dumpxml", "--inactive", name);
       assert.match(xml, /<domain type='qemu'/, name);
-      assert.match(xml, /<memory unit='KiB'>65536<\/memory>/, name);
+      // the guest's 256 MiB (its kernel does not boot in 64); test/integration/guest.test.ts talks to it
+      assert.match(xml, /<memory unit='KiB'>262144<\/memory>/, name);
+      assert.match(xml, /<kernel>[^<]*\/guest\/vmlinuz<\/kernel>/, name);
       assert.match(xml, /<vcpu placement='static'>1<\/vcpu>/, name);
       assert.match(xml, /<acpi\/>/, name);
       assert.match(xml, /<controller type='scsi' index='0' model='virtio-scsi'>/, name);
@@ -207,9 +209,11 @@ describe("lab libvirt", () => {
     }
   });
 
-  test("the pristine definition tests clone from is the lab domains' own, without disks", async () => {
+  test("the pristine definition tests clone from is the lab domains' hardware, without disks and without the guest boot", async () => {
     const pristine = fs.readFileSync(lab.domains.pristineXml, "utf8");
     assert.doesNotMatch(pristine, /<disk\b/);
+    // a copy that only needs QEMU's side pays no Linux boot (docs/lab.md "The guest")
+    assert.doesNotMatch(pristine, /<kernel>/);
     for (const h of lab.hypervisors) assert.equal(h.domains.pristineXml, lab.domains.pristineXml);
     // what `lab up` defined, as libvirt expanded it: the same devices, apart from disks
     const devices = (xml: string) => [...xml.matchAll(/<(controller|memballoon|acpi)\b[^>]*>/g)].map((m) => m[0].replace(/\s+(index|address)='[^']*'/g, "")).sort();
