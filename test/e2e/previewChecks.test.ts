@@ -87,7 +87,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const t of stacks) await t.cleanup().catch(() => undefined);
+  await Promise.all(stacks.map((t) => t.cleanup().catch(() => undefined)));
   if (domain) dropDomain(domain);
   if (stoppedPool) tryVirsh("pool-undefine", stoppedPool);
   stoppedGluster?.remove();
@@ -143,8 +143,8 @@ describe("preview predicts what up would trip over", () => {
     const missingPool = uniqueName("p15-nopool");
     const at = `${lab.ssh.user}@127.0.0.1:${proxy.port}`;
     // Each case: one resource, and the message its create fails with. A preview stops at its
-    // first failing check, so each case is previewed alone.
-    const cases: { name: string; kind: Kind; args: Record<string, unknown>; reason: string; before?(): void; after?(): void }[] = [
+    // first failing check, so each case is previewed alone (three stacks at a time).
+    const cases: { name: string; kind: Kind; args: Record<string, unknown>; reason: string }[] = [
       {
         name: "in-missing-pool", kind: "ImageVolume", args: { connection, pool: missingPool, name: "a.img", capacity: "1MiB" },
         reason: `no storage pool named '${missingPool}' on ${at}`,
@@ -152,10 +152,6 @@ describe("preview predicts what up would trip over", () => {
       {
         name: "in-stopped-pool", kind: "ImageVolume", args: { connection, pool: stoppedPool, name: "b.img", capacity: "1MiB" },
         reason: `storage pool '${stoppedPool}' on ${at} is inactive, not running`,
-        // A Gluster pool defined but not started, only while it is needed: an inactive pool
-        // makes other suites' in-use scans (their deletes) fail closed.
-        before: () => virsh("pool-define-as", stoppedPool, "netfs", "--source-host", lab.gluster.servers[0], "--source-path", `/${stoppedGluster.name}`, "--source-format", "glusterfs", "--target", `/var/lib/libvirt/gluster/${stoppedPool}`),
-        after: () => virsh("pool-undefine", stoppedPool),
       },
       {
         name: "name-taken", kind: "ImageVolume", args: { connection, pool: own.name, name: volume, capacity: "1MiB" },
@@ -182,31 +178,41 @@ describe("preview predicts what up would trip over", () => {
         reason: `a Gluster volume named '${lab.gluster.volume}' already exists on ${at}; set adopt: true to take it over`,
       },
     ];
-    const batch = await stackOf("p15-batch", () => {
+    const program = () => {
       const only = cases.find((c) => c.name === new pulumi.Config().get("case"));
       if (only) new (classes[only.kind] as new (name: string, args: unknown) => unknown)(only.name, only.args);
-    });
+    };
+    const workers = await Promise.all([1, 2, 3].map((i) => stackOf(`p15-batch${i}`, program)));
     virsh("attach-disk", domain, `${own.targetPath}/${volume}`, "sdb", "--config");
-    const before = hostSnapshot();
-    for (const c of cases) {
-      c.before?.();
-      try {
-        await batch.stack.setConfig("case", { value: c.name });
-        const { result: preview, connections: used } = await counted(() => failure(() => batch.stack.preview()));
-        assert.ok(preview.includes(c.reason), `${c.name}: the preview says "${c.reason}":\n${preview}`);
-        assert.equal(used, 1, `${c.name}: one SSH connection`);
-        // What up would do: the provider's own check and create, with the same inputs and host.
+    // A Gluster pool defined but not started, only while it is needed: an inactive pool makes
+    // other suites' in-use scans (their deletes) fail closed.
+    virsh("pool-define-as", stoppedPool, "netfs", "--source-host", lab.gluster.servers[0], "--source-path", `/${stoppedGluster.name}`, "--source-format", "glusterfs", "--target", `/var/lib/libvirt/gluster/${stoppedPool}`);
+    try {
+      const before = hostSnapshot();
+      const queue = [...cases];
+      const { connections: used } = await counted(() =>
+        Promise.all(workers.map(async (t) => {
+          for (let c = queue.shift(); c; c = queue.shift()) {
+            await t.stack.setConfig("case", { value: c.name });
+            const preview = await failure(() => t.stack.preview());
+            assert.ok(preview.includes(c.reason), `${c.name}: the preview says "${c.reason}":\n${preview}`);
+          }
+        })),
+      );
+      assert.equal(used, cases.length, "each preview opened one SSH connection, shared by its checks");
+      for (const c of cases) {
+        // What up does: the provider's own check and create, with the same inputs and host.
         const direct = { ...(c.args.connection as object), port: proxy.port, user: lab.ssh.user, privateKeyPath: lab.ssh.privateKeyPath, knownHostsFile: proxy.knownHostsFile };
         const crud = resources[c.kind] as unknown as ResourceCrud<Record<string, unknown>, unknown>;
         const checked = await crud.check({}, { ...c.args, connection: direct });
         assert.equal(checked.failures, undefined, `${c.name}: up's check passes`);
         await assert.rejects(crud.create(checked.inputs!), (err: Error) => err.message.includes(c.reason), `${c.name}: create fails with the same message`);
-      } finally {
-        c.after?.();
       }
+      assert.equal(hostSnapshot(), before, "neither the previews nor the refused creates changed anything on the host");
+    } finally {
+      tryVirsh("pool-undefine", stoppedPool);
+      virsh("detach-disk", domain, "sdb", "--config");
     }
-    assert.equal(hostSnapshot(), before, "neither the previews nor the refused creates changed anything on the host");
-    virsh("detach-disk", domain, "sdb", "--config");
   });
 
   test("inputs not known until up (chained outputs) and objects this run creates first do not fail the preview", async () => {
