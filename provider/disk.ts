@@ -18,8 +18,9 @@ import { qemuHasGlusterDriver } from "./libvirt/facts";
 import { gfapiAttachHints } from "./libvirt/hints";
 import { requireRunningPool } from "./libvirt/pools";
 import { qemuIdentity } from "./libvirt/qemu";
-import { createdBy, forgetCreation, recordCreation } from "./libvirt/stamps";
+import { createdBy, diskStampObject, forgetCreation, recordCreation } from "./libvirt/stamps";
 import { requireVolume } from "./libvirt/volumes";
+import { createdByThisRun, deletedByThisRun, predictCreate, predictReplacement } from "./preview";
 import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stampOf, stateOf, type ReplacementTable, type ResourceCrud } from "./resource";
 import { connectionSchema } from "./ssh/settings";
 import { buildDiskXml, type DiskBus, type DiskSource, type DomainDisk, type DomainSummary } from "./xml/disk";
@@ -222,11 +223,28 @@ interface Plan {
   recovered?: Placement;
 }
 
-async function planAttachment(host: Host, args: DiskArgs, stamp: string | undefined): Promise<Plan> {
+/** What a preview knows that create does not need to: the run makes the pool or volume first, or detaches the disk at the target first. */
+interface AheadInPreview {
+  storage: boolean;
+  targetFreed: boolean;
+}
+
+/**
+ * Create's pre-flight, with nothing changed (and a preview's prediction): the domain,
+ * whether the disk can be hot-plugged into it, the pool and volume and how QEMU opens it,
+ * and a free target. In a preview, what the run does first is not looked for.
+ */
+async function planAttachment(host: Host, args: DiskArgs, stamp: string | undefined): Promise<Plan>;
+async function planAttachment(host: Host, args: DiskArgs, stamp: string | undefined, ahead: AheadInPreview): Promise<Plan | undefined>;
+async function planAttachment(host: Host, args: DiskArgs, stamp: string | undefined, ahead?: AheadInPreview): Promise<Plan | undefined> {
   const dom = await findDomain(host, args.domain);
   if (!dom) throw new InputError("domain", `no domain named '${args.domain}' on ${host.label}`);
   const hotplug = args.live && dom.running;
   if (hotplug) refuseUnpluggable(args, dom.summary);
+  if (ahead?.storage) {
+    if (!ahead.targetFreed) await targetTaken(host, args, dom, stamp);
+    return undefined;
+  }
 
   const poolInfo = await requireRunningPool(host, args.pool);
   const volume = await requireVolume(host, args.pool, args.volume, "volume");
@@ -252,14 +270,21 @@ async function planAttachment(host: Host, args: DiskArgs, stamp: string | undefi
     readonly: args.readonly, shareable: args.shareable, serial: args.serial,
   });
   const plan: Plan = { dom, access: resolved.access, source, format: volume.format, xml, hotplug };
+  const recovered = ahead?.targetFreed ? undefined : await targetTaken(host, args, dom, stamp, sourcePathOf(source));
+  return recovered ? { ...plan, recovered } : plan;
+}
+
+/**
+ * Refuses a target another disk has. This very resource's disk there (a cut run attached
+ * it: its stamp, and `sourcePath` if known) is not refused: returns where it is.
+ */
+async function targetTaken(host: Host, args: DiskArgs, dom: DomainView, stamp: string | undefined, sourcePath?: string): Promise<Placement | undefined> {
   const taken = [...dom.persistentDisks, ...dom.liveDisks].find((d) => d.target === args.target);
-  if (taken) {
-    const at = placementOf(dom, args.target, sourcePathOf(source));
-    if ((at.live || at.persistent) && (await createdBy(host, stampObject(dom.uuid, args.target), stamp))) return { ...plan, recovered: at };
-    const what = taken.source?.file ?? taken.source?.name ?? `an empty ${taken.device}`;
-    throw new InputError("target", `domain '${args.domain}' already has a disk at ${args.target} (${what})`);
-  }
-  return plan;
+  if (!taken) return undefined;
+  const at: Placement = sourcePath === undefined ? { persistent: taken } : placementOf(dom, args.target, sourcePath);
+  if ((at.live || at.persistent) && (await createdBy(host, stampObject(dom.uuid, args.target), stamp))) return at;
+  const what = taken.source?.file ?? taken.source?.name ?? `an empty ${taken.device}`;
+  throw new InputError("target", `domain '${args.domain}' already has a disk at ${args.target} (${what})`);
 }
 
 /**
@@ -357,7 +382,7 @@ async function readOutputs(host: Host, args: DiskArgs, uuid: string, recorded: R
 
 /** What an attachment is called in libvirt/stamps.ts. */
 function stampObject(domainUuid: string, target: string): string {
-  return `disk/${domainUuid}/${target}`;
+  return diskStampObject(domainUuid, target);
 }
 
 /** The domain a recorded attachment is on: by the uuid it was attached to (a domain recreated under the name is another one). */
@@ -392,8 +417,17 @@ function argsFromDisk(old: DiskArgs, disk: DomainDisk): DiskArgs {
 }
 
 export const diskAttachment: ResourceCrud<DiskInputs, DiskOutputs> = {
-  async check(_olds, news) {
-    return checkInputs(diskSchema, news);
+  async check(olds, news) {
+    return predictCreate(diskSchema, olds, news, checkInputs(diskSchema, news), {
+      kind: "DiskAttachment",
+      async preflight(host, args, stamp) {
+        await planAttachment(host, args, stamp, {
+          storage: createdByThisRun("pool", args.pool) || createdByThisRun("volume", args.pool, args.volume),
+          // Replaced: the old disk at this target is detached first.
+          targetFreed: deletedByThisRun("disk", args.domain, args.target),
+        });
+      },
+    });
   },
 
   async diff(_id, olds, news) {
@@ -401,7 +435,7 @@ export const diskAttachment: ResourceCrud<DiskInputs, DiskOutputs> = {
     // Detached by hand (found on refresh): update attaches it again.
     const missing = olds.attachedPersistent === false || (news.live === true && olds.domainRunning === true && olds.attachedLive === false);
     if (!result.changes && missing) return { ...result, changes: true };
-    return result;
+    return predictReplacement(result, { removes: { kind: "disk", name: [olds.domain, olds.target] } });
   },
 
   async create(inputs) {

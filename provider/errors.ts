@@ -42,7 +42,11 @@ export class SafetyCheckError extends GlusterLibvirtError {}
 
 /** A resource input is wrong; `field` is the dotted path of the input (`connection.port`). */
 export class InputError extends GlusterLibvirtError {
-  constructor(readonly field: string, reason: string) {
+  constructor(
+    readonly field: string,
+    /** what is wrong, without the field (the message is `<field>: <reason>`) */
+    readonly reason: string,
+  ) {
     super(`${field}: ${reason}`);
   }
 }

@@ -13,6 +13,7 @@ import { CLUSTER_WIDE_OPTIONS, SHARD_OPTION, VIRT_GROUP, isOff, sameOptionValue 
 import { inspectVolume, volumeUsers } from "./gluster/volumes";
 import { getHost, type Host } from "./host";
 import { createdBy, forgetCreation, recordCreation } from "./libvirt/stamps";
+import { deletedByThisRun, predictCreate, predictReplacement } from "./preview";
 import { checkInputs, containsUnknown, diffByTable, parseArgs, plainOutputs, propertyPath, stampOf, stateOf, type Compared, type ReplacementTable, type ResourceCrud } from "./resource";
 import { connectionSchema } from "./ssh/settings";
 import type { GlusterVolumeInfo } from "./xml/gluster";
@@ -297,39 +298,58 @@ async function converge(host: Host, args: GlusterVolumeArgs, live: GlusterVolume
   }
 }
 
+/**
+ * Create's pre-flight, before it changes anything (and a preview's prediction): a volume of
+ * that name is taken over only when `adopt` says so or this very resource's interrupted
+ * create left it, and only with the declared layout. Returns the volume found.
+ */
+async function preflightGlusterVolume(host: Host, args: GlusterVolumeArgs, stamp: string | undefined): Promise<GlusterVolumeInfo | undefined> {
+  const existing = await inspectVolume(host, args.name);
+  if (!existing) return undefined;
+  // Left by an interrupted create of this very resource: taken over like an adopted one.
+  const ours = await createdBy(host, stampObject(args.name), stamp);
+  if (!args.adopt && !ours) {
+    throw new InputError("name", `a Gluster volume named '${args.name}' already exists on ${host.label}; set adopt: true to take it over (its bricks and layout must match)`);
+  }
+  const diffs = layoutDifferences(existing, args);
+  if (diffs.length) {
+    throw new GlusterLibvirtError(`Gluster volume '${args.name}' on ${host.label} has another layout; not adopted, nothing was changed`, { details: diffs.join("\n") });
+  }
+  return existing;
+}
+
 export const glusterVolume: ResourceCrud<GlusterVolumeInputs, GlusterVolumeOutputs> = {
   async check(olds, news) {
-    const result = checkInputs(glusterVolumeSchema, news);
-    if (result.failures?.length) return result;
-    const refused = refusedChanges(olds as Compared<GlusterVolumeArgs>, result.inputs as Compared<GlusterVolumeArgs>);
-    return refused.length ? { ...result, failures: refused.map((r) => ({ property: r.field, reason: r.reason })) } : result;
+    const checked = checkInputs(glusterVolumeSchema, news);
+    const refused = checked.failures?.length ? [] : refusedChanges(olds as Compared<GlusterVolumeArgs>, checked.inputs as Compared<GlusterVolumeArgs>);
+    const result = refused.length ? { ...checked, failures: refused.map((r) => ({ property: r.field, reason: r.reason })) } : checked;
+    return predictCreate(glusterVolumeSchema, olds, news, result, {
+      kind: "GlusterVolume",
+      makes: (inputs) => ({ kind: "gluster-volume", name: [inputs.name] }),
+      async preflight(host, args, stamp) {
+        // Replaced (forceDestroy): the old volume is deleted first, and its name is free by then.
+        if (!deletedByThisRun("gluster-volume", args.name)) await preflightGlusterVolume(host, args, stamp);
+      },
+    });
   },
 
   async diff(_id, olds, news) {
     // After a refresh, `olds` is what the server has: bricks changed by hand are refused here too.
     const refused = refusedChanges(olds, news);
     if (refused.length) throw new InputError(refused[0].field, refused.map((r) => (r === refused[0] ? r.reason : `${r.field}: ${r.reason}`)).join("\n"));
-    return diffByTable(glusterVolumeChanges, olds, news);
+    return predictReplacement(diffByTable(glusterVolumeChanges, olds, news), {
+      removes: { kind: "gluster-volume", name: [olds.name] },
+    });
   },
 
   async create(inputs) {
     const args = parseArgs(glusterVolumeSchema, inputs);
     const host = getHost(args.connection);
-    const stamp = stampOf(inputs);
-    const existing = await inspectVolume(host, args.name);
-    // Left by an interrupted create of this very resource: taken over like an adopted one.
-    const ours = existing !== undefined && (await createdBy(host, stampObject(args.name), stamp));
-    if (existing && !args.adopt && !ours) {
-      throw new InputError("name", `a Gluster volume named '${args.name}' already exists on ${host.label}; set adopt: true to take it over (its bricks and layout must match)`);
-    }
+    const existing = await preflightGlusterVolume(host, args, stampOf(inputs));
     if (existing) {
-      const diffs = layoutDifferences(existing, args);
-      if (diffs.length) {
-        throw new GlusterLibvirtError(`Gluster volume '${args.name}' on ${host.label} has another layout; not adopted, nothing was changed`, { details: diffs.join("\n") });
-      }
       await converge(host, args, existing, []);
     } else {
-      await recordCreation(host, stampObject(args.name), stamp);
+      await recordCreation(host, stampObject(args.name), stampOf(inputs));
       await createVolume(host, args);
     }
     const outs = await readOutputs(host, args);

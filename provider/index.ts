@@ -6,6 +6,7 @@ import { diskAttachment } from "./disk";
 import { glusterVolume } from "./glusterVolume";
 import { glusterPool } from "./pool";
 import { imageVolume } from "./volume";
+import { setPreviewChecks } from "./preview";
 import { CONNECTION_CONFIG_KEYS, setConnectionDefaults } from "./ssh/settings";
 
 /** Stack config namespace for default connection settings (`gluster-libvirt:privateKey`, …). */
@@ -24,4 +25,6 @@ export const resources = {
  */
 export function configure(config: { get(key: string): string | undefined }): void {
   setConnectionDefaults(Object.fromEntries(CONNECTION_CONFIG_KEYS.map((key) => [key, config.get(`${CONFIG_NAMESPACE}:${key}`)])));
+  // `previewChecks: false`: a preview touches no host (README, "What preview checks").
+  setPreviewChecks(config.get(`${CONFIG_NAMESPACE}:previewChecks`) !== "false");
 }

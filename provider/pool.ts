@@ -13,8 +13,9 @@ import { glusterUrl } from "./libvirt/gluster";
 import { poolStartHints } from "./libvirt/hints";
 import { inspectPool, type PoolView } from "./libvirt/pools";
 import { permissionsWithDefaults } from "./libvirt/qemu";
-import { createdBy, forgetCreation, recordCreation } from "./libvirt/stamps";
-import { describeUses, findDiskUses } from "./libvirt/usage";
+import { createdBy, forgetCreation, recordCreation, stackOf } from "./libvirt/stamps";
+import { describeUses, findDiskUses, foreignUses } from "./libvirt/usage";
+import { deletedByThisRun, predictCreate, predictReplacement } from "./preview";
 import { GLUSTER_DEFAULT_PORT, sourceInPool } from "./xml/disk";
 import type { Permissions } from "./xml/markup";
 import { backupServerProblem, buildPoolXml, NETFS_ONLY_FIELDS, SERVER_MOUNT_OPTION_PREFIXES, type PoolInfo, type PoolSpec } from "./xml/pool";
@@ -199,6 +200,37 @@ async function adoptPool(host: Host, args: PoolArgs, live: PoolInfo): Promise<vo
   }
 }
 
+/**
+ * Create's pre-flight, before it changes anything (and a preview's prediction): a pool of
+ * that name is taken over only when `adopt` says so or this very resource's interrupted
+ * create left it, and only with the declared definition. Returns the pool found.
+ */
+async function preflightPool(host: Host, args: PoolArgs, stamp: string | undefined): Promise<PoolView | undefined> {
+  const existing = await inspectPool(host, args.name);
+  if (!existing) return undefined;
+  // Left by an interrupted create of this very resource: taken over like an adopted one.
+  const ours = await createdBy(host, stampObject(args.name), stamp);
+  if (!args.adopt && !ours) {
+    throw new InputError("name", `a pool named '${args.name}' already exists on ${host.label}; set adopt: true to take it over (its definition must match)`);
+  }
+  await adoptPool(host, args, existing.info);
+  return existing;
+}
+
+/**
+ * Delete's refusal: the domains' disks in the pool (unless `forceDestroy`). `ownStack`
+ * (a preview of a replacement) leaves out the disks this stack attached: the engine
+ * detaches those first when they depend on the pool.
+ */
+async function refuseWhileUsed(host: Host, old: PoolOutputs, live: PoolView, ownStack?: string): Promise<void> {
+  if (old.forceDestroy) return;
+  const ref = { targetPath: live.info.targetPath, glusterVolume: live.info.volume, pool: old.name };
+  const uses = await foreignUses(host, await findDiskUses(host, (source) => sourceInPool(source, ref), `pool '${old.name}'`), ownStack);
+  if (uses.length) {
+    throw new GlusterLibvirtError(`pool '${old.name}' on ${host.label} is in use by ${describeUses(uses)}; detach those disks first, or set forceDestroy: true`);
+  }
+}
+
 async function converge(host: Host, args: PoolArgs): Promise<void> {
   const live = await inspectPool(host, args.name);
   if (!live) throw new GlusterLibvirtError(`pool '${args.name}' is no longer defined on ${host.label}`);
@@ -221,29 +253,37 @@ async function readOutputs(host: Host, args: PoolArgs): Promise<PoolOutputs> {
 }
 
 export const glusterPool: ResourceCrud<PoolInputs, PoolOutputs> = {
-  async check(_olds, news) {
-    return checkInputs(poolSchema, news);
+  async check(olds, news) {
+    return predictCreate(poolSchema, olds, news, checkInputs(poolSchema, news), {
+      kind: "GlusterPool",
+      makes: (inputs) => ({ kind: "pool", name: [inputs.name] }),
+      async preflight(host, args, stamp) {
+        // The pool this one replaces goes first: its name is free by then.
+        if (!deletedByThisRun("pool", args.name)) await preflightPool(host, args, stamp);
+      },
+    });
   },
 
   async diff(_id, olds, news) {
     const result = diffByTable(poolChanges, olds, news);
     // A pool found stopped (refresh) is brought back up by update.
     if (!result.changes && olds.state !== undefined && olds.state !== "running") return { ...result, changes: true };
-    return result;
+    return predictReplacement(result, {
+      removes: { kind: "pool", name: [olds.name] },
+      async refusal() {
+        const host = getHost(olds.connection);
+        const live = await inspectPool(host, olds.name);
+        if (live) await refuseWhileUsed(host, olds, live, stackOf(stampOf(news)));
+      },
+    });
   },
 
   async create(inputs) {
     const args = parseArgs(poolSchema, inputs);
     const host = getHost(args.connection);
     const stamp = stampOf(inputs);
-    const existing = await inspectPool(host, args.name);
-    // Left by an interrupted create of this very resource: taken over like an adopted one.
-    const ours = existing !== undefined && (await createdBy(host, stampObject(args.name), stamp));
-    if (existing && !args.adopt && !ours) {
-      throw new InputError("name", `a pool named '${args.name}' already exists on ${host.label}; set adopt: true to take it over (its definition must match)`);
-    }
+    const existing = await preflightPool(host, args, stamp);
     if (existing) {
-      await adoptPool(host, args, existing.info);
       await converge(host, args);
     } else {
       await recordCreation(host, stampObject(args.name), stamp);
@@ -287,15 +327,7 @@ export const glusterPool: ResourceCrud<PoolInputs, PoolOutputs> = {
     const host = getHost(old.connection);
     const live = await inspectPool(host, old.name);
     if (!live) return; // already gone
-    if (!old.forceDestroy) {
-      const ref = { targetPath: live.info.targetPath, glusterVolume: live.info.volume, pool: old.name };
-      const uses = await findDiskUses(host, (source) => sourceInPool(source, ref), `pool '${old.name}'`);
-      if (uses.length) {
-        throw new GlusterLibvirtError(
-          `pool '${old.name}' on ${host.label} is in use by ${describeUses(uses)}; detach those disks first, or set forceDestroy: true`,
-        );
-      }
-    }
+    await refuseWhileUsed(host, old, live);
     if (live.state === "running") await host.virsh(["pool-destroy", old.name]);
     // netfs: pool-delete only removes the (now unmounted, empty) mount point, never data.
     if (live.info.type === "netfs") await host.virsh(["pool-delete", old.name]).catch(() => undefined);

@@ -17,6 +17,14 @@ export function stampOf(props: { readonly [STAMP]?: unknown }): string | undefin
   return typeof stamp === "string" && stamp !== UNKNOWN ? stamp : undefined;
 }
 
+/**
+ * The hidden input by which the SDK says the program runs for a preview (`isDryRun()`): the
+ * engine tells a dynamic provider nothing of the kind, and check alone may probe the hosts
+ * then (provider/preview.ts). `checkInputs` drops it, so it never reaches diff, state or
+ * the preview's display.
+ */
+export const PREVIEW = "__preview";
+
 export { UNKNOWN };
 
 /** A resource's inputs as the SDK sends them: the schema's input type and the hidden stamp. */
@@ -88,7 +96,7 @@ export function checkInputs<Inputs extends object, Args extends Inputs>(
   schema: z.ZodType<Args, Inputs>,
   news: FromEngine<Unchecked>,
 ): pulumi.dynamic.CheckResult<Stamped<Inputs>> {
-  const { __provider: _ignored, [STAMP]: stamp, ...given } = news;
+  const { __provider: _ignored, [STAMP]: stamp, [PREVIEW]: _preview, ...given } = news;
   // Failed or not yet judged (unknown values), the inputs go back as they were given.
   const inputs = given as Stamped<Inputs>;
   const result = schema.safeParse(inputs);
@@ -172,7 +180,7 @@ export function diffByTable<Inputs extends object>(
  * bypassed; it still names the field.
  */
 export function parseArgs<S extends z.ZodType>(schema: S, props: FromEngine<Stamped<z.input<S>>>): z.output<S> {
-  const { __provider: _ignored, [STAMP]: _stamp, ...inputs } = props;
+  const { __provider: _ignored, [STAMP]: _stamp, [PREVIEW]: _preview, ...inputs } = props as FromEngine<Stamped<z.input<S>>> & { [PREVIEW]?: unknown };
   const result = schema.safeParse(inputs);
   if (result.success) return result.data;
   const issue = result.error.issues[0];

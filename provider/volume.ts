@@ -36,8 +36,9 @@ import { pathInGlusterVolume, volumeGlusterUrl } from "./libvirt/gluster";
 import { blockDeviceCapacity, resizeBlockDevice, withDomainLock } from "./libvirt/domains";
 import { inspectPool, requireRunningPool } from "./libvirt/pools";
 import { permissionsWithDefaults } from "./libvirt/qemu";
-import { describeUses, findDiskUses, findOverlays } from "./libvirt/usage";
-import { createdBy, forgetCreation, recordCreation } from "./libvirt/stamps";
+import { describeUses, findDiskUses, findOverlays, foreignUses } from "./libvirt/usage";
+import { createdBy, forgetCreation, recordCreation, stackOf } from "./libvirt/stamps";
+import { createdByThisRun, deletedByThisRun, predictCreate, predictReplacement } from "./preview";
 import { findVolume, isPoolBusy, lookUpVolume, refreshPool, requireVolume } from "./libvirt/volumes";
 import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stampOf, stateOf, type ReplacementTable, type ResourceCrud, UNKNOWN } from "./resource";
 import { formatSize, parseSize } from "./size";
@@ -664,7 +665,7 @@ async function createInGlusterPool(host: Host, pool: PoolInfo, args: VolumeArgs)
  *    proven, and nothing is written. This is the last look before qemu-img runs (a
  *    refresh first would cost another ~10 s of libgfapi and prove nothing more).
  */
-async function existingVolume(host: Host, pool: PoolInfo, args: VolumeArgs): Promise<VolumeInfo | undefined> {
+async function existingVolume(host: Host, pool: PoolInfo, args: VolumeArgs, proveAbsence = true): Promise<VolumeInfo | undefined> {
   if (pool.type !== "gluster") {
     const listed = await lookUpVolume(host, args.pool, args.name);
     if (listed) return listed;
@@ -676,7 +677,7 @@ async function existingVolume(host: Host, pool: PoolInfo, args: VolumeArgs): Pro
     return lookUpVolume(host, args.pool, args.name);
   }
   const listed = await lookUpVolume(host, args.pool, args.name);
-  if (listed) return listed;
+  if (listed || !proveAbsence) return listed;
   const url = volumeGlusterUrl(pool, args.name);
   const asOwner = await runAsOwner(host, args.pool, await volumePermissions(host, pool, args.permissions));
   const r = await host.exec([...asOwner, "qemu-img", "info", "-U", url], { check: false });
@@ -709,6 +710,45 @@ async function runAsOwner(host: Host, pool: string, perms: Permissions): Promise
   );
 }
 
+function adoptionRefusal(host: Host, args: VolumeArgs, field: string, why: string): InputError {
+  return new InputError(field, `volume '${args.name}' exists in pool '${args.pool}' on ${host.label}, but ${why}; not adopted`);
+}
+
+/** What adoption refuses from libvirt's own description of the volume, before reading it: another format, a shrink. */
+function refuseAdoptionOutright(host: Host, args: VolumeArgs, live: VolumeInfo): void {
+  if (live.format !== args.format) throw adoptionRefusal(host, args, "format", `as ${live.format ?? "unknown format"}, not ${args.format}`);
+  if (args.capacity !== undefined && args.capacity < live.capacity) {
+    throw new InputError("capacity", `volume '${args.name}' already holds ${formatSize(live.capacity)}; shrinking is refused (data loss)`);
+  }
+}
+
+/**
+ * Create's pre-flight, before it changes anything (and a preview's prediction): the pool
+ * is running, and a volume of that name is taken over only when `adopt` says so (and it
+ * is not refused outright) or this very resource's interrupted create left it.
+ * `preview`: a native gluster pool's listing alone (proving absence through libgfapi
+ * costs ~10 s a volume), and no look at the name when `nameFreed` (the volume this one
+ * replaces goes first).
+ */
+async function preflightVolume(
+  host: Host,
+  args: VolumeArgs,
+  stamp: string | undefined,
+  preview?: { nameFreed: boolean },
+): Promise<{ pool: PoolInfo; existing?: VolumeInfo; ours: boolean }> {
+  const pool = await requireRunningPool(host, args.pool);
+  if (preview?.nameFreed) return { pool, ours: false };
+  const existing = await existingVolume(host, pool, args, !preview);
+  // Left by an interrupted create of this very resource: taken over if it verifies as
+  // adopt would have it, else (half-filled, say) made anew, unless something uses it.
+  const ours = existing !== undefined && !args.adopt && (await createdBy(host, stampObject(args), stamp));
+  if (existing && !args.adopt && !ours) {
+    throw new InputError("name", `a volume named '${args.name}' already exists in pool '${args.pool}' on ${host.label}; set adopt: true to take it over`);
+  }
+  if (existing && args.adopt) refuseAdoptionOutright(host, args, existing);
+  return { pool, existing, ours };
+}
+
 /**
  * Takes over an existing volume: only if it is what was declared. Format and size are
  * compared; declared content is verified on the host (a local file's bytes, a download's
@@ -716,11 +756,7 @@ async function runAsOwner(host: Host, pool: string, perms: Permissions): Promise
  * cannot be verified is refused. Returns what create would have recorded.
  */
 async function adoptVolume(host: Host, pool: PoolInfo, args: VolumeArgs, live: VolumeInfo): Promise<Created> {
-  const refuse = (field: string, why: string) => new InputError(field, `volume '${args.name}' exists in pool '${args.pool}' on ${host.label}, but ${why}; not adopted`);
-  if (live.format !== args.format) throw refuse("format", `as ${live.format ?? "unknown format"}, not ${args.format}`);
-  if (args.capacity !== undefined && args.capacity < live.capacity) {
-    throw new InputError("capacity", `volume '${args.name}' already holds ${formatSize(live.capacity)}; shrinking is refused (data loss)`);
-  }
+  refuseAdoptionOutright(host, args, live);
   const target: VolumeTarget = { host, pool: args.pool, volume: args.name, file: await directFile(host, live.path) };
   let created: Created = {};
   const src = args.source;
@@ -729,16 +765,16 @@ async function adoptVolume(host: Host, pool: PoolInfo, args: VolumeArgs, live: V
     const local = await readingSource(src.path, () => fileSha256(src.path!, size));
     if (src.sha256 !== undefined && local !== src.sha256) throw new InputError("source.sha256", `checksum mismatch for ${src.path}: expected ${src.sha256}, the file has ${local}`);
     const onHost = await hostSha256(target, [{ offset: 0, length: size }]);
-    if (onHost.sha256 !== local || live.capacity < size) throw refuse("source.path", `its content is not that of ${src.path} (sha256 on the host ${onHost.sha256}, of the file ${local})`);
+    if (onHost.sha256 !== local || live.capacity < size) throw adoptionRefusal(host, args, "source.path", `its content is not that of ${src.path} (sha256 on the host ${onHost.sha256}, of the file ${local})`);
     created = { sha256: src.sha256, contentDigest: await sourceDigest(src.path) };
   } else if (src?.url !== undefined) {
-    if (src.sha256 === undefined) throw refuse("source.sha256", "its content cannot be verified without `source.sha256`");
+    if (src.sha256 === undefined) throw adoptionRefusal(host, args, "source.sha256", "its content cannot be verified without `source.sha256`");
     const onHost = await hostSha256(target, [{ offset: 0, length: live.physical ?? live.capacity }]);
-    if (onHost.sha256 !== src.sha256) throw refuse("source.sha256", `its sha256 is ${onHost.sha256}, not ${src.sha256}`);
+    if (onHost.sha256 !== src.sha256) throw adoptionRefusal(host, args, "source.sha256", `its sha256 is ${onHost.sha256}, not ${src.sha256}`);
     created = { sha256: onHost.sha256 };
   } else if (args.backingVolume) {
     const base = await requireVolume(host, args.backingVolume.pool ?? args.pool, args.backingVolume.volume, "backingVolume.volume");
-    if (live.backingStore?.path !== base.path) throw refuse("backingVolume", `its backing file is ${live.backingStore?.path ?? "none"}, not ${base.path}`);
+    if (live.backingStore?.path !== base.path) throw adoptionRefusal(host, args, "backingVolume", `its backing file is ${live.backingStore?.path ?? "none"}, not ${base.path}`);
   }
   if (args.capacity !== undefined && args.capacity > live.capacity) await growAttached(host, pool, args, live, args.capacity);
   return created;
@@ -750,14 +786,25 @@ async function adoptVolume(host: Host, pool: PoolInfo, args: VolumeArgs, live: V
 /**
  * Refuses while any domain uses the volume (also as an image below its disk) or another
  * volume has it as its backing file. Whatever the scans cannot read stops the delete.
+ * `replacedBy` (a preview of a replacement, with the stack's stamp prefix): the disks
+ * that stack attached and the overlays are left out, since the engine replaces those
+ * first when they depend on the volume; the domains' other disks are what `up` would
+ * trip over.
  */
-async function refuseWhileUsed(host: Host, old: Pick<VolumeArgs, "pool" | "name">, live: VolumeInfo, pool: PoolInfo | undefined): Promise<void> {
+async function refuseWhileUsed(
+  host: Host,
+  old: Pick<VolumeArgs, "pool" | "name">,
+  live: VolumeInfo,
+  pool: PoolInfo | undefined,
+  replacedBy?: { stack: string | undefined },
+): Promise<void> {
   const ref = volumeReference(old, live, pool);
   const what = `volume '${old.name}' in pool '${old.pool}'`;
-  const uses = await findDiskUses(host, (s) => sourceReferencesVolume(s, ref), what);
+  const uses = await foreignUses(host, await findDiskUses(host, (s) => sourceReferencesVolume(s, ref), what), replacedBy?.stack);
   if (uses.length) {
     throw new GlusterLibvirtError(`${what} on ${host.label} is in use by ${describeUses(uses)}; detach it first`);
   }
+  if (replacedBy) return;
   const overlays = await findOverlays(host, (s) => sourceReferencesVolume(s, ref), what, live.key ?? live.path);
   if (overlays.length) {
     throw new GlusterLibvirtError(`${what} on ${host.label} is the backing file of ${overlays.join(", ")}; delete those first`);
@@ -768,13 +815,22 @@ async function refuseWhileUsed(host: Host, old: Pick<VolumeArgs, "pool" | "name"
 // The resource
 
 export const imageVolume: ResourceCrud<VolumeInputs, VolumeOutputs> = {
-  async check(_olds, news) {
+  async check(olds, news) {
     const result = checkInputs(volumeSchema, news);
     // Inputs that failed come back as given, whatever they hold: hence the typeof.
     const path = result.inputs?.source?.path;
     const sourceFailed = result.failures?.some((f) => f.property === "source" || f.property.startsWith("source."));
     const problem = typeof path === "string" && path !== UNKNOWN && !sourceFailed ? await localSourceProblem(path) : undefined;
-    return problem ? { ...result, failures: [...(result.failures ?? []), { property: "source.path", reason: problem }] } : result;
+    const checked = problem ? { ...result, failures: [...(result.failures ?? []), { property: "source.path", reason: problem }] } : result;
+    return predictCreate(volumeSchema, olds, news, checked, {
+      kind: "ImageVolume",
+      makes: (inputs) => ({ kind: "volume", name: [inputs.pool, inputs.name] }),
+      async preflight(host, args, stamp) {
+        // A pool this run makes (or remakes) is not there to look at yet.
+        if (createdByThisRun("pool", args.pool)) return;
+        await preflightVolume(host, args, stamp, { nameFreed: deletedByThisRun("volume", args.pool, args.name) });
+      },
+    });
   },
 
   async diff(_id, olds, news) {
@@ -800,21 +856,21 @@ export const imageVolume: ResourceCrud<VolumeInputs, VolumeOutputs> = {
     // A running domain still sees a smaller disk (seen on refresh): update tells its QEMU.
     const stale = (olds.staleDisks?.length ?? 0) > 0;
     const changes = result.changes || replaces.length > 0 || drifted || stale;
-    return { changes, replaces, deleteBeforeReplace: replaces.length > 0 };
+    return predictReplacement({ changes, replaces, deleteBeforeReplace: replaces.length > 0 }, {
+      removes: { kind: "volume", name: [olds.pool, olds.name] },
+      async refusal() {
+        const host = getHost(olds.connection);
+        const live = await findVolume(host, olds.pool, olds.name);
+        if (live) await refuseWhileUsed(host, olds, live, (await inspectPool(host, olds.pool))?.info, { stack: stackOf(stampOf(news)) });
+      },
+    });
   },
 
   async create(inputs) {
     const args = parseArgs(volumeSchema, inputs);
     const host = getHost(args.connection);
-    const pool = await requireRunningPool(host, args.pool);
     const stamp = stampOf(inputs);
-    const existing = await existingVolume(host, pool, args);
-    // Left by an interrupted create of this very resource: taken over if it verifies as
-    // adopt would have it, else (half-filled, say) made anew, unless something uses it.
-    const ours = existing !== undefined && !args.adopt && (await createdBy(host, stampObject(args), stamp));
-    if (existing && !args.adopt && !ours) {
-      throw new InputError("name", `a volume named '${args.name}' already exists in pool '${args.pool}' on ${host.label}; set adopt: true to take it over`);
-    }
+    const { pool, existing, ours } = await preflightVolume(host, args, stamp);
     const appliedPermissions = await volumePermissions(host, pool, args.permissions);
     let created: Created | undefined;
     if (existing) {

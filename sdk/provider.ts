@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { STAMP } from "../provider/resource";
+import { PREVIEW, STAMP } from "../provider/resource";
 import { connectionInput, type Connection } from "./connection";
 
 export type ResourceKind = "GlusterVolume" | "GlusterPool" | "ImageVolume" | "DiskAttachment";
@@ -69,6 +69,15 @@ function stamp(kind: ResourceKind, name: string): Record<typeof STAMP, string> {
 }
 
 /**
+ * The hidden `__preview` input, only while the program runs for a preview: the engine does
+ * not tell a dynamic provider whether it previews, and only a preview's check probes the
+ * hosts for what `up` would trip over (provider/preview.ts).
+ */
+function previewMarker(): Record<string, true> {
+  return pulumi.runtime.isDryRun() ? { [PREVIEW]: true } : {};
+}
+
+/**
  * Resource props with every output key present: Pulumi creates an Output property
  * only for keys it is given, so inputs left unset and computed outputs are passed
  * as `undefined` (the `declare`d fields then exist at runtime).
@@ -90,7 +99,7 @@ export abstract class GlusterLibvirtResource extends pulumi.dynamic.Resource {
     outputKeys: readonly string[],
     opts: pulumi.CustomResourceOptions | undefined,
   ) {
-    const props = withOutputs({ ...args, connection: connectionInput(args.connection), ...stamp(kind, name) }, outputKeys);
+    const props = withOutputs({ ...args, connection: connectionInput(args.connection), ...stamp(kind, name), ...previewMarker() }, outputKeys);
     super(makeProvider(kind), name, props, opts, "gluster-libvirt", kind);
   }
 }

@@ -33,11 +33,35 @@ export async function recordCreation(host: Host, object: string, stamp: string |
 /** True when `stamp` recorded creating `object` on this host. */
 export async function createdBy(host: Host, object: string, stamp: string | undefined): Promise<boolean> {
   if (stamp === undefined) return false;
+  const recorded = await recordOf(host, object);
+  return recorded === `${stamp}\n${object}\n`;
+}
+
+/** The record of `object`, or undefined (none, or unreadable: "not ours"). */
+async function recordOf(host: Host, object: string): Promise<string | undefined> {
   const r = await host.exec(["sh", "-c", `cat "${DIR}/$1"`, "sh", fileOf(object)], { check: false }).catch(() => undefined);
-  return r?.code === 0 && r.stdout === `${stamp}\n${object}\n`;
+  return r?.code === 0 ? r.stdout : undefined;
 }
 
 /** Forgets the record of `object` (after a delete); a failure is harmless. */
 export async function forgetCreation(host: Host, object: string): Promise<void> {
   await host.exec(["sh", "-c", `rm -f "${DIR}/$1"`, "sh", fileOf(object)], { check: false }).catch(() => undefined);
+}
+
+/** What an attachment is called here: `disk/DOMAIN-UUID/TARGET`. */
+export function diskStampObject(domainUuid: string, target: string): string {
+  return `disk/${domainUuid}/${target}`;
+}
+
+/** `project/stack/`: the part of a stamp that names the stack (undefined without a stamp). */
+export function stackOf(stamp: string | undefined): string | undefined {
+  const m = stamp === undefined ? null : /^[^/]+\/[^/]+\//.exec(stamp);
+  return m?.[0];
+}
+
+/** True when a resource of `stack` (a `stackOf` prefix) recorded creating `object` here. */
+export async function createdByStack(host: Host, object: string, stack: string | undefined): Promise<boolean> {
+  if (stack === undefined) return false;
+  const recorded = await recordOf(host, object);
+  return recorded !== undefined && recorded.startsWith(stack) && recorded.endsWith(`\n${object}\n`);
 }

@@ -9,6 +9,7 @@ import type { Host } from "../host";
 import { diskSources, sourceOfBackingPath, type DiskSourceInfo, type DomainDisk } from "../xml/disk";
 import { parseVolumeXml, type VolumeInfo } from "../xml/volume";
 import { inspectDomain, listDomains } from "./domains";
+import { createdByStack, diskStampObject } from "./stamps";
 import { listPools, type DefinedPool } from "./pools";
 import { FILE_POOL_TYPES, inspectVolume, listVolumePaths, refreshPool } from "./volumes";
 
@@ -26,6 +27,17 @@ export interface DiskUse {
 /** "vm1 (vdb, live+persistent), vm2 (sda, persistent)" */
 export function describeUses(uses: readonly DiskUse[]): string {
   return uses.map((u) => `${u.domain} (${u.target}, ${u.in.join("+")})`).join(", ");
+}
+
+/**
+ * The uses that no DiskAttachment of `stack` (a `stackOf` prefix) made; all of them
+ * without a stack. A preview of a replacement leaves out its own stack's disks: the
+ * engine detaches those first when they depend on what is replaced.
+ */
+export async function foreignUses(host: Host, uses: DiskUse[], stack: string | undefined): Promise<DiskUse[]> {
+  if (stack === undefined) return uses;
+  const ours = await Promise.all(uses.map((u) => createdByStack(host, diskStampObject(u.uuid, u.target), stack)));
+  return uses.filter((_, i) => !ours[i]);
 }
 
 type SourceTest = (source: DiskSourceInfo) => boolean;
