@@ -12,6 +12,7 @@ import * as net from "node:net";
 import type { ConfigMap } from "@pulumi/pulumi/automation";
 import { GlusterPool, ImageVolume } from "../../sdk";
 import type { Connection } from "../../sdk/connection";
+import { pristineDomainXml } from "../helpers/domain";
 import { runOnHypervisor } from "../helpers/hypervisors";
 import { cliPath, type LabHypervisor, type LabInfo } from "../helpers/lab";
 import { createGlusterVolume, tryVirsh, uniqueName, virsh } from "../helpers/local";
@@ -189,14 +190,15 @@ export function hv2Daemons(lab: LabInfo, hv2: LabHypervisor): Hv2Daemons {
   return d;
 }
 
-/** A copy of the lab's running or stopped domain on host 1 (ACPI + virtio-scsi, no disks), named flt-…; started like the original. */
+/**
+ * A copy of the lab's running or stopped domain on host 1 (ACPI + virtio-scsi, no disks),
+ * named flt-…; started like the original. Made from the lab's pristine definition, not from
+ * the shared domain's current one: other sessions change that (disks left on it; a guest's
+ * console log file, which a second domain cannot open: "Device or resource busy").
+ */
 export function cloneDomain(lab: LabInfo, from: "running" | "stopped", prefix = "flt-dom"): string {
   const name = uniqueName(prefix);
-  const xml = virsh("dumpxml", "--inactive", lab.domains[from])
-    .replace(/<name>[^<]*<\/name>/, `<name>${name}</name>`)
-    .replace(/\s*<uuid>[^<]*<\/uuid>/, "")
-    // without disks: other tests may have left some on the shared domain's definition
-    .replace(/\s*<disk\b[\s\S]*?<\/disk>/g, "");
+  const xml = pristineDomainXml(lab, name);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "flt-domain-"));
   try {
     fs.writeFileSync(path.join(dir, "domain.xml"), xml);
