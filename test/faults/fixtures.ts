@@ -206,7 +206,15 @@ export function cloneDomain(lab: LabInfo, from: "running" | "stopped", prefix = 
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  if (from === "running") virsh("start", name);
+  if (from === "running") {
+    try {
+      virsh("start", name);
+    } catch (e) {
+      // all or nothing: the caller never learns the name, so nobody else would remove it
+      tryVirsh("undefine", name);
+      throw e;
+    }
+  }
   return name;
 }
 
