@@ -303,6 +303,29 @@ function explainAttachFailure(err: unknown, args: DiskArgs, plan: Plan): unknown
   );
 }
 
+/**
+ * A failed attach as the user should read it: the domain by name (virsh was given its
+ * uuid), the host, libvirt's own words, and what the domain holds of the disk now — read
+ * back, not assumed (libvirt saves the definition only after a live attach worked, but a
+ * QEMU that died or a libvirtd that crashed mid-way may leave either).
+ */
+async function attachFailure(host: Host, args: Pick<DiskArgs, "domain" | "target">, uuid: string, sourcePath: string, err: unknown): Promise<unknown> {
+  if (err instanceof InputError) return err;
+  let left: string;
+  try {
+    const dom = await inspectDomain(host, uuid);
+    const at = dom && placementOf(dom, args.target, sourcePath);
+    const where = !at ? "" : at.live && at.persistent ? "attached live and in the definition" : at.live ? "attached live only (not in the definition)" : at.persistent ? "in the definition only (not attached live)" : "";
+    left = !dom ? "the domain is no longer defined" : where ? `disk ${args.target} is now ${where}` : `disk ${args.target} is neither attached live nor in the definition`;
+  } catch (e) {
+    left = `what the domain holds now could not be read (${(e as Error).message})`;
+  }
+  return new GlusterLibvirtError(`attaching disk ${args.target} to domain '${args.domain}' (${uuid}) on ${host.label} failed: ${(err as Error).message}; ${left}`, {
+    cause: err,
+    details: err instanceof GlusterLibvirtError ? err.details : String(err),
+  });
+}
+
 /** An InputError of `bus` when the disk cannot be hot-plugged into this running domain. */
 function refuseUnpluggable(args: Pick<DiskArgs, "bus" | "domain">, domain: DomainSummary): void {
   const problem = hotplugProblem(args.bus, domain);
@@ -347,7 +370,12 @@ async function detachLive(host: Host, uuid: string, old: DiskOutputs): Promise<v
     await host.virsh(["detach-disk", uuid, target, "--live"]);
   } catch (err) {
     // gone meanwhile, or an earlier request is still pending: the polling below decides
-    if (!isNotFound(err, "domain") && !/already in the process of unplug|not running|no disk found/i.test(String((err as Error).message))) throw err;
+    if (!isNotFound(err, "domain") && !/already in the process of unplug|not running|no disk found/i.test(String((err as Error).message))) {
+      throw new GlusterLibvirtError(`detaching disk ${target} from running domain '${domain}' (${uuid}) on ${host.label} failed: ${(err as Error).message}; its definition still has the disk`, {
+        cause: err,
+        details: err instanceof GlusterLibvirtError ? err.details : String(err),
+      });
+    }
   }
   const deadline = Date.now() + old.detachTimeout * 1000;
   for (;;) {
@@ -448,10 +476,12 @@ export const diskAttachment: ResourceCrud<DiskInputs, DiskOutputs> = {
       const uuid = plan.dom.uuid;
       const attach = (where: AttachTo) =>
         attachDevice(host, uuid, plan.xml, where).catch(async (err: unknown) => {
+          const explained = explainAttachFailure(err, args, plan);
+          if (explained !== err) throw explained;
+          const failure = await attachFailure(host, args, uuid, sourcePathOf(plan.source), err);
           const source = plan.source;
           // QEMU refused to open a libgfapi disk (not a lost connection): which doctor checks fail on the host say why
-          if (where.live && source.type === "gluster" && err instanceof CommandError) throw withHints(err, await gfapiAttachHints(host, source));
-          throw explainAttachFailure(err, args, plan);
+          throw where.live && source.type === "gluster" && err instanceof CommandError ? withHints(failure, await gfapiAttachHints(host, source)) : failure;
         });
       if (plan.recovered) {
         // Attached by an interrupted run of this resource: only what is missing.
@@ -486,7 +516,11 @@ export const diskAttachment: ResourceCrud<DiskInputs, DiskOutputs> = {
       if (!dom) throw new GlusterLibvirtError(`domain '${args.domain}' is no longer defined on ${host.label}`);
       // Detached by hand, or `live` turned on: only what is missing.
       const at = placementOf(dom, args.target, old.sourcePath);
-      await attachMissing(args, dom.summary, at, args.live && dom.running, (where) => attachDevice(host, dom.uuid, old.diskXml, where));
+      await attachMissing(args, dom.summary, at, args.live && dom.running, (where) =>
+        attachDevice(host, dom.uuid, old.diskXml, where).catch(async (err: unknown) => {
+          throw await attachFailure(host, args, dom.uuid, old.sourcePath, err);
+        }),
+      );
       return readOutputs(host, args, dom.uuid, old);
     });
     return { outs };

@@ -145,7 +145,7 @@ export function definitionDifferences(live: PoolInfo, wanted: PoolSpec): string[
  * Defined → built → started → autostart; any failure undoes what this call did. The
  * error carries the host's own message (virsh's, mount's) and says what is left.
  */
-async function createPool(host: Host, args: PoolArgs): Promise<void> {
+export async function createPool(host: Host, args: PoolArgs): Promise<void> {
   const spec = specOf(args, await effectivePermissionsFor(host, args));
   const failed = (err: unknown, left: string) =>
     new GlusterLibvirtError(`creating pool '${args.name}' on ${host.label} failed: ${(err as Error).message}; ${left}`, {
@@ -155,8 +155,10 @@ async function createPool(host: Host, args: PoolArgs): Promise<void> {
   try {
     await host.virsh(["pool-define", "/dev/stdin"], { stdin: buildPoolXml(spec) });
   } catch (err) {
-    // "already exists" is someone else's pool; any other refusal defined nothing.
-    throw failed(err, "nothing was defined");
+    // "already exists" is someone else's pool, left alone. Any other failure may have come
+    // after libvirt defined it (libvirtd crashed, the connection dropped): looked at again.
+    if (isCommandError(err, "already-exists")) throw failed(err, "nothing was defined");
+    throw failed(err, await undoCutDefine(host, spec));
   }
   let built = false;
   let starting = false;
@@ -175,6 +177,24 @@ async function createPool(host: Host, args: PoolArgs): Promise<void> {
     // a pool the host refused to start (not a lost connection): which doctor checks fail there say why
     throw starting && err instanceof CommandError ? withHints(error, await poolStartHints(host, args)) : error;
   }
+}
+
+/**
+ * After a pool-define that failed other than "already exists": what is left, said truthfully.
+ * A pool of that name now defined with exactly the definition sent is this call's (undefined
+ * again); one with another definition is someone else's, left alone.
+ */
+async function undoCutDefine(host: Host, spec: PoolSpec): Promise<string> {
+  let live: PoolView | undefined;
+  try {
+    live = await inspectPool(host, spec.name);
+  } catch (err) {
+    return `whether it was defined could not be checked (${(err as Error).message}): check with \`virsh pool-info ${spec.name}\``;
+  }
+  if (!live) return "nothing was defined";
+  if (definitionDifferences(live.info, spec).length) return `a pool '${spec.name}' with another definition exists now, and was left alone`;
+  const left = await undo(host, spec.name, false);
+  return left.length ? `it had been defined, and undoing it failed, so this is left on the host: ${left.join("; ")}` : "it had been defined, and was undefined again";
 }
 
 /** Rollback: stop, remove the (empty) mount point we made, undefine. Returns what could not be undone. */

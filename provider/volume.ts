@@ -661,9 +661,12 @@ async function createInGlusterPool(host: Host, pool: PoolInfo, args: VolumeArgs)
  *  - native gluster: `qemu-img create` would truncate whatever is at the URL, so absence
  *    is proven on the storage itself — `qemu-img info` through libgfapi, as the user that
  *    will create the file, must say "No such file or directory"; an image that opens is
- *    there (the pool is refreshed to list it); anything else means absence cannot be
- *    proven, and nothing is written. This is the last look before qemu-img runs (a
- *    refresh first would cost another ~10 s of libgfapi and prove nothing more).
+ *    there (the pool is refreshed to list it, and a refresh that fails stops the create);
+ *    anything else means absence cannot be proven, and nothing is written. This is the
+ *    last look before qemu-img runs (a refresh first would cost another ~10 s of libgfapi
+ *    and prove nothing more). libgfapi offers no exclusive create on the host's tools, so
+ *    a file made elsewhere between this look and qemu-img create (a window of qemu-img
+ *    info's ~10 s libgfapi teardown) is not seen: the one race left.
  */
 async function existingVolume(host: Host, pool: PoolInfo, args: VolumeArgs, proveAbsence = true): Promise<VolumeInfo | undefined> {
   if (pool.type !== "gluster") {
@@ -686,7 +689,13 @@ async function existingVolume(host: Host, pool: PoolInfo, args: VolumeArgs, prov
     const why = r.stderr.trim().split("\n").filter((l) => !/^\[\d{4}-/.test(l)).pop() ?? `exit ${r.code}`;
     throw new SafetyCheckError(`cannot prove that ${url} does not exist yet (qemu-img info on ${host.label}: ${why}), so nothing was created; an existing file would have been truncated`);
   }
-  await refreshPool(host, args.pool);
+  // It exists. Only the listing is missing: a refresh that fails leaves it existing all the same.
+  await refreshPool(host, args.pool).catch((err: unknown) => {
+    throw new SafetyCheckError(
+      `${url} already exists on the storage (qemu-img info on ${host.label} opened it), but pool '${args.pool}' cannot list it: pool-refresh failed (${(err as Error).message}); nothing was created`,
+      { cause: err },
+    );
+  });
   return requireVolume(host, args.pool, args.name, "name");
 }
 
@@ -885,7 +894,14 @@ export const imageVolume: ResourceCrud<VolumeInputs, VolumeOutputs> = {
       await recordCreation(host, stampObject(args), stamp);
       created = pool.type === "gluster" ? await createInGlusterPool(host, pool, args) : await createInNetfsPool(host, pool, args);
     }
-    const live = await requireVolume(host, args.pool, args.name, "name");
+    const live = await requireVolume(host, args.pool, args.name, "name").catch((err: unknown) => {
+      // Made and verified: what is left is the whole volume, which the next run's create takes over (stamp) or adopt does.
+      const next = stamp !== undefined ? "the next `pulumi up` takes it over" : "`adopt: true` takes it over";
+      throw new GlusterLibvirtError(`volume '${args.name}' was created in pool '${args.pool}' on ${host.label}, but reading it back failed: ${(err as Error).message}; it is left there, and ${next}`, {
+        cause: err,
+        details: err instanceof GlusterLibvirtError ? err.details : String(err),
+      });
+    });
     const outs = outputsOf(args, live, { ...created, glusterUrl: volumeGlusterUrl(pool, args.name), appliedPermissions });
     return { id: outs.key, outs };
   },
@@ -944,6 +960,12 @@ function stampObject(v: Pick<VolumeArgs, "pool" | "name">): string {
   return `volume/${v.pool}/${v.name}`;
 }
 
+/** $1 the file, $2 `owner:group` or empty, $3 a mode or empty (see applyPermissionsIfDrifted). */
+const CHANGE_PERMISSIONS_NOFOLLOW =
+  '[ -f "$1" ] && [ ! -h "$1" ] || { echo "$1 is not a regular file" >&2; exit 3; }; exec 3<>"$1" || exit 1; ' +
+  '[ ! -h "$1" ] && [ "$(stat -c %d:%i -- "$1")" = "$(stat -L -c %d:%i /proc/self/fd/3)" ] || { echo "$1 was replaced while it was checked" >&2; exit 3; }; ' +
+  'if [ -n "$2" ]; then chown -- "$2" /proc/self/fd/3 || exit 1; fi; if [ -n "$3" ]; then chmod -- "$3" /proc/self/fd/3 || exit 1; fi';
+
 /** Equal where both say something: libvirt may omit what a native gluster pool cannot tell. */
 function samePermissions(live: Permissions, wanted: Permissions): boolean {
   return (["owner", "group", "mode"] as const).every((k) => live[k] === undefined || wanted[k] === undefined || live[k] === wanted[k]);
@@ -951,17 +973,18 @@ function samePermissions(live: Permissions, wanted: Permissions): boolean {
 
 /**
  * libvirt has no call to change a volume's ownership: chown/chmod the file (needs root or
- * `sudo: true`), only where it differs, and never through a symlink (`chown -h`; chmod
- * only after checking the path is a regular file, not a link).
+ * `sudo: true`), only where it differs, and never through a symlink: the path must be a
+ * regular file, is opened, and must still be that very file (same device and inode, not
+ * a link) once open; then the open file is changed (through /proc/self/fd), so a link
+ * planted at the path after the check changes nothing. chmod has no "do not follow".
  */
 async function applyPermissionsIfDrifted(host: Host, live: VolumeInfo, perms: Permissions | undefined): Promise<void> {
   if (!perms || !live.permissions || samePermissions(live.permissions, perms)) return;
   if (!live.path?.startsWith("/")) {
     throw new InputError("permissions", `volume '${live.name}' is not a file on the host (native gluster pool); its ownership cannot be changed`);
   }
-  const script = '[ -f "$1" ] && [ ! -h "$1" ] || { echo "$1 is not a regular file" >&2; exit 3; }; if [ -n "$2" ]; then chown -h -- "$2" "$1" || exit 1; fi; if [ -n "$3" ]; then chmod -- "$3" "$1"; fi';
   const owner = perms.owner !== undefined || perms.group !== undefined ? `${perms.owner ?? ""}:${perms.group ?? ""}` : "";
-  await host.exec(["sh", "-c", script, "sh", live.path, owner, perms.mode ?? ""]).catch((err: unknown) => {
+  await host.exec(["sh", "-c", CHANGE_PERMISSIONS_NOFOLLOW, "sh", live.path, owner, perms.mode ?? ""]).catch((err: unknown) => {
     throw new InputError("permissions", `changing ownership of ${live.path} on ${host.label} failed (needs root, or \`connection.sudo: true\`): ${(err as Error).message}`);
   });
 }

@@ -126,16 +126,17 @@ describe("bad input is refused at preview, naming the field, and nothing happens
         fields: ["name", "volume", "servers[0]", "servers[1]", "servers[2]", "servers[3]", "targetPath", "permissions.mode", "mountOptions[0]", "mountOptions[1]", "mountOptions[2]", "mountOptions[3]"],
       },
       {
-        with: { connection: { host: "-oProxyCommand=id" }, name: long, volume: "../sec", targetPath: "/var/lib/libvirt/images", permissions: { mode: "7777", owner: -1 } },
-        fields: ["connection.host", "name", "volume", "targetPath", "permissions.mode", "permissions.owner"],
+        // 3e6 s: more than a timer holds (2^31-1 ms); it would fire after ~1 ms
+        with: { connection: { host: "-oProxyCommand=id", timeouts: { command: 3e6 } }, name: long, volume: "../sec", targetPath: "/var/lib/libvirt/images", permissions: { mode: "7777", owner: -1 } },
+        fields: ["connection.host", "connection.timeouts.command", "name", "volume", "targetPath", "permissions.mode", "permissions.owner"],
       },
       {
         with: { connection: { port: 0, libvirtUri: "qemu:///system;id" }, name: "-sec", targetPath: "/sec/../etc", mountOptions: ["dump-fuse=/root/sec"], servers: ["sec\nnewline"] },
         fields: ["connection.port", "connection.libvirtUri", "name", "targetPath", "mountOptions[0]", "servers[0]"],
       },
       {
-        with: { connection: { port: 70000, user: "-oProxyCommand=id", proxyJump: "j@-oProxyCommand=id" }, name: "sec\nname", targetPath: "/root/sec" },
-        fields: ["connection.port", "connection.user", "connection.proxyJump", "name", "targetPath"],
+        with: { connection: { port: 70000, user: "-oProxyCommand=id", proxyJump: "j@-oProxyCommand=id" }, name: "sec\nname", targetPath: "/root/sec", servers: ["[fd00::1]"] },
+        fields: ["connection.port", "connection.user", "connection.proxyJump", "name", "targetPath", "servers[0]"],
       },
       // An unknown key next to an inline key: reported on the key, not on `connection`, whose value the engine would print.
       { with: { connection: { privateKey: `-----BEGIN OPENSSH ${"PRIVATE"} KEY-----\nSECRETKEY4\n` /* not a key: spelled apart so no scanner mistakes this file for one */, bogus: true } }, fields: ["connection.bogus"] },

@@ -46,10 +46,19 @@ export function report(scenario: string, fields: Record<string, unknown>, run?: 
 /** Error diagnostics the engine reported, collected through `onEvent`. */
 export class Diagnostics {
   readonly errors: string[] = [];
+  /** The same errors with the URN of the resource each is about (none for the engine's own). */
+  readonly resourceErrors: { urn: string; message: string }[] = [];
   readonly onEvent = (e: EngineEvent) => {
     const d = e.diagnosticEvent;
-    if (d && d.severity === "error") this.errors.push(d.message.trim());
+    if (d && d.severity === "error") {
+      this.errors.push(d.message.trim());
+      if (d.urn) this.resourceErrors.push({ urn: d.urn, message: d.message.trim() });
+    }
   };
+  /** The errors about the resource named `name` (the last part of its URN). */
+  about(name: string): string {
+    return this.resourceErrors.filter((e) => e.urn.endsWith(`::${name}`)).map((e) => e.message).join("\n");
+  }
   /**
    * What the user reads as the errors: the engine's error diagnostics (the CLI's whole
    * output, with program source and stack lines, is not "a clear error"); the operation's

@@ -49,6 +49,8 @@ function scenario(name: string, title: string, inject: () => void | Promise<void
     let images: Map<string, string>;
     let disks: DomainDisks;
     let run: FaultRun;
+    /** Right after the faulted run, before the repair: the volume files on the brick, and what state knows. */
+    let left: { onBrick: string[]; inState: string[] };
     before(async () => {
       s = await volumesStack(lab, name, () => ({ host: hv2.ssh.host }), multiHostCredentials(lab), {
         keep: 2,
@@ -69,6 +71,7 @@ function scenario(name: string, title: string, inject: () => void | Promise<void
         60_000,
       );
       report(title, { madeBeforeRepair: madeVolumes(s).length }, run);
+      left = { onBrick: madeVolumes(s), inState: (await stateView(s.t.stack)).volumes };
       await repair();
     });
     after(async () => {
@@ -78,6 +81,15 @@ function scenario(name: string, title: string, inject: () => void | Promise<void
 
     test("(a) a clear error naming the host and the cause, in bounded time", { todo: todo.error }, () => {
       assertClearError(run, hv2.ssh.host, cause);
+    });
+
+    test("(a) every error says truthfully what it left: a file state does not know is named as left, and 'nothing was left behind' only where nothing is", () => {
+      const unknown = left.onBrick.filter((v) => !left.inState.includes(v));
+      const lies = left.onBrick.filter((v) => /nothing was left behind/.test(run.diagnostics.about(v)));
+      const unsaid = unknown.filter((v) => !/may still be there|is left there/.test(run.diagnostics.about(v)));
+      report(title, { leftUnknown: unknown.length, unsaid: unsaid.map((v) => `${v}: ${run.diagnostics.about(v).split("\n")[0] || "(no error)"}`) });
+      assert.deepEqual(lies, [], "errors that say nothing was left behind while the file is on the brick");
+      assert.deepEqual(unsaid, [], "files left on the brick whose error does not say so");
     });
 
     test("(b) nothing lost: earlier images byte-identical, domains keep their disks", async () => {

@@ -9,7 +9,7 @@ import { tryVirsh, virsh } from "../helpers/local";
 import { labCredentials } from "../helpers/stack";
 import { waitFor } from "../helpers/wait";
 import {
-  assertConverges, assertImagesIntact, assertNoDiskLost, hashBrick, pgrep, report, runWithFault, stateView,
+  assertConverges, assertImagesIntact, assertNoDiskLost, hashBrick, killPid, pgrep, report, runWithFault, stateView,
   type DomainDisks, type FaultRun,
   forceExitWhenDone,
 } from "./harness";
@@ -18,11 +18,17 @@ import { cloneDomain, host1Disks, volumesStack, type VolumesStack, dropHost1Pool
 /*
  * Scenario 5 of issue 11 §5: the VM destroyed (`virsh destroy`, QEMU killed) while its disk
  * is being attached, and while it is being detached — on a running copy of the lab's
- * domain on host 1, with a gfapi disk (its hot-plug takes ~20 s here, a window wide enough
- * to land in). The VM already has a FUSE disk (sdb) that must survive. The attach is seen
- * in flight as the `virsh attach-device <domain>` process on the host; the detach as the
- * engine starting the attachment's delete (the provider's detach runs in its long-lived
- * virsh session, no process of its own).
+ * domain on host 1, with a gfapi disk. The VM already has a FUSE disk (sdb) that must
+ * survive. The detach is seen in flight as the engine starting the attachment's delete
+ * (the provider's detach runs in its long-lived virsh session, no process of its own).
+ *
+ * The attach is held open so that the destroy lands inside it every time: once the
+ * `virsh attach-device <uuid>` process runs, the VM's QEMU is stopped (SIGSTOP); libvirt
+ * goes on with the attach and, inside it, sends QEMU a monitor command that QEMU cannot
+ * read — seen as unread bytes on QEMU's end of its monitor socket. Then the VM is
+ * destroyed (libvirt kills a process that does not answer: SIGTERM, then SIGKILL after
+ * its 10 s grace). Polling for the moment instead (QEMU connected to glusterd while
+ * attach-device runs) missed it in about half of the runs: the window is ~20 ms to 20 s.
  */
 
 let lab: LabInfo;
@@ -54,20 +60,32 @@ before(async () => {
   images = hashBrick(s.brick);
 });
 after(async () => {
+  if (stoppedQemu) killPid(stoppedQemu, "SIGCONT");
   if (domain && tryVirsh("domstate", domain).stdout.includes("shut off")) tryVirsh("start", domain);
   await s?.remove();
   if (domain) dropDomain(domain);
 });
 
-/** The VM's QEMU has a TCP connection to glusterd (port 24007) — a gfapi disk is being opened. */
 let uuid: string | undefined;
 const domainUuid = () => (uuid ??= virsh("domuuid", domain).trim());
+/** The QEMU that 5a stopped, continued (or gone) in `after`. */
+let stoppedQemu: number | undefined;
 
-function qemuTalksToGluster(): boolean {
-  const qemu = pgrep(`guest=${domain},`);
-  if (qemu.length === 0) return false;
-  const r = spawnSync("ss", ["-Htnp", "state", "established", "dport", "=", ":24007"], { encoding: "utf8" });
-  return qemu.some((pid) => r.stdout.includes(`pid=${pid},`));
+/** Bytes libvirt wrote to the QEMU monitor of process `pid` that QEMU has not read (ss: Recv-Q of QEMU's end). */
+function unreadMonitorBytes(pid: number): number {
+  const r = spawnSync("ss", ["-Hxp"], { encoding: "utf8" });
+  const line = r.stdout.split("\n").find((l) => l.includes("/monitor.sock ") && l.includes(`pid=${pid},`));
+  return line ? Number(line.trim().split(/\s+/)[2]) : 0;
+}
+
+/** The attach in flight and held there: QEMU stopped, libvirt inside the attach waiting on its monitor. */
+async function holdAttach(): Promise<void> {
+  await waitFor("virsh attach-device running", () => pgrep(`attach-device ${domainUuid()}`).length > 0, 180_000, 20);
+  const [qemu] = pgrep(`guest=${domain},`);
+  assert.ok(qemu, `no QEMU process for ${domain}`);
+  killPid(qemu, "SIGSTOP");
+  stoppedQemu = qemu;
+  await waitFor("libvirt's monitor command to the stopped QEMU (inside the attach)", () => unreadMonitorBytes(qemu) > 0, 120_000, 50);
 }
 
 const ourDisks = (d: DomainDisks) => d[domain].persistent.filter((x) => x.includes(s.poolName) || x.includes(s.gluster.name)).map((x) => `${domain}:${x.split("=")[0]}`).sort();
@@ -76,14 +94,12 @@ function scenario(
   title: string,
   target: "sdc" | "sdd",
   phases: { before?: Partial<typeof phase>; during: Partial<typeof phase> },
-  trigger: (events: EngineEvent[]) => boolean,
+  trigger: (events: EngineEvent[]) => Promise<void>,
   cause: RegExp,
   todo: { error?: string; unknown?: string; converge?: string },
-  /** The fault cannot always be injected in time: then the whole scenario is reported, not failed. */
-  flaky?: string,
 ) {
   const attachedAfter = phases.during[target === "sdc" ? "gfapi" : "detach"] === true;
-  describe(title, { todo: flaky }, () => {
+  describe(title, () => {
     let disks: DomainDisks;
     let run: FaultRun;
     before(async () => {
@@ -99,7 +115,7 @@ function scenario(
       const events: EngineEvent[] = [];
       run = await runWithFault(
         (onEvent) => s.t.stack.up({ onEvent: (e) => (events.push(e), onEvent(e)) }),
-        () => waitFor("the disk operation in flight", () => trigger(events), 180_000, 20).then(() => undefined),
+        () => trigger(events),
         () => void virsh("destroy", domain),
         180_000,
       );
@@ -146,22 +162,18 @@ scenario(
   "5a. the VM destroyed while its disk is being attached",
   "sdc",
   { during: { gfapi: true } },
-  // inside the hot-plug: libvirt handed the disk to QEMU, which is connecting to glusterd
-  // through libgfapi (the VM has no gfapi disk before). The `virsh attach-device` process
-  // alone is too early: destroyed then, libvirt never starts the attach.
-  // (the provider names domains by uuid: a name could be read as another domain's id)
-  () => pgrep(`attach-device ${domainUuid()}`).length > 0 && qemuTalksToGluster(),
+  holdAttach,
   // libvirt's words for QEMU gone under a running job
   /Unable to read from monitor|monitor (?:socket )?(?:did not|closed)|not running|Connection reset/i,
   {},
-  "the attach's window (virsh attach-device running while QEMU talks to glusterd) is often shorter than the poll: when it is missed, the setup fails with 'the operation ended before the fault could be injected'",
 );
 
 scenario(
   "5b. the VM destroyed while its disk is being detached",
   "sdd",
   { before: { gfapi: false, detach: true }, during: { detach: false } },
-  (events) => events.some((e) => e.resourcePreEvent?.metadata.op === "delete" && e.resourcePreEvent.metadata.urn.endsWith("::sdd")),
+  (events) =>
+    waitFor("the engine starting the delete of sdd", () => events.some((e) => e.resourcePreEvent?.metadata.op === "delete" && e.resourcePreEvent.metadata.urn.endsWith("::sdd")), 180_000, 20).then(() => undefined),
   /Unable to read from monitor|monitor (?:socket )?(?:did not|closed)|not running|Connection reset/i,
   {},
 );

@@ -383,19 +383,52 @@ describe("ImageVolume in a native gluster pool on the lab", () => {
     assert.equal(fs.existsSync(brickFile(name)), false, "nothing created");
   });
 
-  test("a file the pool does not list yet (made by another client) is found on the storage and never truncated", async () => {
-    const name = uniqueName("hidden") + ".img";
+  /** Runs `fn` with the pool's Gluster volume mounted through FUSE here: another client of the storage. */
+  function onAnotherClient(fn: (mnt: string) => void): void {
     const mnt = fs.mkdtempSync(path.join(os.tmpdir(), "it-native-mnt-"));
     execFileSync("mount", ["-t", "glusterfs", `${lab.gluster.servers[0]}:/${nativePool.gluster.name}`, mnt]);
     try {
-      fs.writeFileSync(path.join(mnt, name), randomBytes(MiB));
+      fn(mnt);
     } finally {
       execFileSync("umount", [mnt]);
       fs.rmSync(mnt, { recursive: true, force: true });
     }
+  }
+
+  test("a file the pool does not list yet (made by another client) is found on the storage and never truncated", async () => {
+    const name = uniqueName("hidden") + ".img";
+    onAnotherClient((mnt) => fs.writeFileSync(path.join(mnt, name), randomBytes(MiB)));
     const before = sha256(fs.readFileSync(brickFile(name)));
     assert.notEqual(tryVirsh("vol-info", "--pool", nativePool.name, name).code, 0, "libvirt does not list it yet");
     await assert.rejects(createNative({ name, capacity: "8MiB" }), /name: a volume named .* already exists.*adopt/);
     assert.equal(sha256(fs.readFileSync(brickFile(name))), before, "its bytes are untouched (qemu-img create would have truncated it)");
   });
+
+  test("a hidden file is never truncated when the pool's refresh does not complete (cut by the command timeout) or fails (an entry libvirt cannot open)", async () => {
+    const name = uniqueName("hidden") + ".img";
+    const junk = uniqueName("junk");
+    onAnotherClient((mnt) => fs.writeFileSync(path.join(mnt, name), randomBytes(MiB)));
+    const before = sha256(fs.readFileSync(brickFile(name)));
+    try {
+      // The review's case (found with fakes): a pool-refresh that did not complete was
+      // ignored, the file looked absent, and qemu-img create truncated it. Absence is now
+      // proven with qemu-img info, and a look that is cut stops the create. A native pool's
+      // refresh and qemu-img info take ~10 s here (libgfapi's teardown): 2 s cuts them.
+      // (On libvirt 9.0 the old code was saved by libvirt itself in both cases of this test:
+      // the cut refresh goes on in libvirtd, holding the pool, so the next lookup timed out;
+      // a failed refresh stops the pool, so the next lookup failed. Shown by reverting.)
+      await assert.rejects(createNative({ name, capacity: "8MiB" }, { ...sudo(), timeouts: { command: 2 } }), /did not finish within 2 s/);
+      assert.equal(sha256(fs.readFileSync(brickFile(name))), before, "its bytes are untouched (cut look)");
+      // A refresh that fails once the file is proven there: a device node with no driver
+      // behind it ("cannot open volume 'junk': Invalid argument"). libvirt stops the pool.
+      onAnotherClient((mnt) => execFileSync("mknod", [path.join(mnt, junk), "c", "250", "250"]));
+      await assert.rejects(createNative({ name, capacity: "8MiB" }), /already exists on the storage .*pool-refresh failed .*cannot open volume .*nothing was created/);
+      assert.equal(sha256(fs.readFileSync(brickFile(name))), before, "its bytes are untouched (failed refresh)");
+    } finally {
+      onAnotherClient((mnt) => [name, junk].forEach((f) => fs.rmSync(path.join(mnt, f), { force: true })));
+      if (!/^State:\s+running/m.test(virsh("pool-info", nativePool.name))) virsh("pool-start", nativePool.name);
+    }
+  });
+
+
 });

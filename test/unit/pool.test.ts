@@ -1,6 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { definitionDifferences, glusterPool, poolChanges, poolSchema } from "../../provider/pool";
+import { VirshError } from "../../provider/errors";
+import type { Host } from "../../provider/host";
+import { createPool, definitionDifferences, glusterPool, poolChanges, poolSchema } from "../../provider/pool";
 import { UNKNOWN, type Unchecked } from "../../provider/resource";
 import { buildPoolXml, parsePoolXml, type PoolSpec } from "../../provider/xml/pool";
 
@@ -137,4 +139,62 @@ test("adopt compares the pool directory and glusterd port too", () => {
     "port: host has 24010, wanted null",
     'directory: host has "/vms", wanted null',
   ]);
+});
+
+/**
+ * A host whose libvirt keeps at most one pool definition; pool-define does `define` first
+ * (what libvirt did before the answer was lost), then answers with `defineError`.
+ */
+function poolHost(opts: { defineError: string; define?: (xml: string) => string | undefined; infoError?: string }) {
+  let defined: string | undefined;
+  const calls: string[] = [];
+  const fail = (args: readonly string[], stderr: string) => Promise.reject(new VirshError(`virsh ${args.join(" ")}`, 1, stderr));
+  const missing = (args: readonly string[]) => fail(args, `error: failed to get pool '${args[1]}'\nerror: Storage pool not found: no storage pool with matching name '${args[1]}'`);
+  const host: Host = {
+    label: "fake",
+    libvirtUri: "qemu:///system",
+    exec: () => Promise.reject(new Error("only virsh is expected")),
+    virsh: async (args, o) => {
+      calls.push(args[0]);
+      switch (args[0]) {
+        case "pool-define":
+          defined = opts.define?.(String(o?.stdin));
+          return fail(args, opts.defineError);
+        case "pool-info":
+          if (opts.infoError) return fail(args, opts.infoError);
+          return defined ? "Name: x\nState: inactive\nAutostart: no\n" : missing(args);
+        case "pool-dumpxml":
+          return defined ?? missing(args);
+        case "pool-destroy":
+          return defined ? fail(args, `error: Requested operation is not valid: storage pool '${args[1]}' is not active`) : missing(args);
+        case "pool-undefine":
+          if (!defined) return missing(args);
+          defined = undefined;
+          return "";
+        default:
+          throw new Error(`unexpected virsh ${args.join(" ")}`);
+      }
+    },
+  };
+  return { host, calls, defined: () => defined };
+}
+
+test("create: a pool-define whose answer was lost says truthfully what is left, and undoes only its own definition", async () => {
+  const args = poolSchema.parse({ ...valid, type: "gluster" });
+  const cut = "error: End of file while reading data: Input/output error";
+
+  const ours = poolHost({ defineError: cut, define: (xml) => xml });
+  await assert.rejects(createPool(ours.host, args), /failed: .*End of file while reading data.*; it had been defined, and was undefined again$/);
+  assert.equal(ours.defined(), undefined, "the definition sent was undefined again");
+
+  const refused = poolHost({ defineError: "error: XML error: bad" });
+  await assert.rejects(createPool(refused.host, args), /; nothing was defined$/);
+  assert.ok(!refused.calls.includes("pool-undefine"));
+
+  const someoneElses = poolHost({ defineError: cut, define: (xml) => xml.replace("<name>primary</name>", "<name>other</name>") });
+  await assert.rejects(createPool(someoneElses.host, args), /; a pool 'primary_gluster' with another definition exists now, and was left alone$/);
+  assert.ok(!someoneElses.calls.includes("pool-undefine") && someoneElses.defined() !== undefined);
+
+  const blind = poolHost({ defineError: cut, infoError: "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/var/run/libvirt/libvirt-sock': Connection refused" });
+  await assert.rejects(createPool(blind.host, args), /; whether it was defined could not be checked \(.*Connection refused\): check with `virsh pool-info primary_gluster`$/);
 });
