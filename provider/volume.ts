@@ -655,7 +655,9 @@ async function createInGlusterPool(host: Host, pool: PoolInfo, args: VolumeArgs)
 /**
  * The volume if it exists. libvirt lists a pool's files as of its last refresh, and on
  * shared storage another hypervisor may have made this one since:
- *  - netfs: a miss refreshes the pool (a readdir of the mount); libvirt then also refuses
+ *  - netfs: a miss asks the storage itself (`stat` of the file on the mount): "No such
+ *    file or directory" proves it absent; anything else (it is there, or the login cannot
+ *    tell) refreshes the pool (a readdir of the whole mount) and looks again. libvirt then also refuses
  *    to define a volume over a file it finds on the storage;
  *  - native gluster: `qemu-img create` would truncate whatever is at the URL, so absence
  *    is proven on the storage itself — `qemu-img info` through libgfapi, as the user that
@@ -668,6 +670,7 @@ async function existingVolume(host: Host, pool: PoolInfo, args: VolumeArgs): Pro
   if (pool.type !== "gluster") {
     const listed = await lookUpVolume(host, args.pool, args.name);
     if (listed) return listed;
+    if (pool.targetPath && (await fileAbsent(host, `${pool.targetPath}/${args.name}`))) return undefined;
     // A pool busy with another create or upload refuses a refresh: not waited for, since the
     // refresh only finds files made elsewhere, and libvirt will not define over one anyway.
     await host.virsh(["pool-refresh", args.pool]).catch((err: unknown) => {
@@ -687,6 +690,12 @@ async function existingVolume(host: Host, pool: PoolInfo, args: VolumeArgs): Pro
   }
   await refreshPool(host, args.pool);
   return requireVolume(host, args.pool, args.name, "name");
+}
+
+/** Whether the storage says there is no such file (a `stat` on the host): false when it is there or the stat failed otherwise. */
+async function fileAbsent(host: Host, path: string): Promise<boolean> {
+  const r = await host.exec(["stat", "-c", "%i", "--", path], { check: false });
+  return r.code !== 0 && /No such file or directory/.test(r.stderr);
 }
 
 /** The mode QEMU's gluster driver gives the files it creates (0600, seen on the lab). */

@@ -23,6 +23,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { GlusterPool, ImageVolume } from "../sdk";
 import { getLab, type LabHypervisor, type LabInfo } from "../test/helpers/lab";
 import { createGlusterVolume, uniqueName } from "../test/helpers/local";
+import { runOnHypervisor } from "../test/helpers/hypervisors";
 import { newStack, type TestStack } from "../test/helpers/stack";
 
 const args = process.argv.slice(2);
@@ -58,11 +59,16 @@ function setUpKey(lab: LabInfo, dir: string): void {
   benchKey = path.join(dir, "id_ed25519");
   execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `${PREFIX}-bench-${process.pid}`, "-f", benchKey]);
   benchFingerprint = execFileSync("ssh-keygen", ["-l", "-f", `${benchKey}.pub`], { encoding: "utf8" }).split(" ")[1];
-  const pub = fs.readFileSync(`${benchKey}.pub`, "utf8").trim();
-  const authorized = path.join(path.dirname(lab.ssh.privateKeyPath), "authorized_keys");
-  execFileSync("flock", ["/tmp/gl-lab.lock", "sh", "-c", 'printf "%s\\n" "$1" >> "$2"', "sh", pub, authorized]);
+  ensureKey(lab);
   sshLogs = [path.join(path.dirname(lab.ssh.privateKeyPath), "sshd.log")];
   for (const h of lab.hypervisors.slice(1)) sshLogs.push(path.join(path.dirname(h.ssh.knownHostsFile), "sshd.log"));
+}
+
+/** The benchmark's key in the lab's authorized_keys (again: `lab up` rewrites the file). */
+function ensureKey(lab: LabInfo): void {
+  const pub = fs.readFileSync(`${benchKey}.pub`, "utf8").trim();
+  const authorized = path.join(path.dirname(lab.ssh.privateKeyPath), "authorized_keys");
+  execFileSync("flock", ["/tmp/gl-lab.lock", "sh", "-c", 'grep -qxF -- "$1" "$2" || printf "%s\\n" "$1" >> "$2"', "sh", pub, authorized]);
 }
 
 function dropKey(lab: LabInfo): void {
@@ -83,7 +89,10 @@ function logins(): number[] {
   });
 }
 
+let theLab: LabInfo;
+
 async function timed(what: string, n: number, step: string, run: () => Promise<unknown> | unknown): Promise<void> {
+  ensureKey(theLab);
   const before = logins();
   const load = load1();
   const t0 = process.hrtime.bigint();
@@ -164,8 +173,8 @@ async function ours(lab: LabInfo, hosts: readonly LabHypervisor[], n: number, di
     await lifecycle(what, n, t);
   } finally {
     for (const h of hosts) {
-      spawnSync("ssh", ["-i", benchKey, "-p", String(h.ssh.port), "-o", `UserKnownHostsFile=${h.ssh.knownHostsFile}`, `${h.ssh.user}@${h.ssh.host}`,
-        `virsh -c ${lab.libvirtUri} pool-destroy ${poolName}; virsh -c ${lab.libvirtUri} pool-undefine ${poolName}`], { stdio: "ignore" });
+      // with the lab's own key: the benchmark's may be gone (`lab up` rewrites authorized_keys)
+      await runOnHypervisor(lab, h, ["sh", "-c", `virsh -c ${lab.libvirtUri} pool-destroy ${poolName}; virsh -c ${lab.libvirtUri} pool-undefine ${poolName}`], { check: false });
     }
     gluster.remove();
   }
@@ -253,7 +262,7 @@ function table(): string {
 }
 
 async function main(): Promise<void> {
-  const lab = await getLab();
+  const lab = (theLab = await getLab());
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${PREFIX}-bench-`));
   setUpKey(lab, dir);
   try {
