@@ -16,6 +16,7 @@ import { isCommandError, isNotFound } from "../errors";
 import type { Host } from "../host";
 import { parseVolumeXml } from "../xml/volume";
 import { listPools, type DefinedPool } from "./pools";
+import { sharedScan } from "./scans";
 import { listVolumePaths, refreshPool } from "./volumes";
 
 export interface BackingEntry {
@@ -84,7 +85,8 @@ const caches = new WeakMap<object, Map<string, CachedBacking>>();
 export async function backingIndexOf(host: Host): Promise<BackingIndex> {
   const cache = host.scope ? (caches.get(host.scope) ?? caches.set(host.scope, new Map()).get(host.scope)!) : new Map<string, CachedBacking>();
   const index: BackingIndex = { entries: [], unchecked: [] };
-  const pools = await listPools(host);
+  // Shared with the domain scans' pool listing: it too starts after this scan did.
+  const pools = await sharedScan(host.scope, "pools", () => listPools(host));
   for (const pool of pools) {
     if (!pool.active) {
       if (!coveredByActivePool(pool, pools)) index.unchecked.push(`pool '${pool.name}' (inactive: its volumes cannot be listed; start or undefine it)`);

@@ -15,13 +15,19 @@ function deferred<T>() {
 
 const tick = () => new Promise((r) => setImmediate(r));
 
-test("FreshScan: a caller never gets a scan that started before it called; callers meanwhile share the next one", async () => {
-  const scans: ReturnType<typeof deferred<number>>[] = [];
+/** A FreshScan whose every scan the test settles by hand: `scans[i]` is the i-th scan started. */
+function controlledScan<T>() {
+  const scans: ReturnType<typeof deferred<T>>[] = [];
   const s = new FreshScan(() => {
-    const d = deferred<number>();
+    const d = deferred<T>();
     scans.push(d);
     return d.promise;
   });
+  return { s, scans };
+}
+
+test("FreshScan: a caller never gets a scan that started before it called; callers meanwhile share the next one", async () => {
+  const { s, scans } = controlledScan<number>();
   const a = s.get(); // starts scan 0
   assert.equal(scans.length, 1);
   const b = s.get(); // scan 0 started before b: b waits for scan 1
@@ -46,12 +52,7 @@ test("FreshScan: a caller never gets a scan that started before it called; calle
 });
 
 test("FreshScan: a failed scan fails every caller sharing it, and the next caller scans again", async () => {
-  const scans: ReturnType<typeof deferred<string>>[] = [];
-  const s = new FreshScan(() => {
-    const d = deferred<string>();
-    scans.push(d);
-    return d.promise;
-  });
+  const { s, scans } = controlledScan<string>();
   const a = s.get();
   const b = s.get();
   const c = s.get();
