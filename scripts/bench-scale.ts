@@ -12,7 +12,8 @@
  * SSH connections are counted from the lab sshds' logs: the benchmark logs in with a key
  * of its own (added to the lab's authorized_keys for the run, under the lab lock), so
  * other people's tests on the shared lab do not count.
- * Usage (lab up, built): node dist/scripts/bench-scale.js [N…=100 500] [--hosts H] [--no-ansible] [--no-floor]
+ * Usage (lab up, built): node dist/scripts/bench-scale.js [N…=100 500] [--on K] [--hosts H] [--no-floor] [--no-ours] [--no-ansible]
+ * (`--on K`: the lab hypervisor for ours and Ansible, default the last one.)
  * Timing belongs here, never in tests. Results: docs/benchmarks.md.
  */
 import { execFileSync, spawnSync } from "node:child_process";
@@ -30,7 +31,8 @@ const args = process.argv.slice(2);
 const flag = (f: string) => args.includes(f);
 const hostsArg = args.indexOf("--hosts");
 const hostCount = hostsArg >= 0 ? Number(args[hostsArg + 1]) : 0;
-const sizes = args.filter((a, i) => /^\d+$/.test(a) && args[i - 1] !== "--hosts").map(Number);
+const onArg = args.indexOf("--on");
+const sizes = args.filter((a, i) => /^\d+$/.test(a) && args[i - 1] !== "--hosts" && args[i - 1] !== "--on").map(Number);
 const Ns = sizes.length ? sizes : [100, 500];
 const PREFIX = "x16b";
 
@@ -190,12 +192,12 @@ function haveAnsible(): string | undefined {
   return v.status === 0 ? undefined : `ansible-playbook --version: ${v.stderr}`;
 }
 
-async function ansible(lab: LabInfo, n: number, dir: string): Promise<void> {
+async function ansible(lab: LabInfo, target1: LabHypervisor, n: number, dir: string): Promise<void> {
   const gluster = createGlusterVolume(lab, uniqueName(PREFIX).replace(/-/g, "_"));
   const pool = uniqueName(PREFIX);
   const target = `/var/lib/libvirt/gluster/${pool}`;
   const work = fs.mkdtempSync(path.join(dir, "ansible-"));
-  const h = lab.ssh;
+  const h = target1.ssh;
   fs.writeFileSync(path.join(work, "inventory"), `lab ansible_host=${h.host} ansible_port=${h.port} ansible_user=${h.user} ansible_ssh_private_key_file=${benchKey} ansible_python_interpreter=/usr/bin/python3\n`);
   fs.writeFileSync(path.join(work, "ansible.cfg"),
     `[defaults]\ninventory = ${work}/inventory\nhost_key_checking = True\ngathering = explicit\nforks = 5\nlocal_tmp = ${work}/tmp\n` +
@@ -231,7 +233,7 @@ async function ansible(lab: LabInfo, n: number, dir: string): Promise<void> {
     await timed("ansible", n, "destroy", () => play("down.yml"));
   } finally {
     spawnSync("ssh", ["-O", "exit", "-o", `ControlPath=${work}/cp-*`, "x"], { stdio: "ignore" });
-    spawnSync("sh", ["-c", `virsh -c ${lab.libvirtUri} pool-destroy ${pool}; virsh -c ${lab.libvirtUri} pool-undefine ${pool}`], { stdio: "ignore" });
+    await runOnHypervisor(lab, target1, ["sh", "-c", `virsh -c ${lab.libvirtUri} pool-destroy ${pool}; virsh -c ${lab.libvirtUri} pool-undefine ${pool}`], { check: false });
     gluster.remove();
   }
 }
@@ -268,10 +270,16 @@ async function main(): Promise<void> {
   try {
     const noAnsible = flag("--no-ansible") ? "--no-ansible" : haveAnsible();
     if (noAnsible) process.stderr.write(`bench-scale: no Ansible row: ${noAnsible}\n`);
+    // The last hypervisor unless told (--on 1 is host 1): on the shared lab, host 1 carries
+    // the pools other people's tests make, some of them inactive on purpose, and an inactive
+    // pool stops every volume delete on its host (it cannot be checked for overlays).
+    const on = lab.hypervisors[onArg >= 0 ? Number(args[onArg + 1]) - 1 : lab.hypervisors.length - 1];
+    if (!on) throw new Error(`--on ${args[onArg + 1]}: the lab has ${lab.hypervisors.length} hypervisors`);
+    process.stderr.write(`bench-scale: ours and Ansible on ${on.ssh.host}; N = ${Ns.join(", ")}\n`);
     for (const n of Ns) {
       if (!flag("--no-floor")) await floor(n);
-      if (!flag("--no-ours")) await ours(lab, [lab.hypervisors[0]], n, dir, "ours");
-      if (!noAnsible) await ansible(lab, n, dir);
+      if (!flag("--no-ours")) await ours(lab, [on], n, dir, "ours");
+      if (!noAnsible) await ansible(lab, on, n, dir);
     }
     if (hostCount > 0) {
       if (lab.hypervisors.length < hostCount) throw new Error(`--hosts ${hostCount}: the lab has ${lab.hypervisors.length} hypervisors (GLUSTER_LIBVIRT_LAB_HOSTS=${hostCount} gluster-libvirt lab up)`);
