@@ -763,11 +763,13 @@ async function adoptVolume(host: Host, pool: PoolInfo, args: VolumeArgs, live: V
 async function refuseWhileUsed(host: Host, old: Pick<VolumeArgs, "pool" | "name">, live: VolumeInfo, pool: PoolInfo | undefined): Promise<void> {
   const ref = volumeReference(old, live, pool);
   const what = `volume '${old.name}' in pool '${old.pool}'`;
+  // Both scans at once (independent reads); judged in this order, as if one after the other.
+  const overlaysRead = settled(findOverlays(host, (s) => sourceReferencesVolume(s, ref), what, live.key ?? live.path));
   const uses = await findDiskUses(host, (s) => sourceReferencesVolume(s, ref), what);
   if (uses.length) {
     throw new GlusterLibvirtError(`${what} on ${host.label} is in use by ${describeUses(uses)}; detach it first`);
   }
-  const overlays = await findOverlays(host, (s) => sourceReferencesVolume(s, ref), what, live.key ?? live.path);
+  const overlays = await overlaysRead();
   if (overlays.length) {
     throw new GlusterLibvirtError(`${what} on ${host.label} is the backing file of ${overlays.join(", ")}; delete those first`);
   }
@@ -846,11 +848,12 @@ export const imageVolume: ResourceCrud<VolumeInputs, VolumeOutputs> = {
   async read(id, props) {
     const old = stateOf(props);
     const host = getHost(old.connection);
+    const pool = settled(inspectPool(host, old.pool)); // read alongside: one round trip less
     const live = await findVolume(host, old.pool, old.name);
     if (!live) return {};
     // A running domain's QEMU that was not told of a growth (by an older version, by hand,
     // or a blockresize that failed): recorded, so diff plans an update that tells it.
-    const ref = volumeReference(old, live, (await inspectPool(host, old.pool))?.info);
+    const ref = volumeReference(old, live, (await pool())?.info);
     const stale = staleDisksOf(await liveDisksOf(host, ref, `volume '${old.name}' in pool '${old.pool}'`), live.capacity);
     return { id: live.key ?? id, props: outputsOf(old, live, old, stale) };
   },
@@ -878,11 +881,25 @@ export const imageVolume: ResourceCrud<VolumeInputs, VolumeOutputs> = {
   async delete(_id, props) {
     const old = stateOf(props);
     const host = getHost(old.connection);
+    const pool = settled(inspectPool(host, old.pool));
     const live = await findVolume(host, old.pool, old.name);
-    if (live) await deleteVolume(host, old, live, (await inspectPool(host, old.pool))?.info);
+    if (live) await deleteVolume(host, old, live, (await pool())?.info);
     await forgetCreation(host, stampObject(old));
   },
 };
+
+/**
+ * Starts `p` now and hands back its result when asked: a failure is thrown then, not as an
+ * unhandled rejection meanwhile (the caller may not need it at all).
+ */
+function settled<T>(p: Promise<T>): () => Promise<T> {
+  const r = p.then((value) => ({ value }), (error: unknown) => ({ error }));
+  return async () => {
+    const x = await r;
+    if ("error" in x) throw x.error;
+    return x.value;
+  };
+}
 
 /** Deletes the volume unless something uses it (already gone is success). */
 async function deleteVolume(host: Host, v: Pick<VolumeArgs, "pool" | "name">, live: VolumeInfo, pool: PoolInfo | undefined): Promise<void> {

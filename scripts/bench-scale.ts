@@ -12,7 +12,7 @@
  * SSH connections are counted from the lab sshds' logs: the benchmark logs in with a key
  * of its own (added to the lab's authorized_keys for the run, under the lab lock), so
  * other people's tests on the shared lab do not count.
- * Usage (lab up, built): node dist/scripts/bench-scale.js [N…=100 500] [--on K] [--hosts H] [--no-floor] [--no-ours] [--no-ansible]
+ * Usage (lab up, built): node dist/scripts/bench-scale.js [N…=100 500] [--on K] [--hosts H] [--floor-pad B] [--no-floor] [--no-ours] [--no-ansible]
  * (`--on K`: the lab hypervisor for ours and Ansible, default the last one.)
  * Timing belongs here, never in tests. Results: docs/benchmarks.md.
  */
@@ -32,7 +32,7 @@ const flag = (f: string) => args.includes(f);
 const hostsArg = args.indexOf("--hosts");
 const hostCount = hostsArg >= 0 ? Number(args[hostsArg + 1]) : 0;
 const onArg = args.indexOf("--on");
-const sizes = args.filter((a, i) => /^\d+$/.test(a) && args[i - 1] !== "--hosts" && args[i - 1] !== "--on").map(Number);
+const sizes = args.filter((a, i) => /^\d+$/.test(a) && !["--hosts", "--on", "--floor-pad"].includes(args[i - 1])).map(Number);
 const Ns = sizes.length ? sizes : [100, 500];
 const PREFIX = "x16b";
 
@@ -101,7 +101,7 @@ async function timed(what: string, n: number, step: string, run: () => Promise<u
   await run();
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const after = logins();
-  const ssh = what === "floor" ? undefined : after.reduce((s, a, i) => s + a - before[i], 0);
+  const ssh = what.startsWith("floor") ? undefined : after.reduce((s, a, i) => s + a - before[i], 0);
   rows.push({ what, n, step, seconds, load, ssh });
   process.stderr.write(`bench-scale: ${what} N=${n} ${step}: ${seconds.toFixed(2)} s (load ${load}${ssh === undefined ? "" : `, ${ssh} ssh`})\n`);
 }
@@ -148,11 +148,15 @@ function knownHosts(lab: LabInfo, dir: string): string {
   return file;
 }
 
+/** `--floor-pad B`: each floor resource also carries B bytes of inputs (and outputs), as ours carry their connection, paths and sizes. */
+const padArg = args.indexOf("--floor-pad");
+const floorPad = padArg >= 0 ? Number(args[padArg + 1]) : 0;
+
 async function floor(n: number): Promise<void> {
   const t = await newStack(`${PREFIX}-floor`, async () => {
-    for (let i = 0; i < n; i++) new Nothing(`r${i}`, { name: `r${i}`, capacity: 1048576 });
+    for (let i = 0; i < n; i++) new Nothing(`r${i}`, { name: `r${i}`, capacity: 1048576, ...(floorPad ? { pad: "x".repeat(floorPad) } : {}) });
   });
-  await lifecycle("floor", n, t);
+  await lifecycle(floorPad ? `floor+${floorPad}B` : "floor", n, t);
 }
 
 async function ours(lab: LabInfo, hosts: readonly LabHypervisor[], n: number, dir: string, what: string): Promise<void> {
