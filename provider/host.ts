@@ -40,11 +40,18 @@ export interface Host {
   readonly label: string;
   /** The libvirt URI every `virsh` here connects to, for scripts that run virsh themselves. */
   readonly libvirtUri: string;
+  /**
+   * The same for every Host of one libvirt seen through one login (its virsh runner):
+   * what scans shared between the resources of a run are keyed by (libvirt/scans.ts).
+   * Absent: nothing is shared.
+   */
+  readonly scope?: object;
 }
 
 class SshHost implements Host {
   readonly label: string;
   readonly libvirtUri: string;
+  readonly scope: object;
 
   constructor(
     private readonly settings: ResolvedConnection,
@@ -52,6 +59,7 @@ class SshHost implements Host {
   ) {
     this.label = settings.target.label;
     this.libvirtUri = settings.libvirtUri;
+    this.scope = runner;
   }
 
   virsh(args: readonly string[], opts: Pick<ExecOptions, "stdin" | "onProgress"> = {}): Promise<string> {

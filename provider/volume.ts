@@ -656,7 +656,9 @@ async function createInGlusterPool(host: Host, pool: PoolInfo, args: VolumeArgs)
 /**
  * The volume if it exists. libvirt lists a pool's files as of its last refresh, and on
  * shared storage another hypervisor may have made this one since:
- *  - netfs: a miss refreshes the pool (a readdir of the mount); libvirt then also refuses
+ *  - netfs: a miss asks the storage itself (`stat` of the file on the mount): "No such
+ *    file or directory" proves it absent; anything else (it is there, or the login cannot
+ *    tell) refreshes the pool (a readdir of the whole mount) and looks again. libvirt then also refuses
  *    to define a volume over a file it finds on the storage;
  *  - native gluster: `qemu-img create` would truncate whatever is at the URL, so absence
  *    is proven on the storage itself — `qemu-img info` through libgfapi, as the user that
@@ -672,6 +674,7 @@ async function existingVolume(host: Host, pool: PoolInfo, args: VolumeArgs, prov
   if (pool.type !== "gluster") {
     const listed = await lookUpVolume(host, args.pool, args.name);
     if (listed) return listed;
+    if (pool.targetPath && (await fileAbsent(host, `${pool.targetPath}/${args.name}`))) return undefined;
     // A pool busy with another create or upload refuses a refresh: not waited for, since the
     // refresh only finds files made elsewhere, and libvirt will not define over one anyway.
     await host.virsh(["pool-refresh", args.pool]).catch((err: unknown) => {
@@ -697,6 +700,12 @@ async function existingVolume(host: Host, pool: PoolInfo, args: VolumeArgs, prov
     );
   });
   return requireVolume(host, args.pool, args.name, "name");
+}
+
+/** Whether the storage says there is no such file (a `stat` on the host): false when it is there or the stat failed otherwise. */
+async function fileAbsent(host: Host, path: string): Promise<boolean> {
+  const r = await host.exec(["stat", "-c", "%i", "--", path], { check: false });
+  return r.code !== 0 && /No such file or directory/.test(r.stderr);
 }
 
 /** The mode QEMU's gluster driver gives the files it creates (0600, seen on the lab). */
@@ -809,12 +818,15 @@ async function refuseWhileUsed(
 ): Promise<void> {
   const ref = volumeReference(old, live, pool);
   const what = `volume '${old.name}' in pool '${old.pool}'`;
+  // Both scans at once (independent reads); judged in this order, as if one after the other.
+  // A replacement's preview leaves the overlays out (the engine replaces those first).
+  const overlaysRead = replacedBy ? undefined : settled(findOverlays(host, (s) => sourceReferencesVolume(s, ref), what, live.key ?? live.path));
   const uses = await foreignUses(host, await findDiskUses(host, (s) => sourceReferencesVolume(s, ref), what), replacedBy?.stack);
   if (uses.length) {
     throw new GlusterLibvirtError(`${what} on ${host.label} is in use by ${describeUses(uses)}; detach it first`);
   }
-  if (replacedBy) return;
-  const overlays = await findOverlays(host, (s) => sourceReferencesVolume(s, ref), what, live.key ?? live.path);
+  if (!overlaysRead) return;
+  const overlays = await overlaysRead();
   if (overlays.length) {
     throw new GlusterLibvirtError(`${what} on ${host.label} is the backing file of ${overlays.join(", ")}; delete those first`);
   }
@@ -909,11 +921,12 @@ export const imageVolume: ResourceCrud<VolumeInputs, VolumeOutputs> = {
   async read(id, props) {
     const old = stateOf(props);
     const host = getHost(old.connection);
+    const pool = settled(inspectPool(host, old.pool)); // read alongside: one round trip less
     const live = await findVolume(host, old.pool, old.name);
     if (!live) return {};
     // A running domain's QEMU that was not told of a growth (by an older version, by hand,
     // or a blockresize that failed): recorded, so diff plans an update that tells it.
-    const ref = volumeReference(old, live, (await inspectPool(host, old.pool))?.info);
+    const ref = volumeReference(old, live, (await pool())?.info);
     const stale = staleDisksOf(await liveDisksOf(host, ref, `volume '${old.name}' in pool '${old.pool}'`), live.capacity);
     return { id: live.key ?? id, props: outputsOf(old, live, old, stale) };
   },
@@ -941,11 +954,25 @@ export const imageVolume: ResourceCrud<VolumeInputs, VolumeOutputs> = {
   async delete(_id, props) {
     const old = stateOf(props);
     const host = getHost(old.connection);
+    const pool = settled(inspectPool(host, old.pool));
     const live = await findVolume(host, old.pool, old.name);
-    if (live) await deleteVolume(host, old, live, (await inspectPool(host, old.pool))?.info);
+    if (live) await deleteVolume(host, old, live, (await pool())?.info);
     await forgetCreation(host, stampObject(old));
   },
 };
+
+/**
+ * Starts `p` now and hands back its result when asked: a failure is thrown then, not as an
+ * unhandled rejection meanwhile (the caller may not need it at all).
+ */
+function settled<T>(p: Promise<T>): () => Promise<T> {
+  const r = p.then((value) => ({ value }), (error: unknown) => ({ error }));
+  return async () => {
+    const x = await r;
+    if ("error" in x) throw x.error;
+    return x.value;
+  };
+}
 
 /** Deletes the volume unless something uses it (already gone is success). */
 async function deleteVolume(host: Host, v: Pick<VolumeArgs, "pool" | "name">, live: VolumeInfo, pool: PoolInfo | undefined): Promise<void> {

@@ -4,14 +4,15 @@
  * closed: whatever cannot be read — a listing, a definition, a backing chain — stops
  * the delete with a SafetyCheckError naming it, never reads as "not in use".
  */
-import { GlusterLibvirtError, isCommandError, isNotFound, SafetyCheckError } from "../errors";
+import { GlusterLibvirtError, SafetyCheckError } from "../errors";
 import type { Host } from "../host";
 import { diskSources, sourceOfBackingPath, type DiskSourceInfo, type DomainDisk } from "../xml/disk";
-import { parseVolumeXml, type VolumeInfo } from "../xml/volume";
-import { inspectDomain, listDomains } from "./domains";
+import { inspectDomain, listDomains, type DomainView } from "./domains";
 import { createdByStack, diskStampObject } from "./stamps";
 import { listPools, type DefinedPool } from "./pools";
-import { FILE_POOL_TYPES, inspectVolume, listVolumePaths, refreshPool } from "./volumes";
+import { backingIndexOf, type BackingEntry } from "./backingIndex";
+import { sharedScan } from "./scans";
+import { FILE_POOL_TYPES, inspectVolume } from "./volumes";
 
 export interface DiskUse {
   domain: string;
@@ -57,10 +58,8 @@ const MAX_CHAIN = 16;
 export async function findDiskUses(host: Host, matches: SourceTest, what: string, opts: { liveOnly?: boolean } = {}): Promise<DiskUse[]> {
   const uses = new Map<string, DiskUse>();
   const unchecked: string[] = [];
-  const pools = opts.liveOnly ? [] : await listPools(host);
-  for (const [uuid] of await listDomains(host)) {
-    const dom = await inspectDomain(host, uuid);
-    if (!dom) continue; // undefined meanwhile: it uses nothing
+  const pools = opts.liveOnly ? [] : await sharedScan(host.scope, "pools", () => listPools(host));
+  for (const dom of await domainViews(host)) {
     const views: ["live" | "persistent", DomainDisk[]][] = [["live", dom.liveDisks]];
     if (!opts.liveOnly) views.push(["persistent", dom.persistentDisks]);
     for (const [view, disks] of views) {
@@ -92,6 +91,17 @@ export async function findDiskUses(host: Host, matches: SourceTest, what: string
     throw new SafetyCheckError(`cannot tell whether ${what} on ${host.label} is in use, so it was left alone: could not read ${unchecked.join("; ")}`);
   }
   return [...uses.values()];
+}
+
+/**
+ * Every domain's live and persistent definitions, read after this call (shared with the
+ * checks that asked meanwhile: scans.ts). Read in parallel over the host's virsh sessions.
+ */
+function domainViews(host: Host): Promise<DomainView[]> {
+  return sharedScan(host.scope, "domains", async () => {
+    const views = await Promise.all([...(await listDomains(host)).keys()].map((uuid) => inspectDomain(host, uuid)));
+    return views.filter((d): d is DomainView => d !== undefined); // undefined meanwhile: it uses nothing
+  });
 }
 
 function sameSource(a: DiskSourceInfo | undefined, b: DiskSourceInfo | undefined): boolean {
@@ -162,53 +172,19 @@ function describeSource(s: DiskSourceInfo): string {
 
 /**
  * Volumes, in every pool on the host, that have an image satisfying `matches` as their
- * backing file: active pools are refreshed first (another hypervisor may have made an
- * overlay on shared storage) and read in full; an inactive pool cannot be listed, so it
- * counts as unchecked unless an active Gluster pool serves the same files. Throws
- * SafetyCheckError listing what could not be checked. `skip` is the volume itself.
+ * backing file, as the storage has them after this call (backingIndex.ts: files on the
+ * storage itself, each one's backing file as libvirt reads it, re-read whenever the file
+ * changed); an inactive pool cannot be listed, so it counts as unchecked unless an active
+ * Gluster pool serves the same files. Throws SafetyCheckError listing what could not be
+ * checked. `skip` is the volume itself.
  */
 export async function findOverlays(host: Host, matches: SourceTest, what: string, skip: string | undefined): Promise<string[]> {
-  const overlays: string[] = [];
-  const unchecked: string[] = [];
-  const pools = await listPools(host);
-  for (const pool of pools) {
-    if (!pool.active) {
-      if (!coveredByActivePool(pool, pools)) unchecked.push(`pool '${pool.name}' (inactive: its volumes cannot be listed; start or undefine it)`);
-      continue;
-    }
-    // A native pool reads every volume through libgfapi (~10 s each): the netfs pool of the same files reads them in milliseconds.
-    if (pool.type === "gluster" && coveredByActivePool(pool, pools, "netfs")) continue;
-    try {
-      await refreshPool(host, pool.uuid);
-      for (const path of await listVolumePaths(host, pool)) {
-        if (path === skip) continue;
-        let vol: VolumeInfo;
-        try {
-          vol = parseVolumeXml(await host.virsh(["vol-dumpxml", path]));
-        } catch (err) {
-          if (isNotFound(err, "volume")) continue; // deleted meanwhile
-          throw err;
-        }
-        if (vol.backingStore && matches(sourceOfBackingPath(vol.backingStore.path))) overlays.push(`${pool.name}/${vol.name}`);
-      }
-    } catch (err) {
-      if (isNotFound(err, "pool")) continue; // undefined meanwhile: libvirt lists nothing there any more
-      if (isCommandError(err, "not-running") && coveredByActivePool(pool, pools)) continue; // stopped meanwhile
-      unchecked.push(`pool '${pool.name}' (${(err as Error).message})`);
-    }
-  }
-  if (overlays.length === 0 && unchecked.length) {
-    throw new SafetyCheckError(`cannot tell whether ${what} on ${host.label} is the backing file of another volume, so it was left alone: could not check ${unchecked.join("; ")}`);
+  const index = await sharedScan(host.scope, "backing", () => backingIndexOf(host));
+  const overlays = index.entries
+    .filter((e: BackingEntry) => e.path !== skip && e.backing !== undefined && matches(sourceOfBackingPath(e.backing)))
+    .map((e) => `${e.pool}/${e.volume}`);
+  if (overlays.length === 0 && index.unchecked.length) {
+    throw new SafetyCheckError(`cannot tell whether ${what} on ${host.label} is the backing file of another volume, so it was left alone: could not check ${index.unchecked.join("; ")}`);
   }
   return overlays;
-}
-
-/** A Gluster pool whose files another active Gluster pool (of `type`, if given) of the same volume and an enclosing directory lists. */
-function coveredByActivePool(pool: DefinedPool, pools: readonly DefinedPool[], type?: string): boolean {
-  const g = pool.gluster;
-  if (!g) return false;
-  return pools.some(
-    (p) => p !== pool && p.active && (type === undefined || p.type === type) && p.gluster?.volume === g.volume &&
-      (`${g.directory ?? ""}/`).startsWith(`${p.gluster.directory ?? ""}/`),
-  );
 }

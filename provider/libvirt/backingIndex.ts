@@ -1,0 +1,184 @@
+/**
+ * Which file every volume on the host is an overlay of: what the delete of a volume must
+ * know (is it the backing file of another?). Read for a delete is every volume's
+ * definition in every active pool, so N deletes read N² definitions. Here a pool whose
+ * volumes are files in a directory (dir, fs, netfs) is read from the storage itself in
+ * one command — every file's inode, size and ctime — and a file's backing file is read
+ * through libvirt (`vol-dumpxml`, after a refresh for files libvirt does not list yet)
+ * only when that identity differs from the one it had when this process last read it, or
+ * changed in the last RECENT_S seconds. Any write to a file changes its ctime (no call
+ * sets it back), replacing it changes its inode: an unchanged identity is an unchanged
+ * file, whose backing file libvirt would read as before. docs/scale.md has the argument
+ * in full. Other pools (native gluster, logical, …) are refreshed and read in full, as
+ * before.
+ */
+import { isCommandError, isNotFound } from "../errors";
+import type { Host } from "../host";
+import { parseVolumeXml } from "../xml/volume";
+import { listPools, type DefinedPool } from "./pools";
+import { sharedScan } from "./scans";
+import { listVolumePaths, refreshPool } from "./volumes";
+
+export interface BackingEntry {
+  pool: string;
+  volume: string;
+  /** the volume's path (its key in file pools) */
+  path: string;
+  /** the path of its backing file, if it has one */
+  backing?: string;
+}
+
+export interface BackingIndex {
+  entries: BackingEntry[];
+  /** what could not be read: pools, with why */
+  unchecked: string[];
+}
+
+/** Pool types whose volumes are exactly the files in the target directory (logical volumes' content does not touch their nodes' ctime). */
+const DIRECTORY_POOL_TYPES: ReadonlySet<string> = new Set(["dir", "fs", "netfs"]);
+
+/** A file changed this recently (host clock) is read again whatever its identity: covers coarse timestamps and writes in progress. */
+export const RECENT_S = 2;
+
+/** One entry of a pool directory as the storage has it. */
+export interface StoredFile {
+  name: string;
+  /** find's %y: f regular file, d directory, l symlink, … */
+  type: string;
+  /** inode, size, ctime with its fraction: what any change to the file changes */
+  identity: string;
+  ctime: number;
+}
+
+/** The script's output: the host's time, a newline, then `TYPE INODE SIZE CTIME NAME\0` per entry. */
+export const LISTING_SCRIPT = `date +%s.%N && exec find "$1" -mindepth 1 -maxdepth 1 -printf '%y %i %s %C@ %P\\0'`;
+
+export function parseStoredFiles(text: string): { now: number; files: StoredFile[] } {
+  const nl = text.indexOf("\n");
+  const now = Number(text.slice(0, nl));
+  if (nl < 0 || !Number.isFinite(now)) throw new Error(`unexpected directory listing ${JSON.stringify(text.slice(0, 100))}`);
+  const files: StoredFile[] = [];
+  for (const record of text.slice(nl + 1).split("\0")) {
+    if (record === "") continue;
+    const m = /^(\S) (\d+) (\d+) (\d+(?:\.\d+)?) (.+)$/s.exec(record);
+    if (!m) throw new Error(`unexpected directory listing entry ${JSON.stringify(record.slice(0, 100))}`);
+    files.push({ type: m[1], identity: `${m[2]} ${m[3]} ${m[4]}`, ctime: Number(m[4]), name: m[5] });
+  }
+  return { now, files };
+}
+
+/** What this process last read of a file: its identity then, and its backing file. */
+export interface CachedBacking {
+  identity: string;
+  backing?: string;
+}
+
+/** Whether the backing file read before still holds for the file as the storage has it now. */
+export function canReuse(cached: CachedBacking | undefined, file: StoredFile, now: number): cached is CachedBacking {
+  return cached !== undefined && file.type === "f" && cached.identity === file.identity && file.ctime < now - RECENT_S;
+}
+
+/** Per host scope: path → what was read. */
+const caches = new WeakMap<object, Map<string, CachedBacking>>();
+
+/** Every volume's backing file, in every active pool of the host, as of now. */
+export async function backingIndexOf(host: Host): Promise<BackingIndex> {
+  const cache = host.scope ? (caches.get(host.scope) ?? caches.set(host.scope, new Map()).get(host.scope)!) : new Map<string, CachedBacking>();
+  const index: BackingIndex = { entries: [], unchecked: [] };
+  // Shared with the domain scans' pool listing: it too starts after this scan did.
+  const pools = await sharedScan(host.scope, "pools", () => listPools(host));
+  for (const pool of pools) {
+    if (!pool.active) {
+      if (!coveredByActivePool(pool, pools)) index.unchecked.push(`pool '${pool.name}' (inactive: its volumes cannot be listed; start or undefine it)`);
+      continue;
+    }
+    // A native pool reads every volume through libgfapi (~10 s each): the netfs pool of the same files reads them in milliseconds.
+    if (pool.type === "gluster" && coveredByActivePool(pool, pools, "netfs")) continue;
+    try {
+      const fromStorage = DIRECTORY_POOL_TYPES.has(pool.type) && pool.targetPath ? await readFromStorage(host, pool, cache) : undefined;
+      index.entries.push(...(fromStorage ?? (await readThroughLibvirt(host, pool))));
+    } catch (err) {
+      if (isNotFound(err, "pool")) continue; // undefined meanwhile: libvirt lists nothing there any more
+      if (isCommandError(err, "not-running") && coveredByActivePool(pool, pools)) continue; // stopped meanwhile
+      index.unchecked.push(`pool '${pool.name}' (${(err as Error).message})`);
+    }
+  }
+  return index;
+}
+
+/** The volume's definition by pool uuid and name, or undefined when libvirt does not have it (deleted meanwhile, or not listed yet). */
+async function readVolume(host: Host, pool: DefinedPool, name: string) {
+  try {
+    return parseVolumeXml(await host.virsh(["vol-dumpxml", "--pool", pool.uuid, name]));
+  } catch (err) {
+    if (isNotFound(err, "volume")) return undefined;
+    throw err;
+  }
+}
+
+/** Refresh, list and read every volume (pools that are not a directory of files). */
+async function readThroughLibvirt(host: Host, pool: DefinedPool): Promise<BackingEntry[]> {
+  await refreshPool(host, pool.uuid);
+  const entries: BackingEntry[] = [];
+  for (const path of await listVolumePaths(host, pool)) {
+    let vol;
+    try {
+      vol = parseVolumeXml(await host.virsh(["vol-dumpxml", path]));
+    } catch (err) {
+      if (isNotFound(err, "volume")) continue; // deleted meanwhile
+      throw err;
+    }
+    entries.push({ pool: pool.name, volume: vol.name, path, backing: vol.backingStore?.path });
+  }
+  return entries;
+}
+
+/**
+ * The directory as the storage has it now, unchanged files from the cache, the rest read
+ * through libvirt. Undefined when the login cannot list the directory (then the pool is
+ * read through libvirt alone).
+ */
+async function readFromStorage(host: Host, pool: DefinedPool, cache: Map<string, CachedBacking>): Promise<BackingEntry[] | undefined> {
+  const dir = pool.targetPath!;
+  const r = await host.exec(["sh", "-c", LISTING_SCRIPT, "sh", dir], { check: false });
+  if (r.code !== 0) return undefined;
+  const { now, files } = parseStoredFiles(r.stdout);
+  const seen = new Set<string>();
+  const entries: (BackingEntry | undefined)[] = [];
+  const misses: { at: number; file: StoredFile; path: string }[] = [];
+  for (const file of files) {
+    // A directory is no image (libvirt lists it as a `dir` volume, without a backing file).
+    if (file.type === "d") continue;
+    const path = `${dir}/${file.name}`;
+    seen.add(path);
+    const cached = cache.get(path);
+    if (canReuse(cached, file, now)) entries.push({ pool: pool.name, volume: file.name, path, backing: cached.backing });
+    else misses.push({ at: entries.push(undefined) - 1, file, path });
+  }
+  for (const path of cache.keys()) if (path.startsWith(`${dir}/`) && !seen.has(path)) cache.delete(path);
+  const read = async (m: (typeof misses)[number]) => {
+    const vol = await readVolume(host, pool, m.file.name);
+    if (!vol) return false;
+    entries[m.at] = { pool: pool.name, volume: vol.name, path: m.path, backing: vol.backingStore?.path };
+    if (m.file.type === "f") cache.set(m.path, { identity: m.file.identity, backing: vol.backingStore?.path });
+    return true;
+  };
+  const found = await Promise.all(misses.map(read));
+  const unlisted = misses.filter((_, i) => !found[i]);
+  if (unlisted.length) {
+    // On the storage but not (yet) in libvirt's listing: made by another host, or just now. A file libvirt still does not list after a refresh is gone, or one libvirt does not take as a volume.
+    await refreshPool(host, pool.uuid);
+    await Promise.all(unlisted.map(read));
+  }
+  return entries.filter((e): e is BackingEntry => e !== undefined);
+}
+
+/** A Gluster pool whose files another active Gluster pool (of `type`, if given) of the same volume and an enclosing directory lists. */
+export function coveredByActivePool(pool: DefinedPool, pools: readonly DefinedPool[], type?: string): boolean {
+  const g = pool.gluster;
+  if (!g) return false;
+  return pools.some(
+    (p) => p !== pool && p.active && (type === undefined || p.type === type) && p.gluster?.volume === g.volume &&
+      (`${g.directory ?? ""}/`).startsWith(`${p.gluster.directory ?? ""}/`),
+  );
+}

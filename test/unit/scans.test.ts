@@ -1,0 +1,201 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { VirshError } from "../../provider/errors";
+import type { ExecResult, Host } from "../../provider/host";
+import { FreshScan, sharedScan } from "../../provider/libvirt/scans";
+import { backingIndexOf, canReuse, parseStoredFiles, RECENT_S, type StoredFile } from "../../provider/libvirt/backingIndex";
+
+/** A promise with its resolve/reject outside. */
+function deferred<T>() {
+  let resolve!: (v: T) => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<T>((res, rej) => ((resolve = res), (reject = rej)));
+  return { promise, resolve, reject };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+/** A FreshScan whose every scan the test settles by hand: `scans[i]` is the i-th scan started. */
+function controlledScan<T>() {
+  const scans: ReturnType<typeof deferred<T>>[] = [];
+  const s = new FreshScan(() => {
+    const d = deferred<T>();
+    scans.push(d);
+    return d.promise;
+  });
+  return { s, scans };
+}
+
+test("FreshScan: a caller never gets a scan that started before it called; callers meanwhile share the next one", async () => {
+  const { s, scans } = controlledScan<number>();
+  const a = s.get(); // starts scan 0
+  assert.equal(scans.length, 1);
+  const b = s.get(); // scan 0 started before b: b waits for scan 1
+  const c = s.get(); // shares scan 1 with b
+  assert.equal(scans.length, 1, "scan 1 starts only once scan 0 is over");
+  scans[0].resolve(0);
+  assert.equal(await a, 0);
+  await tick();
+  assert.equal(scans.length, 2);
+  const d = s.get(); // scan 1 is running: d waits for scan 2
+  scans[1].resolve(1);
+  assert.deepEqual(await Promise.all([b, c]), [1, 1]);
+  await tick();
+  assert.equal(scans.length, 3);
+  scans[2].resolve(2);
+  assert.equal(await d, 2);
+  // Nothing settled is served again: a later caller scans anew.
+  const e = s.get();
+  assert.equal(scans.length, 4);
+  scans[3].resolve(3);
+  assert.equal(await e, 3);
+});
+
+test("FreshScan: a failed scan fails every caller sharing it, and the next caller scans again", async () => {
+  const { s, scans } = controlledScan<string>();
+  const a = s.get();
+  const b = s.get();
+  const c = s.get();
+  scans[0].reject(new Error("listing failed"));
+  await assert.rejects(a, /listing failed/);
+  await tick();
+  scans[1].reject(new Error("dumpxml failed"));
+  await assert.rejects(b, /dumpxml failed/);
+  await assert.rejects(c, /dumpxml failed/);
+  const d = s.get();
+  assert.equal(scans.length, 3);
+  scans[2].resolve("ok");
+  assert.equal(await d, "ok");
+});
+
+test("sharedScan: one per scope and kind; without a scope every call scans", async () => {
+  let n = 0;
+  const scan = async () => ++n;
+  assert.deepEqual(await Promise.all([sharedScan(undefined, "k", scan), sharedScan(undefined, "k", scan)]), [1, 2]);
+  const scope = {};
+  const other = {};
+  const [x, y, z] = await Promise.all([sharedScan(scope, "k", scan), sharedScan(scope, "k", scan), sharedScan(other, "k", scan)]);
+  assert.equal(x, 3);
+  assert.equal(y, 5, "the second caller waits for a scan of its own time (after scope's first and other's)");
+  assert.equal(z, 4);
+});
+
+test("parseStoredFiles reads the host's time and every entry, names with blanks and newlines included", () => {
+  const text = "1796156945.500000000\nf 12 1048576 1796156000.1234567890 a.img\0f 13 0 1796156001.0000000000 my vm\nx.qcow2\0d 14 4096 1796156002.5000000000 sub\0";
+  const { now, files } = parseStoredFiles(text);
+  assert.equal(now, 1796156945.5);
+  assert.deepEqual(files.map((f) => [f.type, f.name, f.identity]), [
+    ["f", "a.img", "12 1048576 1796156000.1234567890"],
+    ["f", "my vm\nx.qcow2", "13 0 1796156001.0000000000"],
+    ["d", "sub", "14 4096 1796156002.5000000000"],
+  ]);
+  assert.throws(() => parseStoredFiles("not a time\n"), /unexpected directory listing/);
+  assert.throws(() => parseStoredFiles("1.5\ngarbage\0"), /unexpected directory listing entry/);
+});
+
+test("canReuse: only an unchanged regular file, not changed in the last RECENT_S seconds", () => {
+  const file: StoredFile = { name: "a", type: "f", identity: "12 100 1000.5", ctime: 1000.5 };
+  const cached = { identity: "12 100 1000.5", backing: "/b" };
+  const now = 1000.5 + RECENT_S + 0.1;
+  assert.ok(canReuse(cached, file, now));
+  assert.ok(!canReuse(undefined, file, now), "never read");
+  assert.ok(!canReuse({ ...cached, identity: "12 100 1001.5" }, file, now), "ctime changed (any write)");
+  assert.ok(!canReuse({ ...cached, identity: "99 100 1000.5" }, file, now), "another file at the path");
+  assert.ok(!canReuse({ ...cached, identity: "12 200 1000.5" }, file, now), "size changed");
+  assert.ok(!canReuse(cached, file, 1000.5 + RECENT_S - 0.1), "changed too recently");
+  assert.ok(!canReuse(cached, { ...file, type: "l" }, now), "a symlink's target can change without its ctime");
+});
+
+const POOL_UUID = "11111111-2222-3333-4444-555555555555";
+const poolXml = `<pool type='netfs'><name>p</name><uuid>${POOL_UUID}</uuid><source><host name='gs'/><dir path='/vol'/><format type='glusterfs'/></source><target><path>/mnt/p</path></target></pool>`;
+const volXml = (name: string, backing?: string) =>
+  `<volume type='file'><name>${name}</name><key>/mnt/p/${name}</key><capacity unit='bytes'>1048576</capacity><allocation unit='bytes'>0</allocation>` +
+  `<target><path>/mnt/p/${name}</path><format type='${backing ? "qcow2" : "raw"}'/></target>${backing ? `<backingStore><path>${backing}</path><format type='raw'/></backingStore>` : ""}</volume>`;
+
+/** A host with one netfs pool whose directory (`files`) and libvirt listing (`listed`) the test changes; records virsh and exec calls. */
+function storageHost() {
+  const state = {
+    now: 5000,
+    files: new Map<string, { ino: number; ctime: string; backing?: string }>(),
+    listed: new Set<string>(),
+    findFails: false,
+    calls: [] as string[],
+  };
+  const host: Host = {
+    label: "fake",
+    libvirtUri: "qemu:///system",
+    scope: {},
+    async exec(argv): Promise<ExecResult> {
+      state.calls.push(`exec ${argv[0]}`);
+      if (state.findFails) return { code: 1, stdout: "", stderr: "find: '/mnt/p': Permission denied" };
+      const entries = [...state.files].map(([name, f]) => `f ${f.ino} 1048576 ${f.ctime} ${name}\0`).join("");
+      return { code: 0, stdout: `${state.now}.000000000\n${entries}`, stderr: "" };
+    },
+    async virsh(args) {
+      state.calls.push(args.join(" "));
+      if (args[0] === "pool-list") return `${POOL_UUID}\n`;
+      if (args[0] === "pool-info") return "Name: p\nState: running\n";
+      if (args[0] === "pool-dumpxml") return poolXml;
+      if (args[0] === "pool-refresh") {
+        state.listed = new Set(state.files.keys());
+        return "";
+      }
+      if (args[0] === "vol-list") return [...state.listed].map((n) => ` ${n}  /mnt/p/${n}\n`).join("");
+      if (args[0] === "vol-dumpxml") {
+        const name = args[args.length - 1].replace(/^\/mnt\/p\//, "");
+        const f = state.files.get(name);
+        if (!f || !state.listed.has(name)) throw new VirshError(`virsh ${args.join(" ")}`, 1, `error: failed to get vol '${name}'\nerror: Storage volume not found: no storage vol with matching name '${name}'\n`);
+        return volXml(name, f.backing);
+      }
+      throw new Error(`unexpected virsh ${args.join(" ")}`);
+    },
+  };
+  return { host, state };
+}
+
+const dumps = (calls: string[]) => calls.filter((c) => c.startsWith("vol-dumpxml")).length;
+
+test("backingIndexOf: files read once, then again only when their identity changes or libvirt has not listed them", async () => {
+  const { host, state } = storageHost();
+  for (const [i, name] of ["a.img", "b.img", "c.qcow2"].entries()) state.files.set(name, { ino: 10 + i, ctime: "1000.5", backing: name === "c.qcow2" ? "/mnt/p/a.img" : undefined });
+  state.listed = new Set(state.files.keys());
+
+  let index = await backingIndexOf(host);
+  assert.deepEqual(index.entries.map((e) => [e.volume, e.backing]), [["a.img", undefined], ["b.img", undefined], ["c.qcow2", "/mnt/p/a.img"]]);
+  assert.equal(dumps(state.calls), 3, "first scan reads every file");
+
+  state.calls = [];
+  index = await backingIndexOf(host);
+  assert.equal(dumps(state.calls), 0, "nothing changed: nothing read");
+  assert.equal(index.entries.find((e) => e.volume === "c.qcow2")?.backing, "/mnt/p/a.img");
+
+  // b is rewritten in place as an overlay of a (same inode, new ctime): read again, and seen.
+  state.files.set("b.img", { ino: 11, ctime: "4000.25", backing: "/mnt/p/a.img" });
+  state.calls = [];
+  index = await backingIndexOf(host);
+  assert.equal(dumps(state.calls), 1);
+  assert.equal(index.entries.find((e) => e.volume === "b.img")?.backing, "/mnt/p/a.img");
+
+  // A new overlay made elsewhere (not in libvirt's listing yet): the pool is refreshed, then it is read.
+  state.files.set("d.qcow2", { ino: 20, ctime: "4100.5", backing: "/mnt/p/a.img" });
+  state.calls = [];
+  index = await backingIndexOf(host);
+  assert.ok(state.calls.includes(`pool-refresh ${POOL_UUID}`));
+  assert.equal(index.entries.find((e) => e.volume === "d.qcow2")?.backing, "/mnt/p/a.img");
+
+  // A file changed within RECENT_S of the host's clock is read again even with an identity seen before.
+  state.files.set("a.img", { ino: 10, ctime: String(state.now - 1) });
+  state.calls = [];
+  await backingIndexOf(host);
+  await backingIndexOf(host);
+  assert.equal(dumps(state.calls), 2, "a.img twice, the others not at all");
+
+  // Deleted files drop out; a listing the login cannot make falls back to libvirt's full refresh and read.
+  state.files.delete("c.qcow2");
+  state.findFails = true;
+  state.calls = [];
+  index = await backingIndexOf(host);
+  assert.ok(state.calls.includes(`pool-refresh ${POOL_UUID}`));
+  assert.equal(dumps(state.calls), state.files.size);
+  assert.deepEqual(index.entries.map((e) => e.volume).sort(), [...state.files.keys()].sort());
+});
