@@ -4,18 +4,19 @@
  *  - gluster: libvirt's native libgfapi pool (lists and deletes volumes only).
  */
 import { z } from "zod";
+import { describeProblems } from "./checks";
 import { CommandError, GlusterLibvirtError, InputError, isCommandError, isNotFound, withHints } from "./errors";
 import { glusterVolumeName, libvirtName, mountPoint, permissions, redirectingMountOption, serverAddress } from "./fields";
 import { getHost, type Host } from "./host";
 import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stampOf, stateOf, type ReplacementTable, type ResourceCrud } from "./resource";
 import { connectionSchema } from "./ssh/settings";
 import { glusterUrl } from "./libvirt/gluster";
-import { poolStartHints } from "./libvirt/hints";
+import { poolPrerequisites, poolStartHints, type GlusterSource } from "./libvirt/hints";
 import { inspectPool, type PoolView } from "./libvirt/pools";
 import { permissionsWithDefaults } from "./libvirt/qemu";
 import { createdBy, forgetCreation, recordCreation, stackOf } from "./libvirt/stamps";
 import { describeUses, findDiskUses, foreignUses } from "./libvirt/usage";
-import { deletedByThisRun, predictCreate, predictReplacement } from "./preview";
+import { addPreviewCheck, deletedByThisRun, predictCreate, predictReplacement } from "./preview";
 import { GLUSTER_DEFAULT_PORT, sourceInPool } from "./xml/disk";
 import type { Permissions } from "./xml/markup";
 import { backupServerProblem, buildPoolXml, NETFS_ONLY_FIELDS, SERVER_MOUNT_OPTION_PREFIXES, type PoolInfo, type PoolSpec } from "./xml/pool";
@@ -271,6 +272,23 @@ async function readOutputs(host: Host, args: PoolArgs): Promise<PoolOutputs> {
   if (!live) throw new GlusterLibvirtError(`pool '${args.name}' vanished from ${host.label} right after it was set up`);
   return outputsOf(args, live);
 }
+
+/**
+ * A preview of a new pool (issue 15 §3) also runs the doctor's checks of what mounting it
+ * needs of the hypervisor: the backend for its type, the FUSE client, glusterd reachable
+ * from there. One that fails fails the preview with the doctor's message and fix. A fact
+ * that could not be read is a warning, not a failure: this predicts, it guards no data,
+ * and `up` tries the pool itself, its error carrying the same checks as hints.
+ */
+export async function predictPoolStart(host: Host, args: GlusterSource & { name: string }, warn: (message: string) => void = console.warn): Promise<void> {
+  const { findings, unread } = await poolPrerequisites(host, args);
+  const problems = describeProblems(findings);
+  if (problems.length) {
+    throw new GlusterLibvirtError(`pool '${args.name}' could not start on ${host.label}:\n  ${problems.join("\n  ")}`);
+  }
+  if (unread.length) warn(`gluster-libvirt: the preview of pool '${args.name}' could not check ${unread.join("; ")} (up tries the pool anyway)`);
+}
+addPreviewCheck("GlusterPool", predictPoolStart);
 
 export const glusterPool: ResourceCrud<PoolInputs, PoolOutputs> = {
   async check(olds, news) {

@@ -43,14 +43,29 @@ function volumeHint(source: GlusterSource): string {
   return `the Gluster side (volume started, bricks online, server.allow-insecure, storage.owner-uid/gid): gluster-libvirt doctor --gluster-host ${source.servers[0] ?? "SERVER"} --volume ${source.volume}`;
 }
 
+/**
+ * What a pool of `source` needs of `host`, as the doctor judges it: the pool backend for
+ * its type, the FUSE client (netfs), the Gluster servers' glusterd reachable from the
+ * hypervisor (bounded connects). Read concurrently, on the host's one connection. A fact
+ * that could not be read gives no finding: `unread` names it and why.
+ */
+export async function poolPrerequisites(host: Host, source: GlusterSource): Promise<{ findings: Finding[]; unread: string[] }> {
+  const read = (what: string, work: () => Promise<Finding[]>) =>
+    work().then(
+      (findings) => ({ findings, unread: [] as string[] }),
+      (err: unknown) => ({ findings: [] as Finding[], unread: [`${what}: ${err instanceof Error ? err.message : String(err)}`] }),
+    );
+  const parts = await Promise.all([
+    read("libvirt's pool backends (virsh pool-capabilities)", async () => checkPoolBackends(await readPoolBackends(host)).filter((f) => f.check === (source.type === "netfs" ? "netfs-pool" : "gluster-pool"))),
+    ...(source.type === "netfs" ? [read("the FUSE client (mount.glusterfs, /dev/fuse)", async () => checkFuseClient(await probeFuseClient(host)))] : []),
+    read(`TCP connects from ${host.label} to glusterd`, () => reachability(host, source)),
+  ]);
+  return { findings: parts.flatMap((p) => p.findings), unread: parts.flatMap((p) => p.unread) };
+}
+
 /** Why a pool of `source` may not start on `host`: the failing doctor checks, then where to look next. */
 export async function poolStartHints(host: Host, source: GlusterSource): Promise<string[]> {
-  const findings = [
-    ...(await settled(async () => checkPoolBackends(await readPoolBackends(host)).filter((f) => f.check === (source.type === "netfs" ? "netfs-pool" : "gluster-pool")))),
-    ...(source.type === "netfs" ? await settled(async () => checkFuseClient(await probeFuseClient(host))) : []),
-    ...(await settled(() => reachability(host, source))),
-  ];
-  return [...describeProblems(findings), volumeHint(source)];
+  return [...describeProblems((await poolPrerequisites(host, source)).findings), volumeHint(source)];
 }
 
 /** Why a libgfapi disk of `source` may not attach on `host`. */

@@ -67,7 +67,7 @@ async function failure(run: () => Promise<unknown>): Promise<string> {
  */
 function hostSnapshot(): string {
   // (whitespace collapsed: virsh sizes its columns to every pool, other suites' too)
-  const ours = (text: string) => text.split("\n").filter((l) => /p15/.test(l)).map((l) => l.trim().split(/\s+/).join(" ")).sort().join("\n");
+  const ours = (text: string) => text.split("\n").filter((l) => /[pw]15/.test(l)).map((l) => l.trim().split(/\s+/).join(" ")).sort().join("\n");
   return [
     ours(virsh("pool-list", "--all")),
     virsh("vol-list", own.name),
@@ -172,6 +172,11 @@ describe("preview predicts what up would trip over", () => {
       {
         name: "pool-taken", kind: "GlusterPool", args: { connection, name: own.name, volume: own.gluster.name, servers: lab.gluster.servers },
         reason: `a pool named '${own.name}' already exists on ${at}; set adopt: true to take it over`,
+      },
+      {
+        // glusterd listens on IPv4 only (transport.address-family inet): ::1 refuses, nothing leaves the machine
+        name: "pool-unreachable", kind: "GlusterPool", args: { connection, name: uniqueName("w15-unreach"), volume: own.gluster.name, servers: ["::1"] },
+        reason: `doctor check gluster-reachable fails: ${at} cannot connect to ::1:24007 (glusterd); fix: open TCP 24007 on ::1 to ${at}`,
       },
       {
         name: "gluster-taken", kind: "GlusterVolume", args: { connection: { ...connection, sudo: true }, name: lab.gluster.volume, bricks: [`${lab.gluster.servers[0]}:/nonexistent/brick`] },

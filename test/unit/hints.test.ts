@@ -4,7 +4,8 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { GlusterLibvirtError, VirshError, withHints } from "../../provider/errors";
 import type { ExecResult, Host } from "../../provider/host";
-import { gfapiAttachHints, poolStartHints } from "../../provider/libvirt/hints";
+import { gfapiAttachHints, poolStartHints, type GlusterSource } from "../../provider/libvirt/hints";
+import { predictPoolStart } from "../../provider/pool";
 
 /*
  * The hints resource errors carry: the doctor's checks run over a fake hypervisor whose
@@ -16,7 +17,8 @@ interface Broken {
   fuse?: string;
   reach?: (host: string, port: string) => boolean;
   driver?: boolean;
-  poolCapabilities?: string;
+  /** libvirt's answer, or what virsh fails with */
+  poolCapabilities?: string | Error;
 }
 
 let hosts = 0;
@@ -27,7 +29,10 @@ function fakeHypervisor(broken: Broken = {}): Host {
     label: `gllab@kvm${++hosts}:22`, // the driver probe is remembered per label
     libvirtUri: "qemu:///system",
     virsh: (args) => {
-      if (args[0] === "pool-capabilities") return Promise.resolve(broken.poolCapabilities ?? fixture("virsh-pool-capabilities.xml"));
+      if (args[0] === "pool-capabilities") {
+        const caps = broken.poolCapabilities ?? fixture("virsh-pool-capabilities.xml");
+        return typeof caps === "string" ? Promise.resolve(caps) : Promise.reject(caps);
+      }
       if (args[0] === "version") return Promise.resolve(fixture("virsh-version.txt"));
       return Promise.reject(new Error(`unexpected virsh ${args.join(" ")}`));
     },
@@ -72,6 +77,50 @@ test("a libgfapi disk that does not attach: QEMU's gluster driver missing", asyn
   const hints = await gfapiAttachHints(fakeHypervisor({ driver: false }), { type: "gluster", volume: "images", servers: ["gs1"] });
   assert.match(hints[0], /^doctor check qemu-gluster-driver warns: QEMU 7\.2\.22 has no gluster block driver.*; fix: .*qemu-block-extra/);
   assert.equal(hints.length, 2);
+});
+
+/** A new pool's preview (issue 15 §3): the same checks, a failing one fails it, an unread fact warns. */
+async function preview(host: Host, source: GlusterSource = netfs): Promise<{ error?: Error; warnings: string[] }> {
+  const warnings: string[] = [];
+  try {
+    await predictPoolStart(host, { name: "p1", ...source }, (m) => warnings.push(m));
+    return { warnings };
+  } catch (error) {
+    return { error: error as Error, warnings };
+  }
+}
+
+test("preview of a new pool on a healthy hypervisor: passes, nothing to warn about", async () => {
+  assert.deepEqual(await preview(fakeHypervisor()), { warnings: [] });
+});
+
+test("preview of a new pool: glusterd unreachable from the hypervisor and the FUSE client missing fail it, with the doctor's messages and fixes", async () => {
+  const { error, warnings } = await preview(fakeHypervisor({ fuse: "mount.glusterfs=\ndev-fuse=no\n", reach: (h) => h !== "gs2" }));
+  assert.ok(error instanceof GlusterLibvirtError, String(error));
+  const lines = error.message.split("\n");
+  assert.match(lines[0], /^pool 'p1' could not start on gllab@kvm\d+:22:$/);
+  assert.match(lines[1], /^  doctor check mount-glusterfs fails: .*; fix: install glusterfs-client/);
+  assert.match(lines[2], /^  doctor check dev-fuse fails: .*; fix: load the fuse module/);
+  assert.match(lines[3], /^  doctor check gluster-reachable fails: gllab@kvm\d+:22 cannot connect to gs2:24007 \(glusterd\); fix: open TCP 24007 on gs2/);
+  assert.equal(lines.length, 4, error.message);
+  assert.deepEqual(warnings, []);
+});
+
+test("preview of a new native gluster pool: the missing gluster backend fails it; the FUSE client is not its business", async () => {
+  const caps = fixture("virsh-pool-capabilities.xml").replace("<pool type='gluster' supported='yes'>", "<pool type='gluster' supported='no'>");
+  const { error } = await preview(fakeHypervisor({ poolCapabilities: caps, fuse: "mount.glusterfs=\ndev-fuse=no\n" }), { ...netfs, type: "gluster" });
+  assert.match(String(error?.message), /^pool 'p1' could not start on \S+:\n  doctor check gluster-pool warns: libvirt has no native gluster pool backend.*libvirt-daemon-driver-storage-gluster and restart libvirtd$/);
+  assert.deepEqual(await preview(fakeHypervisor({ fuse: "mount.glusterfs=\ndev-fuse=no\n" }), { ...netfs, type: "gluster" }), { warnings: [] });
+});
+
+test("preview of a new pool: a fact that cannot be read warns, naming it, and blocks nothing; the other checks still count", async () => {
+  const unreadable = new VirshError("virsh pool-capabilities", 1, "error: unknown command: 'pool-capabilities'");
+  const { error, warnings } = await preview(fakeHypervisor({ poolCapabilities: unreadable }));
+  assert.equal(error, undefined);
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0], /^gluster-libvirt: the preview of pool 'p1' could not check libvirt's pool backends \(virsh pool-capabilities\): .*unknown command.*\(up tries the pool anyway\)$/);
+  const both = await preview(fakeHypervisor({ poolCapabilities: unreadable, reach: () => false }));
+  assert.match(String(both.error?.message), /doctor check gluster-reachable fails/);
 });
 
 test("withHints: the error's message keeps the host's words, one hint per line under it; details and cause kept", () => {
