@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { Connection } from "./connection";
+import { connectionsInput, type Connection } from "./connection";
 import { GlusterPool, type GlusterPoolArgs } from "./pool";
 
 export interface GlusterStorageArgs extends Omit<GlusterPoolArgs, "connection"> {
@@ -19,6 +19,11 @@ export class GlusterStorage extends pulumi.ComponentResource {
   readonly pools: Record<string, GlusterPool>;
   /** the libvirt pool name, the same on every host */
   readonly poolName: pulumi.Output<string>;
+  /**
+   * The hypervisors' connections, as given: a DiskAttachment's `hypervisors`, so that it
+   * finds its domain on whichever of them runs it after a live migration.
+   */
+  readonly hypervisors: pulumi.Output<Connection[]>;
 
   constructor(name: string, args: GlusterStorageArgs, opts?: pulumi.ComponentResourceOptions) {
     super("gluster-libvirt:index:GlusterStorage", name, {}, opts);
@@ -31,6 +36,7 @@ export class GlusterStorage extends pulumi.ComponentResource {
       hypervisors.map((connection) => [connection.host, new GlusterPool(`${name}-${connection.host}`, { ...pool, connection }, { parent: this })]),
     );
     this.poolName = pulumi.output(args.name);
-    this.registerOutputs({ poolName: this.poolName });
+    this.hypervisors = connectionsInput(hypervisors);
+    this.registerOutputs({ poolName: this.poolName, hypervisors: this.hypervisors });
   }
 }
