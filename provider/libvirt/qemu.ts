@@ -51,3 +51,48 @@ export async function permissionsWithDefaults(
 function ownershipOf(p: Permissions | undefined): Ownership | undefined {
   return p?.owner !== undefined && p.group !== undefined ? { owner: p.owner, group: p.group } : undefined;
 }
+
+/** Per host: does QEMU have the gluster block driver? Asked once per provider process. */
+const glusterDriverByHost = new Map<string, Promise<boolean>>();
+
+/**
+ * QEMU builds the gluster driver as a module (Debian: qemu-block-extra, Fedora:
+ * qemu-block-gluster) or links libgfapi in. `qemu-img --help` / `-drive format=help`
+ * list module drivers whether or not the module is installed, so we look for the
+ * module file, then for an emulator linked against libgfapi. Constant script, no input.
+ */
+const GLUSTER_DRIVER_PROBE = [
+  "for f in /usr/lib/*/qemu/block-gluster.so /usr/lib64/qemu/block-gluster.so /usr/lib64/qemu-kvm/block-gluster.so /usr/lib/qemu/block-gluster.so; do",
+  '  [ -e "$f" ] && exit 0',
+  "done",
+  "for q in /usr/bin/qemu-system-* /usr/libexec/qemu-kvm; do",
+  '  [ -x "$q" ] && ldd "$q" 2>/dev/null | grep -q libgfapi && exit 0',
+  "done",
+  "exit 1",
+].join("\n");
+
+export function qemuHasGlusterDriver(host: Host): Promise<boolean> {
+  let known = glusterDriverByHost.get(host.label);
+  if (!known) {
+    known = host.exec(["sh", "-c", GLUSTER_DRIVER_PROBE], { check: false }).then((r) => r.code === 0);
+    known.catch(() => glusterDriverByHost.delete(host.label));
+    glusterDriverByHost.set(host.label, known);
+  }
+  return known;
+}
+
+/**
+ * Can QEMU's user open the file with these permissions? `undefined` when that cannot be
+ * told (permissions or QEMU's identity unknown). Two decisions rest on it: a gfapi disk
+ * (Gluster checks QEMU as itself, libvirt relabels nothing) is refused only on a sure
+ * `false`; a fuse disk keeps its file's owner (`relabel='no'`) only on a sure `true` —
+ * otherwise libvirt chowns it to QEMU as usual, and ImageVolume sees the change on refresh.
+ */
+export function qemuMayOpen(perms: Permissions | undefined, qemu: { owner: number; group: number } | undefined, readonly: boolean): boolean | undefined {
+  if (!perms?.mode || perms.owner === undefined || perms.group === undefined || !qemu) return undefined;
+  if (qemu.owner === 0) return true;
+  const mode = parseInt(perms.mode, 8);
+  const shift = perms.owner === qemu.owner ? 6 : perms.group === qemu.group ? 3 : 0;
+  const need = readonly ? 4 : 6;
+  return ((mode >> shift) & need) === need;
+}

@@ -3,12 +3,13 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import {
-  attachMissing, defaultBus, diskAttachment, diskChanges, diskSchema, diskSourceFor, hostsRule, hotplugProblem, isOurDisk, qemuMayOpen, resolveAccess,
+  attachMissing, defaultBus, diskAttachment, diskChanges, diskSchema, diskSourceFor, hostsRule, hotplugProblem, isOurDisk, resolveAccess,
   type AttachTo, type DiskOutputs, type Placement,
 } from "../../provider/disk";
 import { GlusterLibvirtError, InputError, SafetyCheckError, VirshError } from "../../provider/errors";
 import type { Host } from "../../provider/host";
 import { inspectDomain, locateDomain } from "../../provider/libvirt/domains";
+import { qemuMayOpen } from "../../provider/libvirt/qemu";
 import { UNKNOWN, type Unchecked } from "../../provider/resource";
 import { buildDiskXml, parseDomainDisks, parseDomainSummary, type DomainSummary } from "../../provider/xml/disk";
 import type { PoolInfo } from "../../provider/xml/pool";
