@@ -194,9 +194,11 @@ export interface HypervisorFacts {
 
 /**
  * Why VMs could not migrate between these hypervisors, from what each host told: QEMU
- * must be able to open the same image files everywhere (the same user, or one the pool's
- * owner/group admits with ImageVolume's default mode 0660), and every host must be able to
- * open a disk the way any of them would attach it.
+ * must run as the same user everywhere (DiskAttachment leaves an image QEMU can open to it,
+ * `relabel='no'`, so a destination whose QEMU is another user could not open it), or the
+ * pool's permissions name the owner/group, which for gfapi disks (opened by QEMU as
+ * itself) every host's QEMU must have with ImageVolume's default mode 0660; and every host
+ * must be able to open a disk the way any of them would attach it.
  */
 export function migrationProblems(facts: readonly HypervisorFacts[], pool: Pick<PoolArgs, "type" | "permissions"> & { access: MigrationArgs["access"] }): string[] {
   const problems: string[] = [];
@@ -204,9 +206,12 @@ export function migrationProblems(facts: readonly HypervisorFacts[], pool: Pick<
   const unknown = facts.filter((f) => !f.qemu).map((f) => f.label);
   if (unknown.length) problems.push(`cannot tell which user QEMU runs as on ${unknown.join(", ")} (neither libvirt-qemu nor qemu exists)`);
   const known = facts.filter((f): f is HypervisorFacts & { qemu: Ownership } => f.qemu !== undefined);
+  const withDriver = facts.filter((f) => f.glusterDriver === true).map((f) => f.label);
+  // libvirt gives a fuse disk's image to QEMU at attach; a gfapi disk QEMU opens as itself
+  const gfapiDisks = pool.access === "gfapi" || pool.type === "gluster" || (pool.access === "auto" && withDriver.length > 0);
   const { owner, group } = pool.permissions ?? {};
   if (owner !== undefined && group !== undefined) {
-    const shut = known.filter((f) => qemuMayOpen({ owner, group, mode: "0660" }, f.qemu, false) !== true);
+    const shut = gfapiDisks ? known.filter((f) => qemuMayOpen({ owner, group, mode: "0660" }, f.qemu, false) !== true) : [];
     if (shut.length) problems.push(`QEMU on ${shut.map((f) => `${f.label} (${id(f.qemu)})`).join(", ")} could not open images owned ${owner}:${group} mode 0660 (the pool's permissions)`);
   } else if (new Set(known.map((f) => id(f.qemu))).size > 1) {
     problems.push(
@@ -215,7 +220,6 @@ export function migrationProblems(facts: readonly HypervisorFacts[], pool: Pick<
     );
   }
   const without = facts.filter((f) => f.glusterDriver === false).map((f) => f.label);
-  const withDriver = facts.filter((f) => f.glusterDriver === true).map((f) => f.label);
   const noDriver = `QEMU has no gluster block driver on ${without.join(", ")} (qemu-block-extra on Debian)`;
   if (without.length && (pool.access === "gfapi" || pool.type === "gluster")) {
     problems.push(`${noDriver}, and ${pool.access === "gfapi" ? "gfapi disks" : "a native gluster pool's disks"} need it`);

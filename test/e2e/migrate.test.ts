@@ -2,6 +2,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
+import * as pulumi from "@pulumi/pulumi";
 import { DiskAttachment, GlusterStorage, ImageVolume } from "../../sdk";
 import { getGuestLab, GuestAgent, startGuest, type GuestDisk, type GuestLab } from "../helpers/guest";
 import { getMultiHostLab, multiHostCredentials } from "../helpers/hypervisors";
@@ -87,10 +88,55 @@ async function migrateWhileWriting(to: number, region: WriteRegion, image: strin
   }
 }
 
+/** Where the guest goes, and whether the guest and the engine judge that migration (the last fuse one only takes the guest to where destroy runs). */
 const plans = [
-  { access: "fuse", route: [1, 0, 1] },
-  { access: "gfapi", route: [0, 1] },
+  { access: "fuse", route: [{ to: 1, judge: true }, { to: 0, judge: true }, { to: 1, judge: false }] },
+  { access: "gfapi", route: [{ to: 0, judge: true }, { to: 1, judge: true }] },
 ] as const;
+
+describe("GlusterStorage refuses layouts a VM could not migrate in", () => {
+  let t: TestStack;
+  const refusedPool = uniqueName("m14refused").replace(/-/g, "_");
+
+  before(async () => {
+    t = await newStack("migrate-refusals", async () => {
+      const layout = new pulumi.Config().require("layout");
+      new GlusterStorage("shared", {
+        hypervisors: lab.hypervisors.map((h) => ({ host: h.ssh.host })),
+        name: refusedPool,
+        volume: gluster.name,
+        servers: lab.gluster.servers,
+        ...(layout === "native-fuse" ? { type: "gluster", access: "fuse" } : { access: "gfapi", permissions: { owner: 0, group: 0 } }),
+      });
+      return {};
+    }, multiHostCredentials(lab));
+  });
+
+  after(async () => {
+    await t?.cleanup();
+  });
+
+  async function assertNoPool(): Promise<void> {
+    for (const h of lab.hypervisors) {
+      assert.doesNotMatch(await virshAt(hypervisorUri(lab, h), "pool-list", "--all", "--name"), new RegExp(refusedPool), `${h.ssh.host} has no pool`);
+    }
+  }
+
+  test("at preview: fuse disks on a native gluster pool (no FUSE mount on any host)", async () => {
+    await t.stack.setConfig("layout", { value: "native-fuse" });
+    // the engine: "GlusterPool resource '…': property migration.access value … has a problem: <reason>"
+    await assert.rejects(t.stack.preview(), /property migration\.access .*has a problem: a native gluster pool has no FUSE mount, so no hypervisor could open a fuse disk/);
+    await assertNoPool();
+  });
+
+  test("at create: gfapi disks of images QEMU could not open on the hosts (nothing is made on either)", async () => {
+    await t.stack.setConfig("layout", { value: "gfapi-root-images" });
+    await t.stack.preview(); // the inputs are fine: only the hosts tell
+    const refused = new RegExp(`migration: VMs could not migrate between these hypervisors \\(nothing was changed\\): QEMU on .*127\\.0\\.0\\.1.* \\(${lab.qemu.uid}:\\d+\\).* could not open images owned 0:0 mode 0660`);
+    await assert.rejects(t.stack.up(), refused);
+    await assertNoPool();
+  });
+});
 
 for (const { access, route } of plans) {
   describe(`access: ${access} — a live migration keeps the disk`, () => {
@@ -107,9 +153,10 @@ for (const { access, route } of plans) {
           name: poolName,
           volume: gluster.name,
           servers: lab.gluster.servers,
+          access,
         });
         const volume = new ImageVolume("image", { connection: { host: lab.hypervisors[0].ssh.host }, pool: storage.pools[lab.hypervisors[0].ssh.host].name, name: image, capacity: "64MiB" });
-        const attachment = new DiskAttachment("disk", { hypervisors: storage.hypervisors, domain: guestName, pool: storage.poolName, volume: volume.name, target: "sdb", access, serial });
+        const attachment = new DiskAttachment("disk", { hypervisors: storage.hypervisors, domain: guestName, pool: storage.poolName, volume: volume.name, target: "sdb", access: storage.access, serial });
         return { resolvedAccess: attachment.resolvedAccess, domainUuid: attachment.domainUuid };
       }, multiHostCredentials(lab));
     });
@@ -130,7 +177,18 @@ for (const { access, route } of plans) {
       await agent.write(disk.dev, marker.offset, marker.data);
     });
 
-    for (const [i, to] of route.entries()) {
+    for (const [i, { to, judge }] of route.entries()) {
+      if (!judge) {
+        test(`migration ${i + 1}: live to hypervisor ${to + 1}`, async () => {
+          const seconds = await migrateGuest(lab, guestName, at, to);
+          process.stderr.write(`migrate: ${at + 1}→${to + 1} in ${seconds.toFixed(1)} s\n`);
+          agent.close();
+          at = to;
+          agent = await GuestAgent.connect(guestPaths(lab, guestName, to).agentSocket, 120_000);
+          assert.deepEqual(await whereIs(lab, guestName), { [to]: "running" });
+        });
+        continue;
+      }
       test(`migration ${i + 1}: live to hypervisor ${to + 1} while the guest writes; then refresh and preview change nothing`, async () => {
         await migrateWhileWriting(to, { dev: disk.dev, offset: 0, block: 256 * 1024, slots: 64 }, image, marker);
         const refresh = await t.stack.refresh();

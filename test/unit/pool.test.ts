@@ -177,11 +177,16 @@ test("migrationProblems: QEMU must open the same images everywhere, and every ho
 
   const [users] = migrationProblems([fact("kvm1", debian), fact("kvm2", rhel)], { ...netfs, access: "fuse" });
   assert.match(users, /^QEMU runs as 64055:64055 on kvm1, 107:107 on kvm2: an image owned for one could not be opened by another; give the pool permissions/);
-  // a group every host's QEMU is in makes it fine; one some QEMU lacks does not
-  assert.deepEqual(migrationProblems([fact("kvm1", debian), fact("kvm2", { owner: 107, group: 64055 })], { type: "netfs", permissions: { owner: 0, group: 64055 }, access: "fuse" }), []);
-  assert.deepEqual(migrationProblems([fact("kvm1", debian), fact("kvm2", rhel)], { type: "netfs", permissions: { owner: 0, group: 64055 }, access: "fuse" }), [
+  // gfapi disks: a group every host's QEMU is in makes it fine; one some QEMU lacks does not
+  const owned = { type: "netfs" as const, permissions: { owner: 0, group: 64055 } };
+  assert.deepEqual(migrationProblems([fact("kvm1", debian, true), fact("kvm2", { owner: 107, group: 64055 }, true)], { ...owned, access: "gfapi" }), []);
+  assert.deepEqual(migrationProblems([fact("kvm1", debian, true), fact("kvm2", rhel, true)], { ...owned, access: "gfapi" }), [
     "QEMU on kvm2 (107:107) could not open images owned 0:64055 mode 0660 (the pool's permissions)",
   ]);
+  assert.equal(migrationProblems([fact("kvm1", debian, true), fact("kvm2", rhel, true)], { ...owned, access: "auto" }).length, 1, "auto: gfapi where the driver is");
+  // fuse disks: libvirt gives the image to each host's QEMU at attach
+  assert.deepEqual(migrationProblems([fact("kvm1", debian), fact("kvm2", rhel)], { ...owned, access: "fuse" }), []);
+  assert.deepEqual(migrationProblems([fact("kvm1", debian, false), fact("kvm2", rhel, false)], { ...owned, access: "auto" }), []);
   assert.deepEqual(migrationProblems([fact("kvm1", debian), fact("kvm2", undefined)], { ...netfs, access: "fuse" }), [
     "cannot tell which user QEMU runs as on kvm2 (neither libvirt-qemu nor qemu exists)",
   ]);
