@@ -27,6 +27,7 @@ let sshWrapper: string | undefined;
 function labSsh(lab: GuestLab): string {
   if (!sshWrapper) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lab-migrate-"));
+    process.once("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
     sshWrapper = path.join(dir, "ssh");
     const args = ["-F", "none", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${knownHostsOfAll(lab)}`, "-i", lab.ssh.privateKeyPath];
     fs.writeFileSync(sshWrapper, `#!/bin/sh\nexec ssh ${args.map(quote).join(" ")} "$@"\n`, { mode: 0o755 });
