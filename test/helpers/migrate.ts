@@ -93,7 +93,7 @@ export async function migrateGuest(lab: GuestLab, name: string, from: number, to
         await virshAt(src, "migrate", "--live", "--persistent", "--undefinesource", "--xml", file, "--migrateuri", "tcp://127.0.0.1", name, dst);
         break;
       } catch (e) {
-        // Seen once in 13 migrations here (gfapi, 2→1): the source's libvirtd found nothing
+        // Seen once in about 20 migrations here (gfapi, 2→1): the source's libvirtd found nothing
         // listening on the port the destination had given ("unable to connect to server at
         // '127.0.0.1:49152': Connection refused"); libvirt aborted, the guest stayed on the
         // source, untouched. Not understood (docs/lab.md); one more try, said on stderr.
