@@ -13,15 +13,15 @@ import { z } from "zod";
 import { CommandError, GlusterLibvirtError, InputError, isNotFound, withHints } from "./errors";
 import { libvirtName } from "./fields";
 import { getHost, type Host } from "./host";
-import { findDomain, inspectDomain, withDomainLock, type DomainView } from "./libvirt/domains";
+import { findDomain, inspectDomain, locateDomain, withDomainLock, type DomainView, type LocatedDomain } from "./libvirt/domains";
 import { qemuHasGlusterDriver } from "./libvirt/facts";
 import { gfapiAttachHints } from "./libvirt/hints";
 import { requireRunningPool } from "./libvirt/pools";
-import { qemuIdentity } from "./libvirt/qemu";
+import { qemuIdentity, qemuMayOpen } from "./libvirt/qemu";
 import { createdBy, diskStampObject, forgetCreation, recordCreation } from "./libvirt/stamps";
 import { requireVolume } from "./libvirt/volumes";
 import { createdByThisRun, deletedByThisRun, predictCreate, predictReplacement } from "./preview";
-import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stampOf, stateOf, type ReplacementTable, type ResourceCrud } from "./resource";
+import { changedFields, checkInputs, containsUnknown, diffByTable, parseArgs, plainOutputs, stampOf, stateOf, type ReplacementTable, type ResourceCrud } from "./resource";
 import { connectionSchema } from "./ssh/settings";
 import { buildDiskXml, type DiskBus, type DiskSource, type DomainDisk, type DomainSummary } from "./xml/disk";
 import { isImageFormat, type ImageFormat, type Permissions } from "./xml/markup";
@@ -42,7 +42,10 @@ const TARGET_RE = /^(vd|sd|hd)[a-z]{1,3}$/;
 
 export const diskSchema = z
   .strictObject({
-    connection: connectionSchema,
+    /** the one hypervisor; or `hypervisors` */
+    connection: connectionSchema.optional(),
+    /** the hypervisors that share the pool, between which the domain may migrate: the disk is acted on wherever the domain is */
+    hypervisors: z.array(connectionSchema).min(1, "name at least one hypervisor").optional(),
     domain: libvirtName,
     pool: libvirtName,
     volume: libvirtName,
@@ -64,6 +67,12 @@ export const diskSchema = z
     detachTimeout: z.number().int().min(1).max(3600).default(30),
   })
   .superRefine((d, ctx) => {
+    if (d.connection === undefined && d.hypervisors === undefined) ctx.addIssue({ code: "custom", path: ["connection"], message: "give the hypervisor's connection, or hypervisors" });
+    if (d.connection !== undefined && d.hypervisors !== undefined) ctx.addIssue({ code: "custom", path: ["hypervisors"], message: "give either connection or hypervisors, not both" });
+    const hosts = (d.hypervisors ?? []).map((h) => h.host);
+    hosts.forEach((h, i) => {
+      if (hosts.indexOf(h) !== i) ctx.addIssue({ code: "custom", path: ["hypervisors", i, "host"], message: `${h} is listed twice` });
+    });
     if (d.bus === undefined || !TARGET_RE.test(d.target)) return;
     if (!PREFIX_BUSES[d.target.slice(0, 2)].includes(d.bus)) {
       ctx.addIssue({ code: "custom", path: ["target"], message: `target '${d.target}' does not name a ${d.bus} disk (virtio: vdX, scsi/sata: sdX, ide: hdX)` });
@@ -82,7 +91,9 @@ export type DiskArgs = z.output<typeof diskSchema>;
  * its next cold boot, so those fields replace (detach + attach), as preview shows.
  */
 export const diskChanges: ReplacementTable<DiskArgs> = {
-  connection: connectionRule,
+  // Where the domain is looked for: replaced only when no hypervisor stays (hostsRule).
+  connection: "update",
+  hypervisors: "update",
   domain: "replace",
   pool: "replace",
   volume: "replace",
@@ -116,6 +127,25 @@ export interface DiskOutputs extends DiskArgs {
 
 // ---------------------------------------------------------------------------------------
 // Pure decisions
+
+/** The hosts an attachment's inputs name: every one of `hypervisors`, or the one `connection`. */
+function hostNamesOf(inputs: { connection?: unknown; hypervisors?: unknown }): unknown[] {
+  const named = (c: unknown) => (c && typeof c === "object" ? (c as { host?: unknown }).host : c);
+  return Array.isArray(inputs.hypervisors) ? inputs.hypervisors.map(named) : [named(inputs.hypervisors ?? inputs.connection)];
+}
+
+/**
+ * `connection` and `hypervisors` together say where the domain is looked for. Another set
+ * of hosts that still shares one with the old is an update (update() finds the domain
+ * among the new ones, or fails with nothing changed); no host in common, or hosts not
+ * known yet, is another attachment: replace.
+ */
+export function hostsRule(olds: { connection?: unknown; hypervisors?: unknown }, news: { connection?: unknown; hypervisors?: unknown }): "replace" | "update" {
+  const before = hostNamesOf(olds);
+  const after = hostNamesOf(news);
+  if (containsUnknown(after)) return "replace";
+  return after.some((h) => h !== undefined && before.includes(h)) ? "update" : "replace";
+}
 
 /** Why the disk cannot be hot-plugged into this running domain, or undefined if it can. */
 export function hotplugProblem(bus: HotplugBus, domain: DomainSummary): string | undefined {
@@ -176,22 +206,6 @@ function sourcePathOf(source: DiskSource): string {
   return source.type === "file" ? source.file : `${source.volume}/${source.path}`;
 }
 
-/**
- * Can QEMU's user open the file with these permissions? `undefined` when that cannot be
- * told (permissions or QEMU's identity unknown). Two decisions rest on it: a gfapi disk
- * (Gluster checks QEMU as itself, libvirt relabels nothing) is refused only on a sure
- * `false`; a fuse disk keeps its file's owner (`relabel='no'`) only on a sure `true` —
- * otherwise libvirt chowns it to QEMU as usual, and ImageVolume sees the change on refresh.
- */
-export function qemuMayOpen(perms: Permissions | undefined, qemu: { owner: number; group: number } | undefined, readonly: boolean): boolean | undefined {
-  if (!perms?.mode || perms.owner === undefined || perms.group === undefined || !qemu) return undefined;
-  if (qemu.owner === 0) return true;
-  const mode = parseInt(perms.mode, 8);
-  const shift = perms.owner === qemu.owner ? 6 : perms.group === qemu.group ? 3 : 0;
-  const need = readonly ? 4 : 6;
-  return ((mode >> shift) & need) === need;
-}
-
 /** Is this the disk we attached (same target, same image)? */
 export function isOurDisk(disk: DomainDisk, target: string, sourcePath: string): boolean {
   if (disk.target !== target || !disk.source) return false;
@@ -230,15 +244,17 @@ interface AheadInPreview {
 }
 
 /**
- * Create's pre-flight, with nothing changed (and a preview's prediction): the domain,
- * whether the disk can be hot-plugged into it, the pool and volume and how QEMU opens it,
- * and a free target. In a preview, what the run does first is not looked for.
+ * Create's pre-flight, with nothing changed (and a preview's prediction): the domain on
+ * whichever of `hosts` has it, whether the disk can be hot-plugged into it, the pool and
+ * volume and how QEMU opens it, and a free target. In a preview, what the run does first
+ * is not looked for.
  */
-async function planAttachment(host: Host, args: DiskArgs, stamp: string | undefined): Promise<Plan>;
-async function planAttachment(host: Host, args: DiskArgs, stamp: string | undefined, ahead: AheadInPreview): Promise<Plan | undefined>;
-async function planAttachment(host: Host, args: DiskArgs, stamp: string | undefined, ahead?: AheadInPreview): Promise<Plan | undefined> {
-  const dom = await findDomain(host, args.domain);
-  if (!dom) throw new InputError("domain", `no domain named '${args.domain}' on ${host.label}`);
+async function planAttachment(hosts: readonly Host[], args: DiskArgs, stamp: string | undefined): Promise<Plan & LocatedDomain>;
+async function planAttachment(hosts: readonly Host[], args: DiskArgs, stamp: string | undefined, ahead: AheadInPreview): Promise<(Plan & LocatedDomain) | undefined>;
+async function planAttachment(hosts: readonly Host[], args: DiskArgs, stamp: string | undefined, ahead?: AheadInPreview): Promise<(Plan & LocatedDomain) | undefined> {
+  const found = await locateDomain(hosts, (h) => findDomain(h, args.domain), `domain '${args.domain}'`);
+  if (!found) throw new InputError("domain", `no domain named '${args.domain}' on ${hosts.map((h) => h.label).join(", ")}`);
+  const { host, dom } = found;
   const hotplug = args.live && dom.running;
   if (hotplug) refuseUnpluggable(args, dom.summary);
   if (ahead?.storage) {
@@ -269,7 +285,7 @@ async function planAttachment(host: Host, args: DiskArgs, stamp: string | undefi
     source, target: args.target, bus: args.bus, format: volume.format, ...args.driver,
     readonly: args.readonly, shareable: args.shareable, serial: args.serial,
   });
-  const plan: Plan = { dom, access: resolved.access, source, format: volume.format, xml, hotplug };
+  const plan = { host, dom, access: resolved.access, source, format: volume.format, xml, hotplug };
   const recovered = ahead?.targetFreed ? undefined : await targetTaken(host, args, dom, stamp, sourcePathOf(source));
   return recovered ? { ...plan, recovered } : plan;
 }
@@ -413,9 +429,19 @@ function stampObject(domainUuid: string, target: string): string {
   return diskStampObject(domainUuid, target);
 }
 
-/** The domain a recorded attachment is on: by the uuid it was attached to (a domain recreated under the name is another one). */
-function recordedDomain(host: Host, old: DiskOutputs): Promise<DomainView | undefined> {
-  return old.domainUuid ? inspectDomain(host, old.domainUuid) : findDomain(host, old.domain);
+/** The hypervisors an attachment names: its `hypervisors`, or its one `connection`. */
+function hostsOf(args: Pick<DiskArgs, "connection" | "hypervisors">): Host[] {
+  return (args.hypervisors ?? [args.connection]).map(getHost);
+}
+
+/**
+ * The domain a recorded attachment is on, and which of `hosts` has it (after a migration,
+ * another than before): by the uuid it was attached to (a domain recreated under the name
+ * is another one).
+ */
+function recordedDomain(hosts: readonly Host[], old: DiskOutputs): Promise<LocatedDomain | undefined> {
+  const lookup = (h: Host) => (old.domainUuid ? inspectDomain(h, old.domainUuid) : findDomain(h, old.domain));
+  return locateDomain(hosts, lookup, `domain '${old.domain}'${old.domainUuid ? ` (${old.domainUuid})` : ""}`);
 }
 
 function outputsOf(args: DiskArgs, recorded: Recorded, dom: DomainView): DiskOutputs {
@@ -448,8 +474,8 @@ export const diskAttachment: ResourceCrud<DiskInputs, DiskOutputs> = {
   async check(olds, news) {
     return predictCreate(diskSchema, olds, news, checkInputs(diskSchema, news), {
       kind: "DiskAttachment",
-      async preflight(host, args, stamp) {
-        await planAttachment(host, args, stamp, {
+      async preflight(args, stamp) {
+        await planAttachment(hostsOf(args), args, stamp, {
           storage: createdByThisRun("pool", args.pool) || createdByThisRun("volume", args.pool, args.volume),
           // Replaced: the old disk at this target is detached first.
           targetFreed: deletedByThisRun("disk", args.domain, args.target),
@@ -459,7 +485,10 @@ export const diskAttachment: ResourceCrud<DiskInputs, DiskOutputs> = {
   },
 
   async diff(_id, olds, news) {
-    const result = diffByTable(diskChanges, olds, news);
+    const changed = changedFields(diskChanges, olds, news);
+    const moved = changed.some((c) => c.field === "connection" || c.field === "hypervisors") && hostsRule(olds, news) === "replace";
+    const replaces = [...changed.filter((c) => c.how === "replace").map((c) => c.field), ...(moved ? [news.hypervisors !== undefined ? "hypervisors" : "connection"] : [])];
+    const result = { changes: changed.length > 0, replaces, deleteBeforeReplace: replaces.length > 0 };
     // Detached by hand (found on refresh): update attaches it again.
     const missing = olds.attachedPersistent === false || (news.live === true && olds.domainRunning === true && olds.attachedLive === false);
     if (!result.changes && missing) return { ...result, changes: true };
@@ -468,11 +497,12 @@ export const diskAttachment: ResourceCrud<DiskInputs, DiskOutputs> = {
 
   async create(inputs) {
     const args = parseArgs(diskSchema, inputs);
-    const host = getHost(args.connection);
+    const hosts = hostsOf(args);
     // One change per domain at a time: libvirt would make the others wait on its job lock, and give up after 30 s.
     const stamp = stampOf(inputs);
-    const outs = await withDomainLock(host, args.domain, async () => {
-      const plan = await planAttachment(host, args, stamp);
+    const outs = await withDomainLock(hosts[0], args.domain, async () => {
+      const plan = await planAttachment(hosts, args, stamp);
+      const { host } = plan;
       const uuid = plan.dom.uuid;
       const attach = (where: AttachTo) =>
         attachDevice(host, uuid, plan.xml, where).catch(async (err: unknown) => {
@@ -498,9 +528,9 @@ export const diskAttachment: ResourceCrud<DiskInputs, DiskOutputs> = {
 
   async read(id, props) {
     const old = stateOf(props);
-    const host = getHost(old.connection);
-    const dom = await recordedDomain(host, old);
-    if (!dom) return {}; // the domain, and with it the disk, is gone
+    const found = await recordedDomain(hostsOf(old), old);
+    if (!found) return {}; // the domain, and with it the disk, is gone
+    const { dom } = found;
     const at = placementOf(dom, old.target, old.sourcePath);
     const disk = at.persistent ?? at.live;
     if (!disk) return {}; // detached by hand (or the target now holds another image)
@@ -510,10 +540,11 @@ export const diskAttachment: ResourceCrud<DiskInputs, DiskOutputs> = {
   async update(_id, olds, news) {
     const old = stateOf(olds);
     const args = parseArgs(diskSchema, news);
-    const host = getHost(args.connection);
-    const outs = await withDomainLock(host, args.domain, async () => {
-      const dom = await recordedDomain(host, old);
-      if (!dom) throw new GlusterLibvirtError(`domain '${args.domain}' is no longer defined on ${host.label}`);
+    const hosts = hostsOf(args);
+    const outs = await withDomainLock(hosts[0], args.domain, async () => {
+      const found = await recordedDomain(hosts, old);
+      if (!found) throw new GlusterLibvirtError(`domain '${args.domain}' is no longer defined on ${hosts.map((h) => h.label).join(", ")}`);
+      const { host, dom } = found;
       // Detached by hand, or `live` turned on: only what is missing.
       const at = placementOf(dom, args.target, old.sourcePath);
       await attachMissing(args, dom.summary, at, args.live && dom.running, (where) =>
@@ -528,16 +559,18 @@ export const diskAttachment: ResourceCrud<DiskInputs, DiskOutputs> = {
 
   async delete(_id, props) {
     const old = stateOf(props);
-    const host = getHost(old.connection);
-    await withDomainLock(host, old.domain, async () => {
-      const dom = await recordedDomain(host, old);
-      if (dom) {
+    const hosts = hostsOf(old);
+    await withDomainLock(hosts[0], old.domain, async () => {
+      const found = await recordedDomain(hosts, old);
+      if (found) {
+        const { host, dom } = found;
         const at = placementOf(dom, old.target, old.sourcePath);
         // Live first: if the guest holds on, the definition is untouched and state stays true.
         if (at.live) await detachLive(host, dom.uuid, old);
         if (at.persistent) await detachPersistent(host, dom.uuid, old.target);
       } // else the domain is gone, and so is the disk
-      await forgetCreation(host, stampObject(dom?.uuid ?? old.domainUuid, old.target));
+      // the record is where create ran, which after a migration is not where the domain is
+      await Promise.all(hosts.map((h) => forgetCreation(h, stampObject(found?.dom.uuid ?? old.domainUuid, old.target))));
     });
   },
 };

@@ -326,9 +326,9 @@ export const glusterVolume: ResourceCrud<GlusterVolumeInputs, GlusterVolumeOutpu
     return predictCreate(glusterVolumeSchema, olds, news, result, {
       kind: "GlusterVolume",
       makes: (inputs) => ({ kind: "gluster-volume", name: [inputs.name] }),
-      async preflight(host, args, stamp) {
+      async preflight(args, stamp) {
         // Replaced (forceDestroy): the old volume is deleted first, and its name is free by then.
-        if (!deletedByThisRun("gluster-volume", args.name)) await preflightGlusterVolume(host, args, stamp);
+        if (!deletedByThisRun("gluster-volume", args.name)) await preflightGlusterVolume(getHost(args.connection), args, stamp);
       },
     });
   },

@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { describeProblems } from "./checks";
-import { CommandError, GlusterLibvirtError, InputError, isCommandError, isNotFound, withHints } from "./errors";
+import { CommandError, GlusterLibvirtError, InputError, SafetyCheckError, isCommandError, isNotFound, withHints } from "./errors";
 import { glusterVolumeName, libvirtName, mountPoint, permissions, redirectingMountOption, serverAddress } from "./fields";
 import { getHost, type Host } from "./host";
 import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stampOf, stateOf, type ReplacementTable, type ResourceCrud } from "./resource";
@@ -13,7 +13,8 @@ import { connectionSchema } from "./ssh/settings";
 import { glusterUrl } from "./libvirt/gluster";
 import { poolPrerequisites, poolStartHints, type GlusterSource } from "./libvirt/hints";
 import { inspectPool, type PoolView } from "./libvirt/pools";
-import { permissionsWithDefaults } from "./libvirt/qemu";
+import { qemuHasGlusterDriver } from "./libvirt/facts";
+import { permissionsWithDefaults, qemuIdentity, qemuMayOpen, type Ownership } from "./libvirt/qemu";
 import { createdBy, forgetCreation, recordCreation, stackOf } from "./libvirt/stamps";
 import { describeUses, findDiskUses, foreignUses } from "./libvirt/usage";
 import { addPreviewCheck, deletedByThisRun, predictCreate, predictReplacement } from "./preview";
@@ -48,8 +49,21 @@ export const poolSchema = z
     autostart: z.boolean().default(true),
     adopt: z.boolean().default(false),
     forceDestroy: z.boolean().default(false),
+    /**
+     * The hypervisors that share this pool so that VMs migrate between them (GlusterStorage
+     * sets it: all of its hypervisors, this one among them), and how those VMs' disks reach
+     * the images. A layout between which a VM could not migrate is refused: at preview what
+     * the inputs show, at create (and update) what only the hosts can tell.
+     */
+    migration: z
+      .strictObject({
+        hypervisors: z.array(connectionSchema).min(1, "name at least one hypervisor"),
+        access: z.enum(["auto", "gfapi", "fuse"]).default("auto"),
+      })
+      .optional(),
   })
   .superRefine((p, ctx) => {
+    for (const issue of migrationInputProblems(p)) ctx.addIssue({ code: "custom", ...issue });
     if (p.type === "netfs") {
       p.servers.forEach((server, i) => {
         const problem = i > 0 ? backupServerProblem(server) : undefined;
@@ -85,6 +99,8 @@ export const poolChanges: ReplacementTable<PoolArgs> = {
   autostart: "update",
   adopt: "update",
   forceDestroy: "update",
+  // checked again by update: another set of hosts may not fit together
+  migration: "update",
 };
 
 export interface PoolOutputs extends PoolArgs {
@@ -140,6 +156,99 @@ export function definitionDifferences(live: PoolInfo, wanted: PoolSpec): string[
     if (show(has[key]) !== show(want[key])) diffs.push(`${key}: host has ${show(has[key])}, wanted ${show(want[key])}`);
   }
   return diffs;
+}
+
+// ---------------------------------------------------------------------------------------
+// Migration readiness
+
+type MigrationArgs = NonNullable<PoolArgs["migration"]>;
+
+/** What the inputs alone show would break migration between the pool's hypervisors (each with the path of the field). */
+export function migrationInputProblems(p: Pick<PoolArgs, "connection" | "type" | "migration">): { path: (string | number)[]; message: string }[] {
+  const m = p.migration;
+  if (!m) return [];
+  const problems: { path: (string | number)[]; message: string }[] = [];
+  if (!m.hypervisors.some((h) => h.host === p.connection.host)) {
+    problems.push({ path: ["migration", "hypervisors"], message: `must include this pool's own host ${p.connection.host}` });
+  }
+  const hosts = m.hypervisors.map((h) => h.host);
+  hosts.forEach((h, i) => {
+    if (hosts.indexOf(h) !== i) problems.push({ path: ["migration", "hypervisors", i, "host"], message: `${h} is listed twice` });
+  });
+  const uri = (h: { libvirtUri?: string }) => h.libvirtUri ?? "(the default)";
+  m.hypervisors.forEach((h, i) => {
+    if (uri(h) !== uri(m.hypervisors[0])) {
+      problems.push({ path: ["migration", "hypervisors", i, "libvirtUri"], message: `${uri(h)} on ${h.host}, ${uri(m.hypervisors[0])} on ${m.hypervisors[0].host}: a VM migrates between libvirts of one kind` });
+    }
+  });
+  if (p.type === "gluster" && m.access === "fuse") {
+    problems.push({ path: ["migration", "access"], message: "a native gluster pool has no FUSE mount, so no hypervisor could open a fuse disk; use type netfs, or access gfapi" });
+  }
+  return problems;
+}
+
+/** What create learns from each hypervisor of `migration`. */
+export interface HypervisorFacts {
+  label: string;
+  /** QEMU's user and group; undefined when the host has neither libvirt-qemu nor qemu */
+  qemu?: Ownership;
+  /** QEMU has the gluster block driver (asked unless access is fuse) */
+  glusterDriver?: boolean;
+}
+
+/**
+ * Why VMs could not migrate between these hypervisors, from what each host told: QEMU
+ * must run as the same user everywhere (DiskAttachment leaves an image QEMU can open to it,
+ * `relabel='no'`, so a destination whose QEMU is another user could not open it), or the
+ * pool's permissions name the owner/group, which for gfapi disks (opened by QEMU as
+ * itself) every host's QEMU must have with ImageVolume's default mode 0660; and every host
+ * must be able to open a disk the way any of them would attach it.
+ */
+export function migrationProblems(facts: readonly HypervisorFacts[], pool: Pick<PoolArgs, "type" | "permissions"> & { access: MigrationArgs["access"] }): string[] {
+  const problems: string[] = [];
+  const id = (q: Ownership) => `${q.owner}:${q.group}`;
+  const unknown = facts.filter((f) => !f.qemu).map((f) => f.label);
+  if (unknown.length) problems.push(`cannot tell which user QEMU runs as on ${unknown.join(", ")} (neither libvirt-qemu nor qemu exists)`);
+  const known = facts.filter((f): f is HypervisorFacts & { qemu: Ownership } => f.qemu !== undefined);
+  const withDriver = facts.filter((f) => f.glusterDriver === true).map((f) => f.label);
+  // libvirt gives a fuse disk's image to QEMU at attach; a gfapi disk QEMU opens as itself
+  const gfapiDisks = pool.access === "gfapi" || pool.type === "gluster" || (pool.access === "auto" && withDriver.length > 0);
+  const { owner, group } = pool.permissions ?? {};
+  if (owner !== undefined && group !== undefined) {
+    const shut = gfapiDisks ? known.filter((f) => qemuMayOpen({ owner, group, mode: "0660" }, f.qemu, false) !== true) : [];
+    if (shut.length) problems.push(`QEMU on ${shut.map((f) => `${f.label} (${id(f.qemu)})`).join(", ")} could not open images owned ${owner}:${group} mode 0660 (the pool's permissions)`);
+  } else if (new Set(known.map((f) => id(f.qemu))).size > 1) {
+    problems.push(
+      `QEMU runs as ${known.map((f) => `${id(f.qemu)} on ${f.label}`).join(", ")}: an image owned for one could not be opened by another; ` +
+        "give the pool permissions with an owner or group that QEMU has on every host",
+    );
+  }
+  const without = facts.filter((f) => f.glusterDriver === false).map((f) => f.label);
+  const noDriver = `QEMU has no gluster block driver on ${without.join(", ")} (qemu-block-extra on Debian)`;
+  if (without.length && (pool.access === "gfapi" || pool.type === "gluster")) {
+    problems.push(`${noDriver}, and ${pool.access === "gfapi" ? "gfapi disks" : "a native gluster pool's disks"} need it`);
+  } else if (without.length && withDriver.length && pool.access === "auto") {
+    problems.push(`${noDriver}, but on ${withDriver.join(", ")} it has: access auto would attach gfapi disks there, which could not be opened after a migration; set access fuse, or install the driver everywhere`);
+  }
+  return problems;
+}
+
+/** Refuses, before anything changes, a pool whose hypervisors VMs could not migrate between; fails closed when a host cannot be asked. */
+async function checkMigrationReadiness(args: PoolArgs): Promise<void> {
+  const m = args.migration;
+  if (!m) return;
+  const hosts = m.hypervisors.map(getHost);
+  const answers = await Promise.allSettled(
+    hosts.map(async (h): Promise<HypervisorFacts> => ({
+      label: h.label,
+      qemu: await qemuIdentity(h),
+      ...(m.access === "fuse" ? {} : { glusterDriver: await qemuHasGlusterDriver(h) }),
+    })),
+  );
+  const unasked = answers.flatMap((a, i) => (a.status === "rejected" ? [`${hosts[i].label} (${String((a.reason as Error)?.message ?? a.reason).split("\n")[0]})`] : []));
+  if (unasked.length) throw new SafetyCheckError(`cannot check that VMs can migrate between the hypervisors of pool '${args.name}': could not ask ${unasked.join(", ")}; nothing was changed`);
+  const problems = migrationProblems(answers.map((a) => (a as PromiseFulfilledResult<HypervisorFacts>).value), { type: args.type, permissions: args.permissions, access: m.access });
+  if (problems.length) throw new InputError("migration", `VMs could not migrate between these hypervisors (nothing was changed): ${problems.join("; ")}`);
 }
 
 /**
@@ -288,16 +397,16 @@ export async function predictPoolStart(host: Host, args: GlusterSource & { name:
   }
   if (unread.length) warn(`gluster-libvirt: the preview of pool '${args.name}' could not check ${unread.join("; ")} (up tries the pool anyway)`);
 }
-addPreviewCheck("GlusterPool", predictPoolStart);
+addPreviewCheck<PoolArgs>("GlusterPool", (args) => predictPoolStart(getHost(args.connection), args));
 
 export const glusterPool: ResourceCrud<PoolInputs, PoolOutputs> = {
   async check(olds, news) {
     return predictCreate(poolSchema, olds, news, checkInputs(poolSchema, news), {
       kind: "GlusterPool",
       makes: (inputs) => ({ kind: "pool", name: [inputs.name] }),
-      async preflight(host, args, stamp) {
+      async preflight(args, stamp) {
         // The pool this one replaces goes first: its name is free by then.
-        if (!deletedByThisRun("pool", args.name)) await preflightPool(host, args, stamp);
+        if (!deletedByThisRun("pool", args.name)) await preflightPool(getHost(args.connection), args, stamp);
       },
     });
   },
@@ -320,6 +429,7 @@ export const glusterPool: ResourceCrud<PoolInputs, PoolOutputs> = {
     const args = parseArgs(poolSchema, inputs);
     const host = getHost(args.connection);
     const stamp = stampOf(inputs);
+    await checkMigrationReadiness(args);
     const existing = await preflightPool(host, args, stamp);
     if (existing) {
       await converge(host, args);
@@ -349,6 +459,7 @@ export const glusterPool: ResourceCrud<PoolInputs, PoolOutputs> = {
   async update(_id, olds, news) {
     const args = parseArgs(poolSchema, news);
     const host = getHost(args.connection);
+    if (JSON.stringify(olds.migration) !== JSON.stringify(args.migration)) await checkMigrationReadiness(args);
     if (JSON.stringify(olds.permissions) !== JSON.stringify(args.permissions)) {
       const live = await inspectPool(host, args.name);
       if (!live) throw new GlusterLibvirtError(`pool '${args.name}' is no longer defined on ${host.label}`);

@@ -24,7 +24,6 @@
 import type * as pulumi from "@pulumi/pulumi";
 import type { z } from "zod";
 import { InputError, SshError } from "./errors";
-import { getHost, type Host } from "./host";
 import { containsUnknown, parseArgs, PREVIEW, stampOf, stateOf, type FromEngine, type Stamped, type Unchecked } from "./resource";
 
 let enabled = true;
@@ -104,7 +103,7 @@ export function failureOf(err: unknown): pulumi.dynamic.CheckFailure {
  * preview after create's own pre-flight, for the same resources. It throws what `up`
  * would fail with (an InputError naming the field, or a GlusterLibvirtError).
  */
-export type PreviewCheck<Args> = (host: Host, args: Args) => Promise<void>;
+export type PreviewCheck<Args> = (args: Args) => Promise<void>;
 const extraChecks = new Map<string, PreviewCheck<never>[]>();
 
 export function addPreviewCheck<Args>(kind: string, check: PreviewCheck<Args>): void {
@@ -116,15 +115,15 @@ export interface CreatePrediction<Args> {
   kind: string;
   /** what create will make, from inputs that may hold UNKNOWN; announced even when nothing can be checked */
   makes?(inputs: Record<string, unknown>): PlannedObject | undefined;
-  /** create's own pre-flight: throws what create would throw, and changes nothing */
-  preflight(host: Host, args: Args, stamp: string | undefined): Promise<void>;
+  /** create's own pre-flight, on the host(s) create would use: throws what create would throw, and changes nothing */
+  preflight(args: Args, stamp: string | undefined): Promise<void>;
 }
 
 /**
  * Every check ends here: notes whether this is a probing preview, and for a resource to
  * be created runs its prediction. Returns `result` with create's error as its failure.
  */
-export async function predictCreate<S extends z.ZodType<{ connection: unknown }>>(
+export async function predictCreate<S extends z.ZodType>(
   schema: S,
   olds: Unchecked,
   news: Unchecked,
@@ -139,9 +138,8 @@ export async function predictCreate<S extends z.ZodType<{ connection: unknown }>
   if (containsUnknown(inputs)) return result;
   try {
     const args = parseArgs(schema, inputs as FromEngine<Stamped<z.input<S>>>);
-    const host = getHost(args.connection);
-    await prediction.preflight(host, args, stampOf(inputs));
-    for (const check of extraChecks.get(prediction.kind) ?? []) await (check as PreviewCheck<z.output<S>>)(host, args);
+    await prediction.preflight(args, stampOf(inputs));
+    for (const check of extraChecks.get(prediction.kind) ?? []) await (check as PreviewCheck<z.output<S>>)(args);
     return result;
   } catch (err) {
     return { ...result, failures: [failureOf(err)] };

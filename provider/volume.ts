@@ -846,10 +846,10 @@ export const imageVolume: ResourceCrud<VolumeInputs, VolumeOutputs> = {
     return predictCreate(volumeSchema, olds, news, checked, {
       kind: "ImageVolume",
       makes: (inputs) => ({ kind: "volume", name: [inputs.pool, inputs.name] }),
-      async preflight(host, args, stamp) {
+      async preflight(args, stamp) {
         // A pool this run makes (or remakes) is not there to look at yet.
         if (createdByThisRun("pool", args.pool)) return;
-        await preflightVolume(host, args, stamp, { nameFreed: deletedByThisRun("volume", args.pool, args.name) });
+        await preflightVolume(getHost(args.connection), args, stamp, { nameFreed: deletedByThisRun("volume", args.pool, args.name) });
       },
     });
   },

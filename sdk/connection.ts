@@ -25,3 +25,8 @@ function carriesSecrets(value: unknown): boolean {
 export function connectionInput(connection: pulumi.Input<Connection>): pulumi.Output<Connection> {
   return pulumi.output(connection).apply((c) => (carriesSecrets(c) ? pulumi.secret(c) : c)) as pulumi.Output<Connection>;
 }
+
+/** A list of connections (a DiskAttachment's `hypervisors`): secret as a whole when any of them carries credentials. */
+export function connectionsInput(connections: pulumi.Input<pulumi.Input<Connection>[]>): pulumi.Output<Connection[]> {
+  return pulumi.output(connections).apply((list) => (list.some(carriesSecrets) ? pulumi.secret(list) : list)) as pulumi.Output<Connection[]>;
+}

@@ -4,8 +4,20 @@ import type { Connection } from "./connection";
 import { GlusterLibvirtResource, keysOf, type SameKeys } from "./provider";
 
 export interface DiskAttachmentArgs {
-  /** The hypervisor, reached over SSH. Changing `host` replaces the attachment; other connection settings update in place. */
-  connection: pulumi.Input<Connection>;
+  /**
+   * The hypervisor, reached over SSH (or `hypervisors`). Changing `host` replaces the
+   * attachment; other connection settings update in place.
+   */
+  connection?: pulumi.Input<Connection>;
+  /**
+   * Instead of `connection`: the hypervisors that share the pool, between which the domain
+   * may migrate (a `GlusterStorage`'s `hypervisors`). Every step finds the domain, by uuid,
+   * on whichever of them has it, and acts there; a domain on none of them is gone, one on
+   * several (a migration under way, a definition left behind) or a hypervisor that cannot
+   * be asked is an error naming them. Another list updates in place while it keeps a host
+   * of the old one; none in common replaces.
+   */
+  hypervisors?: pulumi.Input<pulumi.Input<Connection>[]>;
   /** libvirt domain (VM) name. Replaces on change. */
   domain: pulumi.Input<string>;
   /** The GlusterPool (libvirt pool name) holding the volume. Replaces on change. */
@@ -51,7 +63,7 @@ const argsMatchSchema: SameKeys<DiskAttachmentArgs, DiskInputs> = true;
 
 /** Every output, each once (compile-checked against DiskOutputs): each becomes an Output property even when unset. */
 export const OUTPUT_KEYS = keysOf<DiskOutputs>({
-  connection: true, domain: true, pool: true, volume: true, target: true, bus: true, access: true, driver: true,
+  connection: true, hypervisors: true, domain: true, pool: true, volume: true, target: true, bus: true, access: true, driver: true,
   readonly: true, shareable: true, serial: true, live: true, detachTimeout: true,
   resolvedAccess: true, diskXml: true, sourcePath: true, format: true, attachedLive: true, attachedPersistent: true, domainRunning: true, domainUuid: true,
 });
@@ -63,7 +75,8 @@ void argsMatchSchema;
  * persistent definition and, on a running domain, live.
  */
 export class DiskAttachment extends GlusterLibvirtResource {
-  declare readonly connection: pulumi.Output<Connection>;
+  declare readonly connection: pulumi.Output<Connection | undefined>;
+  declare readonly hypervisors: pulumi.Output<Connection[] | undefined>;
   declare readonly domain: pulumi.Output<string>;
   declare readonly pool: pulumi.Output<string>;
   declare readonly volume: pulumi.Output<string>;

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { PoolInputs, PoolOutputs } from "../provider/pool";
-import type { Connection } from "./connection";
+import { connectionsInput, type Connection } from "./connection";
 import { GlusterLibvirtResource, keysOf, type SameKeys } from "./provider";
 
 export interface GlusterPoolArgs {
@@ -40,6 +40,16 @@ export interface GlusterPoolArgs {
   adopt?: pulumi.Input<boolean>;
   /** Delete the pool even while VMs use its volumes (their disks break). Default false. */
   forceDestroy?: pulumi.Input<boolean>;
+  /**
+   * The hypervisors sharing this pool so that VMs migrate between them (all of them, this
+   * one among them; `GlusterStorage` sets it), and `access`, how those VMs' disks reach
+   * the images (`auto` default, `gfapi`, `fuse`, as DiskAttachment's). A layout a VM could
+   * not migrate in is refused, naming why: at preview mixed libvirt URIs and fuse on a
+   * native pool; at create (and update) QEMU users that differ between hosts (unless
+   * `permissions` give an owner/group every host's QEMU has) and a gluster driver some
+   * hosts lack where gfapi disks (or `auto`, which would attach them) need it. Updates in place.
+   */
+  migration?: pulumi.Input<{ hypervisors: pulumi.Input<pulumi.Input<Connection>[]>; access?: pulumi.Input<NonNullable<PoolInputs["migration"]>["access"]> }>;
 }
 
 // Every provider input has an Args field and vice versa.
@@ -49,7 +59,7 @@ void argsMatchSchema;
 /** Every output, each once (compile-checked against PoolOutputs): each becomes an Output property even when unset. */
 export const OUTPUT_KEYS = keysOf<PoolOutputs>({
   connection: true, name: true, volume: true, servers: true, type: true, targetPath: true, permissions: true, mountOptions: true,
-  autostart: true, adopt: true, forceDestroy: true,
+  autostart: true, adopt: true, forceDestroy: true, migration: true,
   uuid: true, state: true, capacity: true, allocation: true, available: true, effectivePermissions: true, glusterUrl: true,
 });
 
@@ -70,6 +80,7 @@ export class GlusterPool extends GlusterLibvirtResource {
   declare readonly autostart: pulumi.Output<boolean>;
   declare readonly adopt: pulumi.Output<boolean>;
   declare readonly forceDestroy: pulumi.Output<boolean>;
+  declare readonly migration: pulumi.Output<PoolOutputs["migration"]>;
   /** libvirt's uuid of the pool (also the resource id). */
   declare readonly uuid: pulumi.Output<string>;
   /** `running`, `inactive`, … as `virsh pool-info` says. */
@@ -88,6 +99,8 @@ export class GlusterPool extends GlusterLibvirtResource {
   }
 
   constructor(name: string, args: GlusterPoolArgs, opts?: pulumi.CustomResourceOptions) {
-    super("GlusterPool", name, args, OUTPUT_KEYS, opts);
+    // the hypervisors' connections are secret when any carries credentials, as `connection` is
+    const migration = args.migration && pulumi.output(args.migration).apply((m) => connectionsInput(m.hypervisors).apply((hypervisors) => ({ ...m, hypervisors })));
+    super("GlusterPool", name, { ...args, ...(migration ? { migration } : {}) }, OUTPUT_KEYS, opts);
   }
 }

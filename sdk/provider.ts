@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { PREVIEW, STAMP } from "../provider/resource";
-import { connectionInput, type Connection } from "./connection";
+import { connectionInput, connectionsInput, type Connection } from "./connection";
 
 export type ResourceKind = "GlusterVolume" | "GlusterPool" | "ImageVolume" | "DiskAttachment";
 
@@ -95,11 +95,15 @@ export abstract class GlusterLibvirtResource extends pulumi.dynamic.Resource {
   protected constructor(
     kind: ResourceKind,
     name: string,
-    args: { connection: pulumi.Input<Connection> },
+    args: { connection?: pulumi.Input<Connection>; hypervisors?: pulumi.Input<pulumi.Input<Connection>[]> },
     outputKeys: readonly string[],
     opts: pulumi.CustomResourceOptions | undefined,
   ) {
-    const props = withOutputs({ ...args, connection: connectionInput(args.connection), ...stamp(kind, name), ...previewMarker() }, outputKeys);
+    const connections = {
+      ...(args.connection !== undefined ? { connection: connectionInput(args.connection) } : {}),
+      ...(args.hypervisors !== undefined ? { hypervisors: connectionsInput(args.hypervisors) } : {}),
+    };
+    const props = withOutputs({ ...args, ...connections, ...stamp(kind, name), ...previewMarker() }, outputKeys);
     super(makeProvider(kind), name, props, opts, "gluster-libvirt", kind);
   }
 }

@@ -3,7 +3,7 @@
  * uuid, then a name, so a shut-off domain named `3` would be read as the domain whose id
  * is 3: every lookup here goes by uuid.
  */
-import { GlusterLibvirtError, isNotFound } from "../errors";
+import { GlusterLibvirtError, SafetyCheckError, isNotFound } from "../errors";
 import type { Host } from "../host";
 import { parseDomainDisks, parseDomainSummary, type DomainDisk, type DomainSummary } from "../xml/disk";
 import { listing, parseInfo, parseNames } from "./output";
@@ -54,6 +54,42 @@ export async function findDomain(host: Host, name: string): Promise<DomainView |
     return dom?.name === name ? dom : undefined;
   }
   return undefined;
+}
+
+/** A domain and the hypervisor that has it. */
+export interface LocatedDomain {
+  host: Host;
+  dom: DomainView;
+}
+
+/**
+ * The one hypervisor of `hosts` (hypervisors sharing storage, between which the domain may
+ * migrate) that has the domain `lookup` finds there, or undefined when none has it. Every
+ * host is asked; fails closed: a host that cannot be asked could be the one (SafetyCheckError
+ * naming it), and a domain on several hosts (a migration under way, or a definition left
+ * behind by `virsh migrate` without `--undefinesource`) is an error naming them, since
+ * acting on one would leave the disk on the other. One host: its answer, errors as they are.
+ */
+export async function locateDomain(hosts: readonly Host[], lookup: (host: Host) => Promise<DomainView | undefined>, what: string): Promise<LocatedDomain | undefined> {
+  if (hosts.length === 1) {
+    const dom = await lookup(hosts[0]);
+    return dom && { host: hosts[0], dom };
+  }
+  const answers = await Promise.allSettled(hosts.map(lookup));
+  const unasked = answers.flatMap((a, i) => (a.status === "rejected" ? [`${hosts[i].label} (${String((a.reason as Error)?.message ?? a.reason).split("\n")[0]})`] : []));
+  if (unasked.length) {
+    throw new SafetyCheckError(`cannot tell which hypervisor has ${what}: could not ask ${unasked.join(", ")}; nothing was changed`, {
+      cause: answers.find((a) => a.status === "rejected")?.reason,
+    });
+  }
+  const found = answers.flatMap((a, i) => (a.status === "fulfilled" && a.value ? [{ host: hosts[i], dom: a.value }] : []));
+  if (found.length > 1) {
+    const where = found.map((f) => `${f.host.label} (${f.dom.running ? "running" : "shut off"})`).join(", ");
+    throw new GlusterLibvirtError(`${what} is defined on ${found.length} hypervisors: ${where}; nothing was changed`, {
+      details: "A migration may be under way (retry when it has finished), or `virsh migrate` left the definition on the source: migrate with `--persistent --undefinesource`, or undefine the copy that does not run.",
+    });
+  }
+  return found[0];
 }
 
 /**

@@ -51,3 +51,19 @@ export async function permissionsWithDefaults(
 function ownershipOf(p: Permissions | undefined): Ownership | undefined {
   return p?.owner !== undefined && p.group !== undefined ? { owner: p.owner, group: p.group } : undefined;
 }
+
+/**
+ * Can QEMU's user open the file with these permissions? `undefined` when that cannot be
+ * told (permissions or QEMU's identity unknown). Two decisions rest on it: a gfapi disk
+ * (Gluster checks QEMU as itself, libvirt relabels nothing) is refused only on a sure
+ * `false`; a fuse disk keeps its file's owner (`relabel='no'`) only on a sure `true` —
+ * otherwise libvirt chowns it to QEMU as usual, and ImageVolume sees the change on refresh.
+ */
+export function qemuMayOpen(perms: Permissions | undefined, qemu: { owner: number; group: number } | undefined, readonly: boolean): boolean | undefined {
+  if (!perms?.mode || perms.owner === undefined || perms.group === undefined || !qemu) return undefined;
+  if (qemu.owner === 0) return true;
+  const mode = parseInt(perms.mode, 8);
+  const shift = perms.owner === qemu.owner ? 6 : perms.group === qemu.group ? 3 : 0;
+  const need = readonly ? 4 : 6;
+  return ((mode >> shift) & need) === need;
+}

@@ -3,10 +3,13 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import {
-  attachMissing, defaultBus, diskAttachment, diskChanges, diskSchema, diskSourceFor, hotplugProblem, isOurDisk, qemuMayOpen, resolveAccess,
+  attachMissing, defaultBus, diskAttachment, diskChanges, diskSchema, diskSourceFor, hostsRule, hotplugProblem, isOurDisk, resolveAccess,
   type AttachTo, type DiskOutputs, type Placement,
 } from "../../provider/disk";
-import { InputError } from "../../provider/errors";
+import { GlusterLibvirtError, InputError, SafetyCheckError, VirshError } from "../../provider/errors";
+import type { Host } from "../../provider/host";
+import { inspectDomain, locateDomain } from "../../provider/libvirt/domains";
+import { qemuMayOpen } from "../../provider/libvirt/qemu";
 import { UNKNOWN, type Unchecked } from "../../provider/resource";
 import { buildDiskXml, parseDomainDisks, parseDomainSummary, type DomainSummary } from "../../provider/xml/disk";
 import type { PoolInfo } from "../../provider/xml/pool";
@@ -243,4 +246,89 @@ test("our disk is found by target and image, not by target alone", () => {
   assert.equal(isOurDisk(vda, "vdb", "/tmp/xmltest/mnt/xmltest-clone.qcow2"), false);
   assert.equal(isOurDisk(sdb, "sdb", "labvol/xmltest-data.img"), true);
   assert.equal(isOurDisk(sdb, "sdb", "labvol/other.img"), false);
+});
+
+// ---------------------------------------------------------------------------------------
+// Hypervisors sharing the pool (migration)
+
+const hypervisors = [{ host: "kvm1" }, { host: "kvm2" }];
+
+test("check: hypervisors instead of connection; exactly one of them, each host once", async () => {
+  const { connection: _c, ...rest } = valid;
+  assert.equal((await diskAttachment.check({}, { ...rest, hypervisors })).failures, undefined);
+  const failures = async (over: Unchecked) => (await diskAttachment.check({}, { ...rest, ...over })).failures?.map((f) => `${f.property}: ${f.reason}`);
+  assert.deepEqual(await failures({}), ["connection: give the hypervisor's connection, or hypervisors"]);
+  assert.deepEqual(await failures({ connection, hypervisors }), ["hypervisors: give either connection or hypervisors, not both"]);
+  assert.deepEqual(await failures({ hypervisors: [] }), ["hypervisors: name at least one hypervisor"]);
+  assert.deepEqual(await failures({ hypervisors: [{ host: "kvm1" }, { host: "kvm2" }, { host: "kvm1" }] }), ["hypervisors[2].host: kvm1 is listed twice"]);
+  assert.match((await failures({ hypervisors: [{ host: "kvm1", port: 0 }] }))?.join("\n") ?? "", /^hypervisors\[0\]\.port: /);
+  // preview: a GlusterStorage's hypervisors not known yet
+  assert.equal((await diskAttachment.check({}, { ...rest, hypervisors: UNKNOWN })).failures, undefined);
+  assert.equal((await diskAttachment.check({}, { ...rest, hypervisors: [UNKNOWN, { host: "kvm2" }] })).failures, undefined);
+});
+
+test("diff: another set of hypervisors updates while it keeps a host; none in common, or unknown, replaces", async () => {
+  const old = { ...state, connection: undefined, hypervisors };
+  const d = (over: Unchecked, from: DiskOutputs = old) => diskAttachment.diff("u-1/sdb", from, news(over) as never);
+  const cases: [DiskOutputs, Unchecked, string[], boolean][] = [
+    [old, { connection: undefined, hypervisors }, [], false],
+    [old, { connection: undefined, hypervisors: [{ host: "kvm2" }, { host: "kvm3" }] }, [], true],
+    [old, { connection: undefined, hypervisors: [{ host: "kvm1", port: 2222 }, { host: "kvm2" }] }, [], true],
+    [old, { connection: undefined, hypervisors: [{ host: "kvm3" }] }, ["hypervisors"], true],
+    // from the one-connection form (state written before hypervisors existed) and back
+    [state, { connection: undefined, hypervisors }, [], true],
+    [state, { connection: undefined, hypervisors: [{ host: "kvm2" }] }, ["hypervisors"], true],
+    [old, { connection: { host: "kvm2" } }, [], true],
+    [old, { connection: { host: "kvm9" } }, ["connection"], true],
+  ];
+  for (const [from, over, replaces, changes] of cases) {
+    const r = await d(over, from);
+    assert.deepEqual(r.replaces, replaces, JSON.stringify(over));
+    assert.equal(r.changes, changes, JSON.stringify(over));
+    assert.equal(r.deleteBeforeReplace, replaces.length > 0);
+  }
+  const unknown = await diskAttachment.diff("u-1/sdb", old, { ...news({}), connection: undefined, hypervisors: UNKNOWN } as never);
+  assert.deepEqual(unknown.replaces, ["hypervisors"]);
+  assert.equal(hostsRule(old, { hypervisors: [UNKNOWN] }), "replace");
+  assert.equal(hostsRule(state, { connection }), "update");
+});
+
+/** A hypervisor whose virsh knows the domains in `xmls` (uuid → live XML; inactive the same) and fails as told. */
+function hypervisor(label: string, xmls: Record<string, string>, fails?: Error): Host {
+  return {
+    label,
+    libvirtUri: "qemu:///system",
+    exec: () => Promise.reject(new Error("only virsh is expected")),
+    virsh: async (args) => {
+      if (fails) throw fails;
+      const xml = xmls[args[args.length - 1]];
+      if (args[0] === "dumpxml" && xml) return xml;
+      throw new VirshError(`virsh ${args.join(" ")}`, 1, `error: failed to get domain '${args[args.length - 1]}'`);
+    },
+  };
+}
+
+test("locateDomain: the one hypervisor that has the domain; none is gone; several or one not asked is an error naming them", async () => {
+  const live = fixture("domain-live.xml");
+  const uuid = /<uuid>([^<]+)<\/uuid>/.exec(live)![1];
+  const lookup = (h: Host) => inspectDomain(h, uuid);
+  const has = (label: string) => hypervisor(label, { [uuid]: live });
+  const empty = (label: string) => hypervisor(label, {});
+  assert.equal((await locateDomain([empty("kvm1"), has("kvm2")], lookup, "domain 'vm1'"))?.host.label, "kvm2");
+  assert.equal((await locateDomain([has("kvm1"), empty("kvm2")], lookup, "domain 'vm1'"))?.dom.uuid, uuid);
+  assert.equal(await locateDomain([empty("kvm1"), empty("kvm2")], lookup, "domain 'vm1'"), undefined);
+  await assert.rejects(locateDomain([has("kvm1"), has("kvm2")], lookup, "domain 'vm1'"), (e: Error) => {
+    assert.match(e.message, /^domain 'vm1' is defined on 2 hypervisors: kvm1 \(running\), kvm2 \(running\); nothing was changed$/);
+    assert.match((e as GlusterLibvirtError).details, /--undefinesource/);
+    return true;
+  });
+  // a host that cannot be asked might be the one that has it
+  const down = hypervisor("kvm2", {}, new Error("SSH kvm2: connect ECONNREFUSED\nmore"));
+  await assert.rejects(locateDomain([has("kvm1"), down], lookup, "domain 'vm1'"), (e: Error) => {
+    assert.ok(e instanceof SafetyCheckError);
+    assert.equal(e.message, "cannot tell which hypervisor has domain 'vm1': could not ask kvm2 (SSH kvm2: connect ECONNREFUSED); nothing was changed");
+    return true;
+  });
+  // one host: its own answer and its own errors, as before hypervisors existed
+  await assert.rejects(locateDomain([down], lookup, "domain 'vm1'"), /^Error: SSH kvm2: connect ECONNREFUSED/);
 });

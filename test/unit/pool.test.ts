@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { VirshError } from "../../provider/errors";
 import type { Host } from "../../provider/host";
-import { createPool, definitionDifferences, glusterPool, poolChanges, poolSchema } from "../../provider/pool";
+import { createPool, definitionDifferences, glusterPool, migrationProblems, poolChanges, poolSchema } from "../../provider/pool";
 import { UNKNOWN, type Unchecked } from "../../provider/resource";
 import { buildPoolXml, parsePoolXml, type PoolSpec } from "../../provider/xml/pool";
 
@@ -197,4 +197,66 @@ test("create: a pool-define whose answer was lost says truthfully what is left, 
 
   const blind = poolHost({ defineError: cut, infoError: "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/var/run/libvirt/libvirt-sock': Connection refused" });
   await assert.rejects(createPool(blind.host, args), /; whether it was defined could not be checked \(.*Connection refused\): check with `virsh pool-info primary_gluster`$/);
+});
+
+// ---------------------------------------------------------------------------------------
+// Migration readiness (GlusterStorage's hypervisors)
+
+const both = [{ host: "kvm1" }, { host: "kvm2" }];
+
+test("check: migration layouts the inputs show would break are refused at preview, naming the field", async () => {
+  const failures = async (over: Unchecked) => (await glusterPool.check({}, { ...valid, ...over })).failures?.map((f) => `${f.property}: ${f.reason}`) ?? [];
+  assert.deepEqual(await failures({ migration: { hypervisors: both } }), []);
+  assert.deepEqual((await glusterPool.check({}, { ...valid, migration: { hypervisors: both } })).inputs?.migration, { hypervisors: both, access: "auto" });
+  assert.deepEqual(await failures({ type: "gluster", targetPath: undefined, migration: { hypervisors: both, access: "fuse" } }), [
+    "migration.access: a native gluster pool has no FUSE mount, so no hypervisor could open a fuse disk; use type netfs, or access gfapi",
+  ]);
+  assert.deepEqual(await failures({ migration: { hypervisors: [{ host: "kvm1" }, { host: "kvm2", libvirtUri: "qemu:///session" }] } }), [
+    "migration.hypervisors[1].libvirtUri: qemu:///session on kvm2, (the default) on kvm1: a VM migrates between libvirts of one kind",
+  ]);
+  assert.deepEqual(await failures({ migration: { hypervisors: [{ host: "kvm2" }, { host: "kvm3" }] } }), ["migration.hypervisors: must include this pool's own host kvm1"]);
+  assert.deepEqual(await failures({ migration: { hypervisors: [{ host: "kvm1" }, { host: "kvm1" }] } }), ["migration.hypervisors[1].host: kvm1 is listed twice"]);
+  assert.deepEqual(await failures({ migration: { hypervisors: both, access: "nfs" } }), [
+    'migration.access: Invalid option: expected one of "auto"|"gfapi"|"fuse"',
+  ]);
+});
+
+test("diff: migration updates in place (update checks the new layout)", async () => {
+  assert.equal(poolChanges.migration, "update");
+});
+
+const debian = { owner: 64055, group: 64055 };
+const rhel = { owner: 107, group: 107 };
+
+test("migrationProblems: QEMU must open the same images everywhere, and every host open a disk as any would attach it", () => {
+  const netfs = { type: "netfs" as const, permissions: undefined };
+  const fact = (label: string, qemu: typeof debian | undefined, glusterDriver?: boolean) => ({ label, qemu, glusterDriver });
+  assert.deepEqual(migrationProblems([fact("kvm1", debian, true), fact("kvm2", debian, true)], { ...netfs, access: "auto" }), []);
+  assert.deepEqual(migrationProblems([fact("kvm1", debian, false), fact("kvm2", debian, false)], { ...netfs, access: "auto" }), [], "auto means fuse on both");
+  assert.deepEqual(migrationProblems([fact("kvm1", debian), fact("kvm2", debian)], { ...netfs, access: "fuse" }), []);
+
+  const [users] = migrationProblems([fact("kvm1", debian), fact("kvm2", rhel)], { ...netfs, access: "fuse" });
+  assert.match(users, /^QEMU runs as 64055:64055 on kvm1, 107:107 on kvm2: an image owned for one could not be opened by another; give the pool permissions/);
+  // gfapi disks: a group every host's QEMU is in makes it fine; one some QEMU lacks does not
+  const owned = { type: "netfs" as const, permissions: { owner: 0, group: 64055 } };
+  assert.deepEqual(migrationProblems([fact("kvm1", debian, true), fact("kvm2", { owner: 107, group: 64055 }, true)], { ...owned, access: "gfapi" }), []);
+  assert.deepEqual(migrationProblems([fact("kvm1", debian, true), fact("kvm2", rhel, true)], { ...owned, access: "gfapi" }), [
+    "QEMU on kvm2 (107:107) could not open images owned 0:64055 mode 0660 (the pool's permissions)",
+  ]);
+  assert.equal(migrationProblems([fact("kvm1", debian, true), fact("kvm2", rhel, true)], { ...owned, access: "auto" }).length, 1, "auto: gfapi where the driver is");
+  // fuse disks: libvirt gives the image to each host's QEMU at attach
+  assert.deepEqual(migrationProblems([fact("kvm1", debian), fact("kvm2", rhel)], { ...owned, access: "fuse" }), []);
+  assert.deepEqual(migrationProblems([fact("kvm1", debian, false), fact("kvm2", rhel, false)], { ...owned, access: "auto" }), []);
+  assert.deepEqual(migrationProblems([fact("kvm1", debian), fact("kvm2", undefined)], { ...netfs, access: "fuse" }), [
+    "cannot tell which user QEMU runs as on kvm2 (neither libvirt-qemu nor qemu exists)",
+  ]);
+
+  assert.deepEqual(migrationProblems([fact("kvm1", debian, true), fact("kvm2", debian, false)], { ...netfs, access: "gfapi" }), [
+    "QEMU has no gluster block driver on kvm2 (qemu-block-extra on Debian), and gfapi disks need it",
+  ]);
+  assert.deepEqual(migrationProblems([fact("kvm1", debian, false), fact("kvm2", debian, false)], { type: "gluster", permissions: undefined, access: "auto" }), [
+    "QEMU has no gluster block driver on kvm1, kvm2 (qemu-block-extra on Debian), and a native gluster pool's disks need it",
+  ]);
+  const [mixed] = migrationProblems([fact("kvm1", debian, true), fact("kvm2", debian, false)], { ...netfs, access: "auto" });
+  assert.match(mixed, /^QEMU has no gluster block driver on kvm2 .*, but on kvm1 it has: access auto would attach gfapi disks there, which could not be opened after a migration; set access fuse/);
 });

@@ -8,6 +8,7 @@ import { afterEach, describe, test } from "node:test";
 import { utils } from "ssh2";
 import { z } from "zod";
 import { GlusterLibvirtError, InputError, SshError } from "../../provider/errors";
+import { getHost } from "../../provider/host";
 import {
   couldBe,
   createdByThisRun,
@@ -34,8 +35,8 @@ async function check(olds: Record<string, unknown>, news: Record<string, unknown
   const result = await predictCreate(schema, olds, news, checkInputs(schema, news), {
     kind: "Test",
     makes: (inputs) => ({ kind: "pool", name: [inputs.name] }),
-    async preflight(host, args) {
-      calls.push({ host: host.label, name: args.name });
+    async preflight(args) {
+      calls.push({ host: getHost(args.connection).label, name: args.name });
       await preflight();
     },
   });

@@ -30,6 +30,9 @@ test("GlusterStorage puts the same pool on every hypervisor, one child per host"
   const kvm2 = pools.find((p) => p.name === "shared-kvm2")!;
   assert.deepEqual(kvm2.inputs.connection, { host: "kvm2", port: 2222 });
   assert.deepEqual(kvm2.inputs.servers, ["gs1", "gs2"]);
+  // every pool is checked for migration between all of them; DiskAttachments take the same list
+  assert.deepEqual(kvm2.inputs.migration, { hypervisors: [{ host: "kvm1" }, { host: "kvm2", port: 2222 }], access: "auto" });
+  assert.deepEqual(await new Promise((resolve) => storage.hypervisors.apply(resolve)), [{ host: "kvm1" }, { host: "kvm2", port: 2222 }]);
 });
 
 test("GlusterStorage refuses a host listed twice or none at all", async () => {
