@@ -6,8 +6,8 @@
 #   a guest image (Debian's kernel + a busybox initramfs with a test agent) and the
 #   domain definition tests boot it from
 #
-#   optional hypervisor #2 (GLUSTER_LIBVIRT_LAB_HOSTS=2): its own libvirtd, virtlogd and
-#   sshd (127.0.0.3:2222) in a private mount namespace, the same glusterd
+#   optional hypervisors 2..10 (GLUSTER_LIBVIRT_LAB_HOSTS=N): each its own libvirtd, virtlogd and
+#   sshd (127.0.0.<K+1>:2222) in a private mount namespace, the same glusterd
 #
 # Usage: lab.sh up|down|status      (Debian, as root; see docs/lab.md)
 # stdout carries exactly one JSON object (up, status) and nothing else; all
@@ -221,7 +221,7 @@ with_lock() {
 }
 
 # Hypervisor 2: its constants and functions, in a file of its own.
-source "$(dirname "${BASH_SOURCE[0]}")/lab-hypervisor2.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lab-hypervisors.sh"
 # The guest image and its domain definition, likewise.
 source "$(dirname "${BASH_SOURCE[0]}")/lab-guest.sh"
 
@@ -377,7 +377,8 @@ ssh_lab() { ssh_to "$SSH_HOST" "$@"; }
 ssh_to() {
   local address=$1 known_hosts=$SSH_DIR/known_hosts
   shift
-  [[ $address == "$HV2_SSH_HOST" ]] && known_hosts=$HV2_DIR/ssh/known_hosts
+  [[ $address != "$SSH_HOST" && $address =~ ^127\.0\.0\.([0-9]+)$ ]] &&
+    known_hosts=$STATE_DIR/host$((BASH_REMATCH[1] - 1))/ssh/known_hosts
   timeout 30 ssh -F none -i "$SSH_DIR/id_ed25519" -p "$SSH_PORT" \
     -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes \
     -o UserKnownHostsFile="$known_hosts" -o GlobalKnownHostsFile=/dev/null \
@@ -714,7 +715,7 @@ domain_state_is() { [[ $(domain_state "$1") == "$2" ]]; }
 
 # ---------------------------------------------------------------- status
 
-# report OK|DOWN COMPONENT DETAIL: one component's verdict for check_lab/check_hv2_all (a
+# report OK|DOWN COMPONENT DETAIL: one component's verdict for check_lab/check_hv_all (a
 # line on stderr when VERBOSE=1); any DOWN makes the check fail (CHECK_OK=1).
 CHECK_OK=0
 report() {
@@ -891,7 +892,11 @@ stop_volume() {
 }
 
 lab_down() {
-  hv2_down
+  local k
+  for ((k = HV_MAX; k >= 2; k--)); do
+    hv_select "$k"
+    hv_down
+  done
   if glusterd_answers >/dev/null 2>&1; then
     mapfile -t LAB_VOLUMES < <(lab_volumes | awk '!seen[$0]++')
   fi
@@ -941,16 +946,43 @@ hypervisor_json() {
   printf '{"ssh":%s,"domains":%s}' "$(ssh_json "$1" "$2" "$3")" "$(domains_json "$4" "$5")"
 }
 
-# hypervisors_json HOST1_FINGERPRINT: host 1, then hypervisor 2 when it is part of the lab
-# and passed its checks (HV2_IN_JSON).
-HV2_IN_JSON=""
+# hypervisors_json HOST1_FINGERPRINT: host 1, then each further hypervisor that is part of
+# the lab and passed its checks (HV_IN_JSON, their numbers).
+HV_IN_JSON=()
 hypervisors_json() {
   hypervisor_json "$SSH_HOST" "$1" "$SSH_DIR/known_hosts" "$DOM_RUNNING" "$DOM_STOPPED"
-  if [[ -n $HV2_IN_JSON ]]; then
+  local k
+  for k in "${HV_IN_JSON[@]}"; do
+    hv_select "$k"
     printf ','
-    hypervisor_json "$HV2_SSH_HOST" "$(host_key_fingerprint "$HV2_DIR/ssh/ssh_host_ed25519_key.pub")" "$HV2_DIR/ssh/known_hosts" "$HV2_DOM_RUNNING" "$HV2_DOM_STOPPED"
+    hypervisor_json "$HV_SSH_HOST" "$(host_key_fingerprint "$HV_DIR/ssh/ssh_host_ed25519_key.pub")" "$HV_DIR/ssh/known_hosts" "$HV_DOM_RUNNING" "$HV_DOM_STOPPED"
+  done
+}
+
+# hv_check_up: hypervisor $HV passes its checks (into HV_IN_JSON) or `up` fails.
+hv_check_up() {
+  if ! VERBOSE=0 check_hv_all; then
+    log "hypervisor $HV came up but does not pass its own checks:"
+    VERBOSE=1 check_hv_all || true
+    exit 1
+  fi
+  HV_IN_JSON+=("$HV")
+}
+
+# hv_check_status: a broken hypervisor beyond host 1 does not fail status (host 1 serves
+# everyone else's tests): it is reported and left out of the JSON, so what needs it sees
+# fewer hypervisors and runs GLUSTER_LIBVIRT_LAB_HOSTS=N `up`, which repairs it.
+hv_check_status() {
+  if VERBOSE=0 check_hv_all; then
+    HV_IN_JSON+=("$HV")
+  else
+    log "hypervisor $HV is not up (the JSON leaves it out):"
+    VERBOSE=1 check_hv_all || true
+    log "repair it with: GLUSTER_LIBVIRT_LAB_HOSTS=$HV npx gluster-libvirt lab up"
   fi
 }
+
+hv_check_verbose() { VERBOSE=1 check_hv_all || true; }
 
 # ---------------------------------------------------------------- main
 
@@ -983,14 +1015,7 @@ lab_up() {
     VERBOSE=1 check_lab || true
     exit 1
   fi
-  if hv2_requested; then
-    if ! VERBOSE=0 check_hv2_all; then
-      log "hypervisor 2 came up but does not pass its own checks:"
-      VERBOSE=1 check_hv2_all || true
-      exit 1
-    fi
-    HV2_IN_JSON=1
-  fi
+  hv_each hv_check_up
   print_json
   log "lab is up (${SECONDS} s)"
 }
@@ -998,18 +1023,7 @@ lab_up() {
 lab_status() {
   if VERBOSE=0 check_lab; then
     load_qemu_identity
-    # A broken hypervisor 2 does not fail status (host 1 serves everyone else's tests): it is
-    # reported here and left out of the JSON, so what needs it sees one hypervisor and
-    # runs GLUSTER_LIBVIRT_LAB_HOSTS=2 `up`, which repairs it.
-    if hv2_requested; then
-      if VERBOSE=0 check_hv2_all; then
-        HV2_IN_JSON=1
-      else
-        log "hypervisor 2 is not up (host 1 is; the JSON lists host 1 only):"
-        VERBOSE=1 check_hv2_all || true
-        log "repair it with: GLUSTER_LIBVIRT_LAB_HOSTS=2 npx gluster-libvirt lab up"
-      fi
-    fi
+    hv_each hv_check_status
     # Without the guest image (a lab brought up by an older lab.sh, or a new kernel since)
     # every test but the guest tests works: say so, leave "guest" out of the JSON; likewise
     # "guest.running" while lab-running does not run the guest.
@@ -1022,7 +1036,7 @@ lab_status() {
     printf 'lab: not up (state dir %s):\n' "$STATE_DIR" >&2
     VERBOSE=1 check_lab || true
     VERBOSE=1 check_guest || true
-    if hv2_requested; then VERBOSE=1 check_hv2_all || true; fi
+    hv_each hv_check_verbose
     printf 'lab: run `npx gluster-libvirt lab up` to start or repair it\n' >&2
     exit 1
   fi

@@ -7,7 +7,7 @@
 # (pools and Gluster volumes with `_` for `-`), where <pid> is the test process that made
 # it. An object is a leftover only when its name has that shape AND that process is gone,
 # so a test running right now (in this or another checkout) keeps everything it has. The
-# lab's own domains and volume (lab-running, lab-stopped, lab2-*, labvol) and a demo's
+# lab's own domains and volume (lab-running, lab-stopped, lab<K>-*, labvol) and a demo's
 # pool, images and disks (examples' names, e.g. primary_gluster) never have that shape.
 #
 # Usage: bash scripts/test-leftovers.sh [--dry-run]   (as root, lab up; prints what it removes)
@@ -79,10 +79,14 @@ for f in "$state"/guest/run/*; do
   do_ rm -f "$f"
   removed=$((removed + 1))
 done
-# hypervisor 2 (docs/lab.md): its own libvirtd in the namespace its holder process keeps
-if ns=$(tr -dc '0-9' <"$state/host2/ns.pid" 2>/dev/null) && [[ -n $ns && -d /proc/$ns ]]; then
-  clean_libvirt nsenter -m -t "$ns"
-fi
+# hypervisors 2..10 (docs/lab.md): each its own libvirtd in the namespace its holder keeps
+namespaces=()
+for pidfile in "$state"/host*/ns.pid; do
+  if ns=$(tr -dc '0-9' <"$pidfile" 2>/dev/null) && [[ -n $ns && -d /proc/$ns ]]; then
+    namespaces+=("$ns")
+    clean_libvirt nsenter -m -t "$ns"
+  fi
+done
 
 # Gluster test volumes: only those with their bricks in the lab's state dir (<state>/bricks/),
 # first unmounting their FUSE mounts (host 1's, and inside hypervisor 2's namespace).
@@ -91,7 +95,7 @@ if command -v gluster >/dev/null; then
     [[ -n $vol ]] && leftover "$vol" || continue
     timeout 60 gluster --mode=script volume info "$vol" 2>/dev/null | grep -q "^Brick[0-9]*: [^:]*:$state/bricks/" || continue
     say "gluster volume $vol"
-    for prefix in "" ${ns:+"nsenter -m -t $ns"}; do
+    for prefix in "" "${namespaces[@]/#/nsenter -m -t }"; do
       while read -r target; do
         [[ -n $target ]] && do_ $prefix umount -l "$target"
       done < <($prefix findmnt -rn -t fuse.glusterfs -o TARGET,SOURCE 2>/dev/null | awk -v v="$vol" '$2 ~ (":/" v "$") {print $1}')

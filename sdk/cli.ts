@@ -3,7 +3,7 @@
 //   gluster-libvirt lab up|down|status     the local lab
 //   gluster-libvirt doctor [options]       what the resources need of hosts and volumes (sdk/doctor.ts)
 // The lab itself is bash shipped in the package (scripts/lab.sh, which sources
-// scripts/lab-hypervisor2.sh and scripts/lab-guest.sh; docs/lab.md says why it ships); this file only finds it
+// scripts/lab-hypervisors.sh and scripts/lab-guest.sh; docs/lab.md says why it ships); this file only finds it
 // next to the installed package and hands over the terminal.
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";

@@ -85,10 +85,11 @@ export const repoRoot = path.resolve(__dirname, "..", "..", "..");
 export const cliPath = path.join(repoRoot, "dist", "sdk", "cli.js");
 
 /** Runs `gluster-libvirt lab <command>`; never throws, whatever the exit code. */
-export async function runLabCommand(command: "up" | "down" | "status"): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function runLabCommand(command: "up" | "down" | "status", env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await execFileAsync(process.execPath, [cliPath, "lab", command], {
       encoding: "utf8",
+      env,
       maxBuffer: 16 << 20,
       timeout: 15 * 60_000,
     });

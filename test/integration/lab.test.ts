@@ -301,6 +301,21 @@ describe("lab gluster", () => {
 });
 
 describe("lab up", () => {
+  test("GLUSTER_LIBVIRT_LAB_HOSTS outside 1..10 is refused by name before anything is touched", async () => {
+    const pidFiles = ["ssh/sshd.pid", "gluster/glusterd.pid", "libvirt/libvirtd.pid", "libvirt/virtlogd.pid"];
+    const pidsBefore = pidFiles.map(pidFile);
+    for (const value of ["0", "11", "two", "-1"]) {
+      const r = await runLabCommand("up", { ...process.env, GLUSTER_LIBVIRT_LAB_HOSTS: value });
+      assert.notEqual(r.code, 0, `GLUSTER_LIBVIRT_LAB_HOSTS=${value} was accepted`);
+      assert.match(r.stderr, new RegExp(`GLUSTER_LIBVIRT_LAB_HOSTS must be a number from 1 to 10 \\(got '${value}'\\)`));
+      assert.equal(r.stdout, "", "no JSON for a refused setting");
+    }
+    assert.deepEqual(pidFiles.map(pidFile), pidsBefore);
+    const status = await runLabCommand("status");
+    assert.equal(status.code, 0, status.stderr);
+    assert.deepEqual(parseLabInfo(status.stdout), lab, "the lab is as it was");
+  });
+
   test("a second `lab up` prints the same JSON and starts no second daemon", { timeout: 300_000 }, async () => {
     const pidFiles = ["ssh/sshd.pid", "gluster/glusterd.pid", "libvirt/libvirtd.pid", "libvirt/virtlogd.pid"];
     const pidsBefore = pidFiles.map(pidFile);
