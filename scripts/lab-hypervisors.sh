@@ -22,17 +22,16 @@ hv_list() {
   return 0
 }
 
-# A second hypervisor on this machine without network namespaces (LAB.md): libvirtd and
-# virtlogd in a private mount namespace with a tmpfs on /run and their own copies of
-# libvirt's directories bind-mounted in place, plus an sshd in that namespace on
-# 127.0.0.3. SSH to that address reaches a separate libvirt (its own domains, pools and
+# Each is a further hypervisor on this machine without network namespaces (LAB.md):
+# libvirtd and virtlogd in a private mount namespace with a tmpfs on /run and their own
+# copies of libvirt's directories bind-mounted in place, plus an sshd in that namespace on
+# its address. SSH to that address reaches a separate libvirt (its own domains, pools and
 # FUSE mounts) next to the same glusterd. A `sleep` holds the namespace; every later
-# command enters it with nsenter. Opt-in (GLUSTER_LIBVIRT_LAB_HOSTS=2); once made it is
+# command enters it with nsenter. Opt-in (GLUSTER_LIBVIRT_LAB_HOSTS=N); once made it is
 # part of the lab — status checks it, a plain `up` repairs it — until `down`, or a smaller
 # GLUSTER_LIBVIRT_LAB_HOSTS `up`, removes it.
 
 readonly HV_BINDS=(/etc/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt)
-
 
 # The copy of DIR that hypervisor $HV sees at DIR: /etc/libvirt -> <state>/host<K>/root/etc-libvirt.
 hv_copy_of() {
