@@ -29,18 +29,20 @@ export function isVanishedFile(err: unknown): boolean {
 
 /**
  * `pool-refresh` (pool by name or uuid). libvirt refuses it while the pool runs a job of its
- * own ("has asynchronous jobs running"): retried for up to BUSY_POOL_WAIT_MS. A refresh that
+ * own ("has asynchronous jobs running"): retried for up to BUSY_POOL_WAIT_MS (`skipIfBusy`: not
+ * refreshed at all, for a caller that only looks for files made elsewhere). A refresh that
  * fails makes libvirt stop the pool (storagePoolRefresh: the backend's stopPool, then
  * inactive); when the failure was a file that vanished during the scan, the pool was running
  * a moment ago and only our refresh stopped it, so it is started again and the refresh
  * retried, VANISHED_FILE_ATTEMPTS in all (after the last one the pool is started again too,
  * and that refresh's error stands). Any other failure stands as it is.
  */
-export async function refreshPool(host: Host, pool: string): Promise<void> {
+export async function refreshPool(host: Host, pool: string, opts: { skipIfBusy?: boolean } = {}): Promise<void> {
   for (let attempt = 1, deadline = Date.now() + BUSY_POOL_WAIT_MS; ; attempt++) {
     try {
       return void (await host.virsh(["pool-refresh", pool]));
     } catch (err) {
+      if (isPoolBusy(err) && opts.skipIfBusy) return;
       if (isPoolBusy(err) && Date.now() <= deadline) {
         await new Promise((r) => setTimeout(r, 1000));
       } else if (isVanishedFile(err)) {

@@ -219,6 +219,12 @@ test("refreshPool: files vanishing every time: three refreshes, the pool started
   assert.deepEqual(calls.map((c) => c[0]), ["pool-refresh", "pool-info", "pool-start", "pool-refresh", "pool-info", "pool-start", "pool-refresh", "pool-info", "pool-start"]);
 });
 
+test("refreshPool: skipIfBusy leaves a pool busy with a job of libvirt's own unrefreshed, without waiting", async () => {
+  const { host, calls } = poolThatStopsOnFailedRefresh(["error: storage pool 'p' has asynchronous jobs running."]);
+  await refreshPool(host, "p", { skipIfBusy: true });
+  assert.deepEqual(calls.map((c) => c[0]), ["pool-refresh"]);
+});
+
 test("refreshPool: any other refresh failure stands at once, and the pool is not started", async () => {
   const { host, calls } = poolThatStopsOnFailedRefresh(["error: cannot open directory '/var/lib/libvirt/gluster/p': Permission denied"]);
   await assert.rejects(refreshPool(host, "p"), /Permission denied/);
