@@ -39,7 +39,7 @@ import { permissionsWithDefaults } from "./libvirt/qemu";
 import { describeUses, findDiskUses, findOverlays, foreignUses } from "./libvirt/usage";
 import { createdBy, forgetCreation, recordCreation, stackOf } from "./libvirt/stamps";
 import { createdByThisRun, deletedByThisRun, predictCreate, predictReplacement } from "./preview";
-import { findVolume, isPoolBusy, lookUpVolume, refreshPool, requireVolume } from "./libvirt/volumes";
+import { findVolume, lookUpVolume, refreshPool, requireVolume } from "./libvirt/volumes";
 import { checkInputs, connectionRule, diffByTable, parseArgs, plainOutputs, stampOf, stateOf, type ReplacementTable, type ResourceCrud, UNKNOWN } from "./resource";
 import { formatSize, parseSize } from "./size";
 import { connectionSchema } from "./ssh/settings";
@@ -677,9 +677,7 @@ async function existingVolume(host: Host, pool: PoolInfo, args: VolumeArgs, prov
     if (pool.targetPath && (await fileAbsent(host, `${pool.targetPath}/${args.name}`))) return undefined;
     // A pool busy with another create or upload refuses a refresh: not waited for, since the
     // refresh only finds files made elsewhere, and libvirt will not define over one anyway.
-    await host.virsh(["pool-refresh", args.pool]).catch((err: unknown) => {
-      if (!isPoolBusy(err)) throw err;
-    });
+    await refreshPool(host, args.pool, { skipIfBusy: true });
     return lookUpVolume(host, args.pool, args.name);
   }
   const listed = await lookUpVolume(host, args.pool, args.name);

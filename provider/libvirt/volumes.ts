@@ -3,32 +3,68 @@ import { GlusterLibvirtError, InputError, isNotFound } from "../errors";
 import type { Host } from "../host";
 import type { PoolSummary } from "../xml/pool";
 import { parseVolumeXml, type VolumeInfo } from "../xml/volume";
-import { listing } from "./output";
+import { listing, parseInfo } from "./output";
 
 /** Pool types whose volumes are files (or device nodes) named after the volume in the target directory. */
 export const FILE_POOL_TYPES: ReadonlySet<string> = new Set(["dir", "fs", "netfs", "logical"]);
 
 /** How long a refresh waits out a pool that is busy with a job of libvirt's own (an upload, a create). */
 const BUSY_POOL_WAIT_MS = 30_000;
+/** Refreshes tried in all when files keep vanishing under them (each one restarts the pool libvirt stopped). */
+const VANISHED_FILE_ATTEMPTS = 3;
 
-/**
- * `pool-refresh` (pool by name or uuid); libvirt refuses it while the pool runs a job of its own ("has
- * asynchronous jobs running"): retried for up to BUSY_POOL_WAIT_MS, then the error stands.
- */
 /** libvirt refuses to refresh a pool while it runs a job of its own (an upload, a create). */
 export function isPoolBusy(err: unknown): boolean {
   return /asynchronous jobs running/.test((err as Error)?.message ?? "");
 }
 
-export async function refreshPool(host: Host, pool: string): Promise<void> {
-  for (const deadline = Date.now() + BUSY_POOL_WAIT_MS; ; ) {
+/**
+ * A refresh that failed on one file of the pool that was gone by the time libvirt opened it:
+ * on shared storage, another hypervisor deleted it between libvirt's readdir and its open
+ * (Gluster's FUSE client says "Stale file handle"; seen with 10 hosts deleting at once).
+ */
+export function isVanishedFile(err: unknown): boolean {
+  return /'[^'\n]*': (Stale file handle|No such file or directory)/.test((err as Error)?.message ?? "");
+}
+
+/**
+ * `pool-refresh` (pool by name or uuid). libvirt refuses it while the pool runs a job of its
+ * own ("has asynchronous jobs running"): retried for up to BUSY_POOL_WAIT_MS (`skipIfBusy`: not
+ * refreshed at all, for a caller that only looks for files made elsewhere). A refresh that
+ * fails makes libvirt stop the pool (storagePoolRefresh: the backend's stopPool, then
+ * inactive); when the failure was a file that vanished during the scan, the pool was running
+ * a moment ago and only our refresh stopped it, so it is started again and the refresh
+ * retried, VANISHED_FILE_ATTEMPTS in all (after the last one the pool is started again too,
+ * and that refresh's error stands). Any other failure stands as it is.
+ */
+export async function refreshPool(host: Host, pool: string, opts: { skipIfBusy?: boolean } = {}): Promise<void> {
+  for (let attempt = 1, deadline = Date.now() + BUSY_POOL_WAIT_MS; ; attempt++) {
     try {
       return void (await host.virsh(["pool-refresh", pool]));
     } catch (err) {
-      if (!isPoolBusy(err) || Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 1000));
+      if (isPoolBusy(err) && opts.skipIfBusy) return;
+      if (isPoolBusy(err) && Date.now() <= deadline) {
+        await new Promise((r) => setTimeout(r, 1000));
+      } else if (isVanishedFile(err)) {
+        // started again even after the last attempt: the host is left as we found it
+        await restartStoppedPool(host, pool, err as Error);
+        if (attempt >= VANISHED_FILE_ATTEMPTS) throw err;
+      } else {
+        throw err;
+      }
     }
   }
+}
+
+/** Starts `pool` again if libvirt stopped it after `cause`, the refresh that failed. */
+async function restartStoppedPool(host: Host, pool: string, cause: Error): Promise<void> {
+  const state = parseInfo(await host.virsh(["pool-info", pool]))["State"];
+  if (state === "running") return;
+  await host.virsh(["pool-start", pool]).catch((err: unknown) => {
+    throw new GlusterLibvirtError(
+      `pool '${pool}' on ${host.label}: its refresh failed on a file that vanished meanwhile (${cause.message}), libvirt stopped the pool, and starting it again failed: ${(err as Error).message}`,
+    );
+  });
 }
 
 /**

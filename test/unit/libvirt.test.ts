@@ -7,7 +7,7 @@ import { findDiskUses } from "../../provider/libvirt/usage";
 import { glusterUrl, pathInGlusterVolume, volumeGlusterUrl } from "../../provider/libvirt/gluster";
 import type { Host } from "../../provider/host";
 import { permissionsWithDefaults } from "../../provider/libvirt/qemu";
-import { listVolumePaths, parseVolumeList, volumePathMatcher } from "../../provider/libvirt/volumes";
+import { isVanishedFile, listVolumePaths, parseVolumeList, refreshPool, volumePathMatcher } from "../../provider/libvirt/volumes";
 import { sourceOfBackingPath, sourceReferencesVolume } from "../../provider/xml/disk";
 
 const fixture = (name: string) => readFileSync(resolve(__dirname, "../../../test/unit/fixtures", name), "utf8");
@@ -170,4 +170,71 @@ test("block device size: domblkinfo's Capacity in bytes (anything else fails); b
   assert.deepEqual(calls, [["domblkinfo", "u-1", "sdb"], ["blockresize", "u-1", "sdb", "3146240B"]]);
   answer.text = "Capacity:       -\n";
   await assert.rejects(blockDeviceCapacity(host, "u-1", "sdb"), /unexpected `virsh domblkinfo` output for disk sdb/);
+});
+
+/**
+ * A pool as libvirt keeps it: a refresh that fails stops it (storagePoolRefresh), pool-start
+ * starts it. `refreshes` are the outcomes of successive refreshes (an error message or "ok").
+ */
+function poolThatStopsOnFailedRefresh(refreshes: string[], startFails?: string) {
+  let state = "running";
+  let n = 0;
+  return virshOnlyHost((args) => {
+    if (args[0] === "pool-refresh") {
+      if (state !== "running") throw new Error("error: Requested operation is not valid: storage pool 'p' is not active");
+      const outcome = refreshes[Math.min(n++, refreshes.length - 1)]!;
+      if (outcome === "ok") return "Pool p refreshed\n";
+      state = "inactive";
+      throw new Error(`error: Failed to refresh pool p\n${outcome}`);
+    }
+    if (args[0] === "pool-info") return `Name:           p\nState:          ${state}\n`;
+    if (args[0] === "pool-start") {
+      if (startFails) throw new Error(startFails);
+      state = "running";
+      return "Pool p started\n";
+    }
+    throw new Error(`unexpected virsh ${args.join(" ")}`);
+  });
+}
+
+const vanished = "error: cannot read header '/var/lib/libvirt/gluster/p/h9-v66.img': Stale file handle";
+
+test("isVanishedFile: a file gone between libvirt's readdir and its open, not any refresh failure", () => {
+  assert.ok(isVanishedFile(new Error(vanished)));
+  assert.ok(isVanishedFile(new Error("error: cannot open volume '/var/lib/libvirt/gluster/p/a.img': No such file or directory")));
+  assert.ok(!isVanishedFile(new Error("error: cannot open directory '/var/lib/libvirt/gluster/p': Permission denied")));
+  assert.ok(!isVanishedFile(new Error("error: storage pool 'p' has asynchronous jobs running.")));
+  assert.ok(!isVanishedFile(undefined));
+});
+
+test("refreshPool: a file vanishing during the refresh restarts the pool libvirt stopped, then refreshes again", async () => {
+  const { host, calls } = poolThatStopsOnFailedRefresh([vanished, "ok"]);
+  await refreshPool(host, "p");
+  assert.deepEqual(calls.map((c) => c[0]), ["pool-refresh", "pool-info", "pool-start", "pool-refresh"]);
+});
+
+test("refreshPool: files vanishing every time: three refreshes, the pool started again after each, the error stands", async () => {
+  const { host, calls } = poolThatStopsOnFailedRefresh([vanished]);
+  await assert.rejects(refreshPool(host, "p"), /Stale file handle/);
+  assert.deepEqual(calls.map((c) => c[0]), ["pool-refresh", "pool-info", "pool-start", "pool-refresh", "pool-info", "pool-start", "pool-refresh", "pool-info", "pool-start"]);
+});
+
+test("refreshPool: skipIfBusy leaves a pool busy with a job of libvirt's own unrefreshed, without waiting", async () => {
+  const { host, calls } = poolThatStopsOnFailedRefresh(["error: storage pool 'p' has asynchronous jobs running."]);
+  await refreshPool(host, "p", { skipIfBusy: true });
+  assert.deepEqual(calls.map((c) => c[0]), ["pool-refresh"]);
+});
+
+test("refreshPool: any other refresh failure stands at once, and the pool is not started", async () => {
+  const { host, calls } = poolThatStopsOnFailedRefresh(["error: cannot open directory '/var/lib/libvirt/gluster/p': Permission denied"]);
+  await assert.rejects(refreshPool(host, "p"), /Permission denied/);
+  assert.deepEqual(calls.map((c) => c[0]), ["pool-refresh"]);
+});
+
+test("refreshPool: a pool that cannot be started again says so, with the refresh's failure", async () => {
+  const { host } = poolThatStopsOnFailedRefresh([vanished], "error: failed to start pool p\nerror: mount failed");
+  await assert.rejects(refreshPool(host, "p"), (err: Error) => {
+    assert.match(err.message, /pool 'p' on fake: its refresh failed on a file that vanished meanwhile \(.*Stale file handle\), libvirt stopped the pool, and starting it again failed: .*mount failed/s);
+    return true;
+  });
 });

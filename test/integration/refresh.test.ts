@@ -1,0 +1,106 @@
+/*
+ * A pool refresh that fails on one file. libvirt then stops the pool (storagePoolRefresh:
+ * the backend's stopPool, then inactive) — on shared storage that happens whenever another
+ * hypervisor deletes a file between libvirt's readdir and its read of that file (seen with
+ * 10 hosts x 100 volumes, docs/benchmarks.md run F). refreshPool starts the pool again and
+ * refreshes once more; a file that stays unreadable leaves its error standing.
+ *
+ * The unreadable file is made the way Gluster's client sees a file deleted under it: it is
+ * listed (its name is on the brick) but its data is gone (its gfid link in the brick's
+ * .glusterfs removed), so reading it fails "No such file or directory". It is written
+ * through a FUSE mount of the test's own, so the pool's mount has nothing of it cached.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { closeAllHosts, getHost, type Host } from "../../provider/host";
+import { refreshPool } from "../../provider/libvirt/volumes";
+import { getLab, type LabInfo } from "../helpers/lab";
+import { labConnection, tryVirsh, virsh } from "../helpers/local";
+import { createOwnPool, type OwnPool } from "../helpers/ownPool";
+
+let lab: LabInfo;
+let pool: OwnPool;
+let brick: string;
+
+before(async () => {
+  lab = await getLab();
+  pool = await createOwnPool(lab, "rfr", { by: "root" });
+  brick = `${lab.stateDir}/bricks/${pool.gluster.name}`;
+  fs.writeFileSync(path.join(pool.targetPath!, "kept.img"), Buffer.alloc(4096));
+});
+
+after(async () => {
+  closeAllHosts();
+  await pool.remove();
+});
+
+/** `name` in the pool, listed by the brick but unreadable through any fresh client. */
+function unreadableFile(name: string): void {
+  const mnt = fs.mkdtempSync(path.join(os.tmpdir(), "rfr-mnt-"));
+  execFileSync("mount", ["-t", "glusterfs", `${lab.gluster.servers[0]}:/${pool.gluster.name}`, mnt]);
+  try {
+    fs.writeFileSync(path.join(mnt, name), Buffer.alloc(4096, 1));
+  } finally {
+    execFileSync("umount", [mnt]);
+    fs.rmdirSync(mnt);
+  }
+  const links = execFileSync("find", [path.join(brick, ".glusterfs"), "-samefile", path.join(brick, name)], { encoding: "utf8" }).split("\n").filter(Boolean);
+  assert.equal(links.length, 1, `one gfid link of ${name} on the brick: ${links.join(", ")}`);
+  fs.rmSync(links[0]!);
+}
+
+function poolState(): string {
+  return /^State:\s*(.+)$/m.exec(virsh("pool-info", pool.name))?.[1]?.trim() ?? "unknown";
+}
+
+/** The lab host, with `beforeRestart` run when refreshPool first asks for the pool's state after a failed refresh. */
+function hostDeletingOnRestart(beforeRestart: () => void): { host: Host; seen: { failedRefresh: boolean } } {
+  const real = getHost(labConnection(lab));
+  const seen = { failedRefresh: false };
+  const host = new Proxy(real, {
+    get(target, prop, receiver) {
+      if (prop !== "virsh") {
+        const value = Reflect.get(target, prop, receiver);
+        return typeof value === "function" ? value.bind(target) : value;
+      }
+      return async (args: readonly string[], opts?: unknown) => {
+        if (args[0] === "pool-info" && !seen.failedRefresh) {
+          seen.failedRefresh = true;
+          assert.equal(poolState(), "inactive", "libvirt stopped the pool when its refresh failed");
+          beforeRestart();
+        }
+        return (target.virsh as (a: readonly string[], o?: unknown) => Promise<string>)(args, opts);
+      };
+    },
+  });
+  return { host, seen };
+}
+
+test("a file deleted during the refresh: libvirt stops the pool, refreshPool starts it again and the refresh succeeds", { timeout: 120_000 }, async () => {
+  unreadableFile("deleted-meanwhile.img");
+  // what the other hypervisor's delete finishes with: the name goes too
+  const { host, seen } = hostDeletingOnRestart(() => fs.rmSync(path.join(brick, "deleted-meanwhile.img")));
+  await refreshPool(host, pool.name);
+  assert.ok(seen.failedRefresh, "the first refresh failed on the unreadable file (else this test proves nothing)");
+  assert.equal(poolState(), "running");
+  const names = virsh("vol-list", pool.name, "--name").split("\n").map((l) => l.trim()).filter(Boolean);
+  assert.deepEqual(names.sort(), ["kept.img"]);
+});
+
+test("a file that stays unreadable: the refresh's error stands, with why the pool could not be started again", { timeout: 120_000 }, async () => {
+  unreadableFile("broken.img");
+  const { host, seen } = hostDeletingOnRestart(() => {});
+  await assert.rejects(refreshPool(host, pool.name), (err: Error) => {
+    assert.match(err.message, new RegExp(`pool '${pool.name}' on .*: its refresh failed on a file that vanished meanwhile \\(.*broken\\.img.*No such file or directory.*\\), libvirt stopped the pool, and starting it again failed: `, "s"));
+    return true;
+  });
+  assert.ok(seen.failedRefresh);
+  // libvirt will not start a pool whose refresh fails: with the file gone it starts again
+  fs.rmSync(path.join(brick, "broken.img"));
+  assert.equal(tryVirsh("pool-start", pool.name).code, 0);
+  assert.equal(poolState(), "running");
+});
