@@ -17,7 +17,8 @@
  * - Opening a channel is bounded by `timeouts.connect`, a command by `timeouts.command`.
  * - A dropped connection is re-established on next use. Commands are never retried
  *   (a channel that could not be opened never ran anything, so that may be).
- * - Idle connections close after `timeouts.idle`, so the provider process can exit.
+ * - Idle connections close after `timeouts.idle`, so a process can exit by itself (never,
+ *   by default, in the engine's dynamic-provider process: the engine ends it).
  * - `abortAllConnections` (the Pulumi engine went away) kills the remote commands,
  *   fails everything in flight and refuses all later work.
  */
@@ -327,7 +328,7 @@ export class SshConnection {
 
   private armIdleTimer(): void {
     clearTimeout(this.idleTimer);
-    if (!this.clients && !this.connecting) return;
+    if ((!this.clients && !this.connecting) || this.settings.timeouts.idleMs === 0) return;
     this.idleTimer = setTimeout(() => {
       if (this.busyCount === 0) this.close();
     }, this.settings.timeouts.idleMs);

@@ -13,6 +13,7 @@ import { homedir, userInfo } from "node:os";
 import { join } from "node:path";
 import { type ParsedKey, utils as ssh2Utils } from "ssh2";
 import { z } from "zod";
+import { isDynamicProviderProcess } from "../engineWatchdog";
 import { InputError, attachHidden } from "../errors";
 import { libvirtUri, loginName, sshHost, UNKNOWN } from "../fields";
 import { type PinnedHostKey, parsePinnedHostKey } from "./knownHosts";
@@ -87,7 +88,12 @@ const timeoutsSchema = z.strictObject({
   command: optional(seconds),
   /** Seconds between SSH keepalives on a connection; 0 = off. Default 15. */
   keepalive: optional(seconds),
-  /** Seconds an idle connection stays open before it is closed (lets the provider exit). Default 5. */
+  /**
+   * Seconds an idle connection stays open before it is closed (lets a process of the SDK's
+   * exit by itself); 0 = never closed while the process lives. Default 5, and 0 inside the
+   * engine's dynamic-provider process, which the engine ends itself once the run is over:
+   * one login per host and run however long a host waits for the engine's next operation.
+   */
   idle: optional(seconds),
 });
 
@@ -406,7 +412,7 @@ export function resolveConnection(
       connectMs: (t.connect ?? 15) * 1000,
       commandMs: (t.command ?? DEFAULT_COMMAND_SECONDS) * 1000,
       keepaliveMs: (t.keepalive ?? 15) * 1000,
-      idleMs: (t.idle ?? 5) * 1000,
+      idleMs: (t.idle ?? (isDynamicProviderProcess() ? 0 : 5)) * 1000,
     },
     label: chain.map((e) => e.label).join(" -> "),
     poolKey: `${chain.map((e) => e.label).join(" -> ")}#${digest({ chain: chain.map(securityIdentity), knownHostsFile, hostKeyPolicy })}`,
