@@ -4,8 +4,8 @@
  * definition in every active pool, so N deletes read N² definitions. Here a pool whose
  * volumes are files in a directory (dir, fs, netfs) is read from the storage itself in
  * one command — every file's inode, size and ctime — and a file's backing file is read
- * through libvirt (`vol-dumpxml`, after a refresh for files libvirt does not list yet)
- * only when that identity differs from the one it had when this process last read it, or
+ * (through libvirt's `vol-dumpxml`; for a file libvirt does not list yet, from its header
+ * on the storage with `qemu-img info`, no pool-refresh) only when that identity differs from the one it had when this process last read it, or
  * changed in the last RECENT_S seconds. Any write to a file changes its ctime (no call
  * sets it back), replacing it changes its inode: an unchanged identity is an unchanged
  * file, whose backing file libvirt would read as before. docs/scale.md has the argument
@@ -164,13 +164,70 @@ async function readFromStorage(host: Host, pool: DefinedPool, cache: Map<string,
     return true;
   };
   const found = await Promise.all(misses.map(read));
+  // On the storage but not (yet) in libvirt's listing: made by another host, or just now.
+  // Their headers are read on the storage, without a pool-refresh: on storage other hosts
+  // share, a refresh fails whenever one of them deletes a file mid-readdir, and libvirt
+  // then stops the pool (docs/scale.md §2 and §4).
   const unlisted = misses.filter((_, i) => !found[i]);
-  if (unlisted.length) {
-    // On the storage but not (yet) in libvirt's listing: made by another host, or just now. A file libvirt still does not list after a refresh is gone, or one libvirt does not take as a volume.
+  const headers = await readHeaders(host, unlisted.filter((m) => m.file.type === "f").map((m) => m.path));
+  const viaLibvirt = unlisted.filter((m) => {
+    const header = headers.get(m.path);
+    if (header === undefined || header === "unreadable") return true;
+    if (header === "gone") return false;
+    entries[m.at] = { pool: pool.name, volume: m.file.name, path: m.path, backing: header.backing };
+    cache.set(m.path, { identity: m.file.identity, backing: header.backing });
+    return false;
+  });
+  if (viaLibvirt.length) {
+    // What the login could not read (or is no regular file): libvirt reads it after a refresh. A file libvirt still does not list then is gone, or one libvirt does not take as a volume.
     await refreshPool(host, pool.uuid);
-    await Promise.all(unlisted.map(read));
+    await Promise.all(viaLibvirt.map(read));
   }
   return entries.filter((e): e is BackingEntry => e !== undefined);
+}
+
+/**
+ * Per file (paths on stdin, NUL-separated): `qemu-img info` of it, JSON or its error, then
+ * its exit status, each NUL-terminated. A symlink or anything but a regular file is not
+ * opened (status `x`): libvirt judges those. qemu-img opens no backing file for `info`.
+ */
+export const HEADER_SCRIPT = `for f; do if [ -h "$f" ] || [ ! -f "$f" ]; then printf '\\0x\\0'; continue; fi; qemu-img info -U --output=json -- "$f" 2>&1; printf '\\0%s\\0' $?; done`;
+
+/** What the storage says of one file's header: its backing file (if any), that it is gone, or that the login cannot tell. */
+export type StoredHeader = { backing?: string } | "gone" | "unreadable";
+
+/** Parses HEADER_SCRIPT's output for `paths`, in order. */
+export function parseHeaders(paths: readonly string[], text: string): Map<string, StoredHeader> {
+  const fields = text.split("\0");
+  if (fields.length !== 2 * paths.length + 1 || fields[fields.length - 1] !== "") {
+    throw new Error(`unexpected output of qemu-img info for ${paths.length} files: ${JSON.stringify(text.slice(0, 200))}`);
+  }
+  return new Map(paths.map((path, i) => [path, headerOf(path, fields[2 * i], fields[2 * i + 1])]));
+}
+
+function headerOf(path: string, output: string, status: string): StoredHeader {
+  if (status === "0") {
+    try {
+      const info = JSON.parse(output.slice(output.indexOf("{"))) as { "full-backing-filename"?: unknown };
+      const backing = info["full-backing-filename"];
+      if (backing === undefined || typeof backing === "string") return { backing };
+    } catch {
+      // not the JSON asked for: libvirt judges it
+    }
+    return "unreadable";
+  }
+  // Deleted since the listing: only when qemu-img says so of this very file.
+  const line = output.split("\n").find((l) => l.includes(`Could not open '${path}': `));
+  return line !== undefined && /: (No such file or directory|Stale file handle)$/.test(line) ? "gone" : "unreadable";
+}
+
+/** The headers of `paths` (regular files listed on the storage) in one command. */
+async function readHeaders(host: Host, paths: readonly string[]): Promise<Map<string, StoredHeader>> {
+  if (paths.length === 0) return new Map();
+  const r = await host.exec(["sh", "-c", 'exec xargs -0 sh -c "$0" sh', HEADER_SCRIPT], { stdin: paths.map((p) => `${p}\0`).join(""), check: false });
+  // xargs or sh could not run the script at all: libvirt judges every file
+  if (r.code !== 0) return new Map(paths.map((p) => [p, "unreadable"]));
+  return parseHeaders(paths, r.stdout);
 }
 
 /** A Gluster pool whose files another active Gluster pool (of `type`, if given) of the same volume and an enclosing directory lists. */

@@ -1,5 +1,5 @@
 /*
- * A pool refresh that fails on one file. libvirt then stops the pool (storagePoolRefresh:
+ * Refreshes of a pool other hypervisors share. (1) A pool refresh that fails on one file. libvirt then stops the pool (storagePoolRefresh:
  * the backend's stopPool, then inactive) — on shared storage that happens whenever another
  * hypervisor deletes a file between libvirt's readdir and its read of that file (seen with
  * 10 hosts x 100 volumes, docs/benchmarks.md run F). refreshPool starts the pool again and
@@ -9,6 +9,10 @@
  * listed (its name is on the brick) but its data is gone (its gfid link in the brick's
  * .glusterfs removed), so reading it fails "No such file or directory". It is written
  * through a FUSE mount of the test's own, so the pool's mount has nothing of it cached.
+ *
+ * (2) The delete path's overlay scan does not refresh such a pool at all: a file libvirt
+ * does not list yet (made through another client) has its header read on the storage,
+ * and one that vanishes under the scan is gone, so no refresh can stop the pool.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -17,6 +21,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { closeAllHosts, getHost, type Host } from "../../provider/host";
+import { backingIndexOf } from "../../provider/libvirt/backingIndex";
 import { refreshPool } from "../../provider/libvirt/volumes";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { labConnection, tryVirsh, virsh } from "../helpers/local";
@@ -38,16 +43,21 @@ after(async () => {
   await pool.remove();
 });
 
-/** `name` in the pool, listed by the brick but unreadable through any fresh client. */
-function unreadableFile(name: string): void {
+/** Runs `write` with a FUSE mount of the pool's Gluster volume of its own (another client: the pool's mount has nothing of it cached). */
+function throughOwnMount(write: (mnt: string) => void): void {
   const mnt = fs.mkdtempSync(path.join(os.tmpdir(), "rfr-mnt-"));
   execFileSync("mount", ["-t", "glusterfs", `${lab.gluster.servers[0]}:/${pool.gluster.name}`, mnt]);
   try {
-    fs.writeFileSync(path.join(mnt, name), Buffer.alloc(4096, 1));
+    write(mnt);
   } finally {
     execFileSync("umount", [mnt]);
     fs.rmdirSync(mnt);
   }
+}
+
+/** `name` in the pool, listed by the brick but unreadable through any fresh client. */
+function unreadableFile(name: string): void {
+  throughOwnMount((mnt) => fs.writeFileSync(path.join(mnt, name), Buffer.alloc(4096, 1)));
   const links = execFileSync("find", [path.join(brick, ".glusterfs"), "-samefile", path.join(brick, name)], { encoding: "utf8" }).split("\n").filter(Boolean);
   assert.equal(links.length, 1, `one gfid link of ${name} on the brick: ${links.join(", ")}`);
   fs.rmSync(links[0]!);
@@ -103,4 +113,32 @@ test("a file that stays unreadable: the refresh's error stands, with why the poo
   fs.rmSync(path.join(brick, "broken.img"));
   assert.equal(tryVirsh("pool-start", pool.name).code, 0);
   assert.equal(poolState(), "running");
+});
+
+/** The names libvirt lists in the pool now. */
+function listed(): string[] {
+  return virsh("-q", "vol-list", pool.name).split("\n").map((l) => l.trim().split(/\s+/)[0]!).filter(Boolean).sort();
+}
+
+test("the overlay scan reads an overlay made through another client on the storage, without refreshing the pool", { timeout: 120_000 }, async () => {
+  virsh("vol-create-as", pool.name, "base.img", "1M", "--format", "raw");
+  const base = path.join(pool.targetPath!, "base.img");
+  throughOwnMount((mnt) => execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-b", base, "-F", "raw", path.join(mnt, "elsewhere.qcow2")]));
+  assert.ok(!listed().includes("elsewhere.qcow2"), "libvirt does not list the overlay yet (else this test proves nothing)");
+  const index = await backingIndexOf(getHost(labConnection(lab)));
+  assert.deepEqual(index.unchecked, []);
+  const entry = index.entries.find((e) => e.path === path.join(pool.targetPath!, "elsewhere.qcow2"));
+  assert.equal(entry?.backing, base, "the overlay of base.img is seen");
+  assert.ok(!listed().includes("elsewhere.qcow2"), "the pool was not refreshed");
+  fs.rmSync(path.join(pool.targetPath!, "elsewhere.qcow2"));
+  virsh("vol-delete", "--pool", pool.name, "base.img");
+});
+
+test("the overlay scan takes a file that vanishes under it as gone: no refresh, so libvirt never stops the pool", { timeout: 120_000 }, async () => {
+  unreadableFile("vanishing.img");
+  const index = await backingIndexOf(getHost(labConnection(lab)));
+  assert.deepEqual(index.unchecked, [], "nothing left unchecked (a refresh would have failed on the file)");
+  assert.equal(index.entries.find((e) => e.volume === "vanishing.img"), undefined);
+  assert.equal(poolState(), "running");
+  fs.rmSync(path.join(brick, "vanishing.img"));
 });

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { VirshError } from "../../provider/errors";
 import type { ExecResult, Host } from "../../provider/host";
 import { FreshScan, sharedScan } from "../../provider/libvirt/scans";
-import { backingIndexOf, canReuse, parseStoredFiles, RECENT_S, type StoredFile } from "../../provider/libvirt/backingIndex";
+import { backingIndexOf, canReuse, HEADER_SCRIPT, parseHeaders, parseStoredFiles, RECENT_S, type StoredFile } from "../../provider/libvirt/backingIndex";
 
 /** A promise with its resolve/reject outside. */
 function deferred<T>() {
@@ -119,14 +119,30 @@ function storageHost() {
     files: new Map<string, { ino: number; ctime: string; backing?: string }>(),
     listed: new Set<string>(),
     findFails: false,
+    /** files qemu-img cannot open as the login; files that vanish between the listing and qemu-img */
+    unreadable: new Set<string>(),
+    vanishing: new Set<string>(),
     calls: [] as string[],
   };
   const host: Host = {
     label: "fake",
     libvirtUri: "qemu:///system",
     scope: {},
-    async exec(argv): Promise<ExecResult> {
+    async exec(argv, opts): Promise<ExecResult> {
       state.calls.push(`exec ${argv[0]}`);
+      if (argv[3] === HEADER_SCRIPT) {
+        state.calls.push("qemu-img info");
+        const paths = String(opts?.stdin).split("\0").slice(0, -1);
+        const out = paths.map((p) => {
+          const name = p.replace(/^\/mnt\/p\//, "");
+          const f = state.files.get(name);
+          const failed = (why: string) => `qemu-img: Could not open '${p}': Could not open '${p}': ${why}\n\x001\0`;
+          if (!f || state.vanishing.has(name)) return failed("No such file or directory");
+          if (state.unreadable.has(name)) return failed("Permission denied");
+          return `${JSON.stringify({ filename: p, format: f.backing ? "qcow2" : "raw", ...(f.backing ? { "full-backing-filename": f.backing } : {}) })}\n\x000\0`;
+        });
+        return { code: 0, stdout: out.join(""), stderr: "" };
+      }
       if (state.findFails) return { code: 1, stdout: "", stderr: "find: '/mnt/p': Permission denied" };
       const entries = [...state.files].map(([name, f]) => `f ${f.ino} 1048576 ${f.ctime} ${name}\0`).join("");
       return { code: 0, stdout: `${state.now}.000000000\n${entries}`, stderr: "" };
@@ -176,12 +192,30 @@ test("backingIndexOf: files read once, then again only when their identity chang
   assert.equal(dumps(state.calls), 1);
   assert.equal(index.entries.find((e) => e.volume === "b.img")?.backing, "/mnt/p/a.img");
 
-  // A new overlay made elsewhere (not in libvirt's listing yet): the pool is refreshed, then it is read.
+  // A new overlay made elsewhere (not in libvirt's listing yet): its header is read on the storage, no pool-refresh; then it is cached.
   state.files.set("d.qcow2", { ino: 20, ctime: "4100.5", backing: "/mnt/p/a.img" });
   state.calls = [];
   index = await backingIndexOf(host);
-  assert.ok(state.calls.includes(`pool-refresh ${POOL_UUID}`));
+  assert.ok(state.calls.includes("qemu-img info"));
+  assert.ok(!state.calls.includes(`pool-refresh ${POOL_UUID}`), "no refresh of a pool other hosts share");
   assert.equal(index.entries.find((e) => e.volume === "d.qcow2")?.backing, "/mnt/p/a.img");
+  state.calls = [];
+  await backingIndexOf(host);
+  assert.ok(!state.calls.includes("qemu-img info"), "unchanged: not read again");
+
+  // One deleted between the listing and qemu-img is gone (no refresh); one the login cannot read is read by libvirt after a refresh.
+  state.files.set("e.img", { ino: 21, ctime: "4100.5" });
+  state.vanishing.add("e.img");
+  state.files.set("f.qcow2", { ino: 22, ctime: "4100.5", backing: "/mnt/p/b.img" });
+  state.unreadable.add("f.qcow2");
+  state.calls = [];
+  index = await backingIndexOf(host);
+  assert.equal(state.calls.filter((c) => c === `pool-refresh ${POOL_UUID}`).length, 1, "one refresh, for the unreadable file");
+  assert.equal(index.entries.find((e) => e.volume === "f.qcow2")?.backing, "/mnt/p/b.img");
+  assert.equal(index.entries.find((e) => e.volume === "e.img"), undefined, "gone");
+  assert.equal(index.unchecked.length, 0);
+  state.files.delete("e.img");
+  state.files.delete("f.qcow2");
 
   // A file changed within RECENT_S of the host's clock is read again even with an identity seen before.
   state.files.set("a.img", { ino: 10, ctime: String(state.now - 1) });
@@ -198,4 +232,22 @@ test("backingIndexOf: files read once, then again only when their identity chang
   assert.ok(state.calls.includes(`pool-refresh ${POOL_UUID}`));
   assert.equal(dumps(state.calls), state.files.size);
   assert.deepEqual(index.entries.map((e) => e.volume).sort(), [...state.files.keys()].sort());
+});
+
+test("parseHeaders: a backing file, none, gone only when qemu-img says so of that very file, anything else unreadable", () => {
+  const paths = ["/mnt/p/o.qcow2", "/mnt/p/r.img", "/mnt/p/gone.img", "/mnt/p/stale.img", "/mnt/p/denied.img", "/mnt/p/link", "/mnt/p/odd.qcow2", "/mnt/p/base-gone.qcow2"];
+  const text = [
+    `${JSON.stringify({ format: "qcow2", "backing-filename": "r.img", "full-backing-filename": "/mnt/p/r.img" })}\n\x000\0`,
+    `${JSON.stringify({ format: "raw" })}\n\x000\0`,
+    "qemu-img: Could not open '/mnt/p/gone.img': Could not open '/mnt/p/gone.img': No such file or directory\n\x001\0",
+    "qemu-img: Could not open '/mnt/p/stale.img': Stale file handle\n\x001\0",
+    "qemu-img: Could not open '/mnt/p/denied.img': Could not open '/mnt/p/denied.img': Permission denied\n\x001\0",
+    "\0x\0",
+    "WARNING: something\nnot json\n\x000\0",
+    // a failure naming another file (its backing file, say) proves nothing about this one
+    "qemu-img: Could not open '/mnt/p/other': No such file or directory\n\x001\0",
+  ].join("");
+  const h = parseHeaders(paths, text);
+  assert.deepEqual([...h.values()], [{ backing: "/mnt/p/r.img" }, { backing: undefined }, "gone", "gone", "unreadable", "unreadable", "unreadable", "unreadable"]);
+  assert.throws(() => parseHeaders(paths, text.slice(0, -1)), /unexpected output of qemu-img info for 8 files/);
 });
