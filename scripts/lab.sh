@@ -99,7 +99,7 @@ pid_alive() {
 pid_of() { tr -dc '0-9' 2>/dev/null <"$1" || true; }
 
 # pids_by_comm COMM: running processes named COMM (no procps needed), in our mount
-# namespace: a daemon in another one (hypervisor 2's libvirtd) does not serve our /run.
+# namespace: a daemon in another one (a further hypervisor's libvirtd) does not serve our /run.
 pids_by_comm() {
   local comm=$1 f pid self_ns
   self_ns=$(readlink /proc/$$/ns/mnt)
@@ -186,7 +186,7 @@ json_str() {
   printf '"%s"' "$s"
 }
 
-# IN_NS: a command prefix (nsenter into hypervisor 2's mount namespace), empty for host 1.
+# IN_NS: a command prefix (nsenter into hypervisor K's mount namespace, K >= 2), empty for host 1.
 IN_NS=()
 virsh_root() { "${IN_NS[@]}" timeout 120 virsh -q -c "$LIBVIRT_URI" "$@"; }
 
@@ -220,7 +220,7 @@ with_lock() {
   fi
 }
 
-# Hypervisor 2: its constants and functions, in a file of its own.
+# Hypervisors 2..N: their constants and functions (hv_select K), in a file of their own.
 source "$(dirname "${BASH_SOURCE[0]}")/lab-hypervisors.sh"
 # The guest image and its domain definition, likewise.
 source "$(dirname "${BASH_SOURCE[0]}")/lab-guest.sh"
@@ -372,7 +372,7 @@ EOF
 # ssh_lab CMD: run CMD on the lab as LAB_USER with the lab key, host key checked strictly.
 ssh_lab() { ssh_to "$SSH_HOST" "$@"; }
 
-# ssh_to ADDRESS CMD: the same, to the lab sshd on ADDRESS (host 1, or hypervisor 2 with
+# ssh_to ADDRESS CMD: the same, to the lab sshd on ADDRESS (host 1, or hypervisor K with
 # its own known_hosts).
 ssh_to() {
   local address=$1 known_hosts=$SSH_DIR/known_hosts

@@ -89,7 +89,7 @@ for pidfile in "$state"/host*/ns.pid; do
 done
 
 # Gluster test volumes: only those with their bricks in the lab's state dir (<state>/bricks/),
-# first unmounting their FUSE mounts (host 1's, and inside hypervisor 2's namespace).
+# first unmounting their FUSE mounts (host 1's, and inside every further hypervisor's namespace).
 if command -v gluster >/dev/null; then
   while read -r vol; do
     [[ -n $vol ]] && leftover "$vol" || continue

@@ -24,7 +24,9 @@ export function isPoolBusy(err: unknown): boolean {
  * (Gluster's FUSE client says "Stale file handle"; seen with 10 hosts deleting at once).
  */
 export function isVanishedFile(err: unknown): boolean {
-  return /'[^'\n]*': (Stale file handle|No such file or directory)/.test((err as Error)?.message ?? "");
+  const message = (err as Error)?.message ?? "";
+  // (the pool's own directory gone is no vanished file: a start would fail the same way)
+  return /'[^'\n]*': (Stale file handle|No such file or directory)/.test(message) && !/cannot open directory '/.test(message);
 }
 
 /**
@@ -58,13 +60,12 @@ export async function refreshPool(host: Host, pool: string, opts: { skipIfBusy?:
 
 /** Starts `pool` again if libvirt stopped it after `cause`, the refresh that failed. */
 async function restartStoppedPool(host: Host, pool: string, cause: Error): Promise<void> {
-  const state = parseInfo(await host.virsh(["pool-info", pool]))["State"];
+  const failed = (what: string) => (err: unknown) => {
+    throw new GlusterLibvirtError(`pool '${pool}' on ${host.label}: its refresh failed on a file that vanished meanwhile (${cause.message}), ${what}: ${(err as Error).message}`);
+  };
+  const state = parseInfo(await host.virsh(["pool-info", pool]).catch(failed("and reading whether libvirt stopped the pool failed")))["State"];
   if (state === "running") return;
-  await host.virsh(["pool-start", pool]).catch((err: unknown) => {
-    throw new GlusterLibvirtError(
-      `pool '${pool}' on ${host.label}: its refresh failed on a file that vanished meanwhile (${cause.message}), libvirt stopped the pool, and starting it again failed: ${(err as Error).message}`,
-    );
-  });
+  await host.virsh(["pool-start", pool]).catch(failed("libvirt stopped the pool, and starting it again failed"));
 }
 
 /**

@@ -176,7 +176,7 @@ test("block device size: domblkinfo's Capacity in bytes (anything else fails); b
  * A pool as libvirt keeps it: a refresh that fails stops it (storagePoolRefresh), pool-start
  * starts it. `refreshes` are the outcomes of successive refreshes (an error message or "ok").
  */
-function poolThatStopsOnFailedRefresh(refreshes: string[], startFails?: string) {
+function poolThatStopsOnFailedRefresh(refreshes: string[], startFails?: string, infoFails?: string) {
   let state = "running";
   let n = 0;
   return virshOnlyHost((args) => {
@@ -187,6 +187,7 @@ function poolThatStopsOnFailedRefresh(refreshes: string[], startFails?: string) 
       state = "inactive";
       throw new Error(`error: Failed to refresh pool p\n${outcome}`);
     }
+    if (args[0] === "pool-info" && infoFails) throw new Error(infoFails);
     if (args[0] === "pool-info") return `Name:           p\nState:          ${state}\n`;
     if (args[0] === "pool-start") {
       if (startFails) throw new Error(startFails);
@@ -203,6 +204,7 @@ test("isVanishedFile: a file gone between libvirt's readdir and its open, not an
   assert.ok(isVanishedFile(new Error(vanished)));
   assert.ok(isVanishedFile(new Error("error: cannot open volume '/var/lib/libvirt/gluster/p/a.img': No such file or directory")));
   assert.ok(!isVanishedFile(new Error("error: cannot open directory '/var/lib/libvirt/gluster/p': Permission denied")));
+  assert.ok(!isVanishedFile(new Error("error: cannot open directory '/var/lib/libvirt/gluster/p': No such file or directory")), "the pool's own directory is no file inside it");
   assert.ok(!isVanishedFile(new Error("error: storage pool 'p' has asynchronous jobs running.")));
   assert.ok(!isVanishedFile(undefined));
 });
@@ -235,6 +237,14 @@ test("refreshPool: a pool that cannot be started again says so, with the refresh
   const { host } = poolThatStopsOnFailedRefresh([vanished], "error: failed to start pool p\nerror: mount failed");
   await assert.rejects(refreshPool(host, "p"), (err: Error) => {
     assert.match(err.message, /pool 'p' on fake: its refresh failed on a file that vanished meanwhile \(.*Stale file handle\), libvirt stopped the pool, and starting it again failed: .*mount failed/s);
+    return true;
+  });
+});
+
+test("refreshPool: a pool whose state cannot be read after the failed refresh says so, with the refresh's failure", async () => {
+  const { host } = poolThatStopsOnFailedRefresh([vanished], undefined, "error: failed to get pool 'p'");
+  await assert.rejects(refreshPool(host, "p"), (err: Error) => {
+    assert.match(err.message, /pool 'p' on fake: its refresh failed on a file that vanished meanwhile \(.*Stale file handle\), and reading whether libvirt stopped the pool failed: .*failed to get pool/s);
     return true;
   });
 });
