@@ -163,11 +163,12 @@ async function readFromStorage(host: Host, pool: DefinedPool, cache: Map<string,
     if (m.file.type === "f") cache.set(m.path, { identity: m.file.identity, backing: vol.backingStore?.path });
     return true;
   };
-  const found = await Promise.all(misses.map(read));
-  // On the storage but not (yet) in libvirt's listing: made by another host, or just now.
-  // Their headers are read on the storage, without a pool-refresh: on storage other hosts
-  // share, a refresh fails whenever one of them deletes a file mid-readdir, and libvirt
-  // then stops the pool (docs/scale.md §2 and §4).
+  // What libvirt lists is read through it; a file it does not list (yet: made by another
+  // host, or just now) or that it no longer finds has its header read on the storage,
+  // without a pool-refresh: on storage other hosts share, a refresh fails whenever one of
+  // them deletes a file mid-readdir, and libvirt then stops the pool (docs/scale.md §2, §4).
+  const inLibvirt = misses.length ? new Set(await listVolumePaths(host, pool)) : new Set<string>();
+  const found = await Promise.all(misses.map((m) => inLibvirt.has(m.path) && read(m)));
   const unlisted = misses.filter((_, i) => !found[i]);
   const headers = await readHeaders(host, unlisted.filter((m) => m.file.type === "f").map((m) => m.path));
   const viaLibvirt = unlisted.filter((m) => {

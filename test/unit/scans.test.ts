@@ -198,6 +198,7 @@ test("backingIndexOf: files read once, then again only when their identity chang
   index = await backingIndexOf(host);
   assert.ok(state.calls.includes("qemu-img info"));
   assert.ok(!state.calls.includes(`pool-refresh ${POOL_UUID}`), "no refresh of a pool other hosts share");
+  assert.equal(dumps(state.calls), 0, "libvirt's listing lacks it: libvirt is not asked for it");
   assert.equal(index.entries.find((e) => e.volume === "d.qcow2")?.backing, "/mnt/p/a.img");
   state.calls = [];
   await backingIndexOf(host);
