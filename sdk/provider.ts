@@ -1,49 +1,22 @@
 import * as pulumi from "@pulumi/pulumi";
+import type { ResourceKind } from "../provider/index";
 import { PREVIEW, STAMP } from "../provider/resource";
 import { connectionInput, connectionsInput, type Connection } from "./connection";
 
-export type ResourceKind = "GlusterVolume" | "GlusterPool" | "ImageVolume" | "DiskAttachment";
-
-const providers = new Map<ResourceKind, pulumi.dynamic.ResourceProvider>();
+export type { ResourceKind };
 
 /**
- * The provider Pulumi serializes into state for each resource. It must stay tiny
- * and capture nothing but `kind`: every method require()s the implementation from
- * the installed package at call time, so refresh and delete of old resources run
- * today's code, and no schema, parser or credential is ever serialized. One object
- * per kind: Pulumi caches the serialized text by object identity, so a program with
- * many resources serializes each kind once.
+ * The `__provider` of every resource of `kind`: the source the engine's dynamic-provider
+ * process loads (`require-from-string`) and whose `exports.handler()` it calls to get the
+ * provider. `pulumi.dynamic.Resource` would serialize a provider object into this text
+ * (3 KB for our seven methods), and the engine stores it twice per resource (inputs and
+ * outputs) and writes the whole state after every step, so its size is paid per resource
+ * and step (docs/benchmarks.md, run G). One line instead: it require()s the implementation
+ * from the installed package at call time, so refresh and delete of old resources run
+ * today's code, and no schema, parser or credential is ever in state.
  */
-export function makeProvider(kind: ResourceKind): pulumi.dynamic.ResourceProvider {
-  let provider = providers.get(kind);
-  if (!provider) {
-    const impl = () => require("pulumi-gluster-libvirt/provider");
-    provider = {
-      async configure(req) {
-        impl().configure(req.config);
-      },
-      async check(olds, news) {
-        return impl().resources[kind].check(olds, news);
-      },
-      async diff(id, olds, news) {
-        return impl().resources[kind].diff(id, olds, news);
-      },
-      async create(inputs) {
-        return impl().resources[kind].create(inputs);
-      },
-      async read(id, props) {
-        return impl().resources[kind].read(id, props);
-      },
-      async update(id, olds, news) {
-        return impl().resources[kind].update(id, olds, news);
-      },
-      async delete(id, props) {
-        return impl().resources[kind].delete(id, props);
-      },
-    };
-    providers.set(kind, provider);
-  }
-  return provider;
+export function providerSource(kind: ResourceKind): string {
+  return `exports.handler = () => require("pulumi-gluster-libvirt/provider").providerFor(${JSON.stringify(kind)});\n`;
 }
 
 /** `true` only when A and B have the same keys: every provider input has an Args field and vice versa. */
@@ -87,11 +60,12 @@ function withOutputs<T extends object>(args: T, outputKeys: readonly string[]): 
 }
 
 /**
- * Every resource class of the package: the dynamic resource of `kind`, given its inputs
- * (the connection made secret when it carries credentials), the hidden stamp, and every
- * output key.
+ * Every resource class of the package: the dynamic resource of `kind` (the type token and
+ * `__provider` that `pulumi.dynamic.Resource` would give it), given its inputs (the
+ * connection made secret when it carries credentials), the hidden stamp, and every output
+ * key.
  */
-export abstract class GlusterLibvirtResource extends pulumi.dynamic.Resource {
+export abstract class GlusterLibvirtResource extends pulumi.CustomResource {
   protected constructor(
     kind: ResourceKind,
     name: string,
@@ -103,7 +77,7 @@ export abstract class GlusterLibvirtResource extends pulumi.dynamic.Resource {
       ...(args.connection !== undefined ? { connection: connectionInput(args.connection) } : {}),
       ...(args.hypervisors !== undefined ? { hypervisors: connectionsInput(args.hypervisors) } : {}),
     };
-    const props = withOutputs({ ...args, ...connections, ...stamp(kind, name), ...previewMarker() }, outputKeys);
-    super(makeProvider(kind), name, props, opts, "gluster-libvirt", kind);
+    const props = withOutputs({ ...args, ...connections, ...stamp(kind, name), ...previewMarker(), __provider: providerSource(kind) }, outputKeys);
+    super(`pulumi-nodejs:dynamic/gluster-libvirt:${kind}`, name, props, opts);
   }
 }
