@@ -10,7 +10,7 @@ export const FILE_POOL_TYPES: ReadonlySet<string> = new Set(["dir", "fs", "netfs
 
 /** How long a refresh waits out a pool that is busy with a job of libvirt's own (an upload, a create). */
 const BUSY_POOL_WAIT_MS = 30_000;
-/** Refreshes tried in all when files keep vanishing under them (each one restarts the pool libvirt stopped). */
+/** Refreshes (and starts) tried in all when files keep vanishing under them (each refresh restarts the pool libvirt stopped). */
 const VANISHED_FILE_ATTEMPTS = 3;
 
 /** libvirt refuses to refresh a pool while it runs a job of its own (an upload, a create). */
@@ -65,7 +65,15 @@ async function restartStoppedPool(host: Host, pool: string, cause: Error): Promi
   };
   const state = parseInfo(await host.virsh(["pool-info", pool]).catch(failed("and reading whether libvirt stopped the pool failed")))["State"];
   if (state === "running") return;
-  await host.virsh(["pool-start", pool]).catch(failed("libvirt stopped the pool, and starting it again failed"));
+  // A start refreshes the pool too (and stops it again when that fails), so it fails the same way while files keep vanishing.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return void (await host.virsh(["pool-start", pool]));
+    } catch (err) {
+      if (!isVanishedFile(err) || attempt >= VANISHED_FILE_ATTEMPTS) failed("libvirt stopped the pool, and starting it again failed")(err);
+      await new Promise((r) => setTimeout(r, 200 * attempt));
+    }
+  }
 }
 
 /**

@@ -176,9 +176,10 @@ test("block device size: domblkinfo's Capacity in bytes (anything else fails); b
  * A pool as libvirt keeps it: a refresh that fails stops it (storagePoolRefresh), pool-start
  * starts it. `refreshes` are the outcomes of successive refreshes (an error message or "ok").
  */
-function poolThatStopsOnFailedRefresh(refreshes: string[], startFails?: string, infoFails?: string) {
+function poolThatStopsOnFailedRefresh(refreshes: string[], startFails?: string | string[], infoFails?: string) {
   let state = "running";
   let n = 0;
+  let starts = 0;
   return virshOnlyHost((args) => {
     if (args[0] === "pool-refresh") {
       if (state !== "running") throw new Error("error: Requested operation is not valid: storage pool 'p' is not active");
@@ -190,7 +191,8 @@ function poolThatStopsOnFailedRefresh(refreshes: string[], startFails?: string, 
     if (args[0] === "pool-info" && infoFails) throw new Error(infoFails);
     if (args[0] === "pool-info") return `Name:           p\nState:          ${state}\n`;
     if (args[0] === "pool-start") {
-      if (startFails) throw new Error(startFails);
+      const fails = Array.isArray(startFails) ? startFails[starts++] : startFails;
+      if (fails) throw new Error(fails);
       state = "running";
       return "Pool p started\n";
     }
@@ -247,4 +249,10 @@ test("refreshPool: a pool whose state cannot be read after the failed refresh sa
     assert.match(err.message, /pool 'p' on fake: its refresh failed on a file that vanished meanwhile \(.*Stale file handle\), and reading whether libvirt stopped the pool failed: .*failed to get pool/s);
     return true;
   });
+});
+
+test("refreshPool: a start that fails on a file vanishing too (a start refreshes) is tried again", async () => {
+  const { host, calls } = poolThatStopsOnFailedRefresh([vanished, "ok"], [vanished.replace("h9-v66", "h1-v51")]);
+  await refreshPool(host, "p");
+  assert.deepEqual(calls.map((c) => c[0]), ["pool-refresh", "pool-info", "pool-start", "pool-start", "pool-refresh"]);
 });
