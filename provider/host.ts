@@ -1,5 +1,6 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { Readable } from "node:stream";
-import { CommandError, redact, redactArgv } from "./errors";
+import { CommandError, isCommandError, redact, redactArgv } from "./errors";
 import { closeAllConnections, getConnection } from "./ssh/connections";
 import { remoteCommandLine, shellCommandLine } from "./ssh/quote";
 import { type ResolvedConnection, boundedWaitMs, resolveConnection } from "./ssh/settings";
@@ -63,7 +64,7 @@ class SshHost implements Host {
   }
 
   virsh(args: readonly string[], opts: Pick<ExecOptions, "stdin" | "onProgress"> = {}): Promise<string> {
-    return this.runner.run(args, opts);
+    return stopsOf(this.scope).around(() => this.runner.run(args, opts));
   }
 
   async exec(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
@@ -78,6 +79,91 @@ class SshHost implements Host {
     }
     return r;
   }
+}
+
+/** A command that failed on a pool stopped by a step of ours is tried this often in all. */
+const POOL_STOP_ATTEMPTS = 3;
+
+/**
+ * The steps of ours that may stop a storage pool for a moment, on one libvirt (a Host's
+ * scope): a `pool-refresh` that fails makes libvirt stop the pool, and refreshPool starts
+ * it again (libvirt/volumes.ts). Such steps run one at a time. A virsh command of any other
+ * resource that fails with "not active" (CommandError `not-running`) while one ran, or
+ * whose run overlapped one, is run again once it has ended: it failed on our own window,
+ * not on the host's state. A command that failed did nothing, so running it again is
+ * safe; one that still fails after POOL_STOP_ATTEMPTS, or that overlapped no such step,
+ * fails as it did. Commands of the step itself are not retried (the step decides). A read
+ * that succeeds in the window (a pool listed inactive) is taken again the same way where
+ * its caller says so (readPastPoolStops).
+ */
+class PoolStops {
+  /** Changes when a step starts and when it ends: a command that saw it change overlapped one. */
+  private epoch = 0;
+  /** The step running now, or the last one (settled). */
+  private last: Promise<unknown> = Promise.resolve();
+  private running = false;
+  private static readonly inStep = new AsyncLocalStorage<true>();
+
+  async step<T>(fn: () => Promise<T>): Promise<T> {
+    const prior = this.last;
+    const run = prior.then(async () => {
+      this.running = true;
+      this.epoch++;
+      try {
+        return await PoolStops.inStep.run(true, fn);
+      } finally {
+        this.running = false;
+        this.epoch++;
+      }
+    });
+    this.last = run.catch(() => undefined);
+    return run;
+  }
+
+  /** `read` again (after the step) while it fails with, or (`stopped`) returns, what a step's window shows, and overlapped one. */
+  async around<T>(read: () => Promise<T>, stopped: (result: T) => boolean = () => false): Promise<T> {
+    if (PoolStops.inStep.getStore()) return read();
+    for (let attempt = 1; ; attempt++) {
+      const seen = this.epoch;
+      const overlapped = () => this.running || this.epoch !== seen;
+      let result: T;
+      try {
+        result = await read();
+      } catch (err) {
+        if (!overlapped() || !isCommandError(err, "not-running") || attempt >= POOL_STOP_ATTEMPTS) throw err;
+        await this.last;
+        continue;
+      }
+      if (!overlapped() || !stopped(result) || attempt >= POOL_STOP_ATTEMPTS) return result;
+      await this.last;
+    }
+  }
+}
+
+const poolStops = new WeakMap<object, PoolStops>();
+
+function stopsOf(scope: object): PoolStops {
+  let stops = poolStops.get(scope);
+  if (!stops) poolStops.set(scope, (stops = new PoolStops()));
+  return stops;
+}
+
+/**
+ * Runs `fn`, a step that may stop a storage pool of `host` for a moment and start it
+ * again, so that the other resources' commands on that libvirt ride out the window (see
+ * PoolStops). A Host without a scope (a test's fake) shares nothing: `fn` just runs.
+ */
+export function mayStopPool<T>(host: Host, fn: () => Promise<T>): Promise<T> {
+  return host.scope ? stopsOf(host.scope).step(fn) : fn();
+}
+
+/**
+ * `read` (of which pools are active), taken again once a step of `mayStopPool` has ended
+ * when it overlapped one and `stopped(result)` says it saw a pool stopped: that may have
+ * been our own window, not the host's state (PoolStops).
+ */
+export function readPastPoolStops<T>(host: Host, read: () => Promise<T>, stopped: (result: T) => boolean): Promise<T> {
+  return host.scope ? stopsOf(host.scope).around(read, stopped) : read();
 }
 
 const runners = new Map<string, VirshRunner>();

@@ -13,11 +13,11 @@
  * before.
  */
 import { isCommandError, isNotFound } from "../errors";
-import type { Host } from "../host";
+import { readPastPoolStops, type Host } from "../host";
 import { parseVolumeXml } from "../xml/volume";
 import { listPools, type DefinedPool } from "./pools";
 import { sharedScan } from "./scans";
-import { listVolumePaths, refreshPool } from "./volumes";
+import { isVanishedFile, listVolumePaths, refreshPool } from "./volumes";
 
 export interface BackingEntry {
   pool: string;
@@ -53,6 +53,20 @@ export interface StoredFile {
 /** The script's output: the host's time, a newline, then `TYPE INODE SIZE CTIME NAME\0` per entry. */
 export const LISTING_SCRIPT = `date +%s.%N && exec find "$1" -mindepth 1 -maxdepth 1 -printf '%y %i %s %C@ %P\\0'`;
 
+/**
+ * Whether find's complaints (it exits 1) are only about entries of `dir` that vanished
+ * between its readdir and its stat of them — another host deleted them — so the listing
+ * is whole but for files that are gone (find prints nothing for them). Anything else,
+ * `dir` itself among it, is not.
+ */
+export function onlyVanishedEntries(stderr: string, dir: string): boolean {
+  const lines = stderr.split("\n").filter((l) => l !== "");
+  return lines.length > 0 && lines.every((line) => {
+    const m = /^find: ['\u2018](.+)['\u2019]: (No such file or directory|Stale file handle)$/.exec(line);
+    return m !== null && m[1]!.startsWith(`${dir}/`) && !m[1]!.slice(dir.length + 1).includes("/");
+  });
+}
+
 export function parseStoredFiles(text: string): { now: number; files: StoredFile[] } {
   const nl = text.indexOf("\n");
   const now = Number(text.slice(0, nl));
@@ -86,7 +100,8 @@ export async function backingIndexOf(host: Host): Promise<BackingIndex> {
   const cache = host.scope ? (caches.get(host.scope) ?? caches.set(host.scope, new Map()).get(host.scope)!) : new Map<string, CachedBacking>();
   const index: BackingIndex = { entries: [], unchecked: [] };
   // Shared with the domain scans' pool listing: it too starts after this scan did.
-  const pools = await sharedScan(host.scope, "pools", () => listPools(host));
+  // A pool listed inactive while a refresh of ours had libvirt stop it is listed again once it runs (host.ts, PoolStops).
+  const pools = await readPastPoolStops(host, () => sharedScan(host.scope, "pools", () => listPools(host)), (ps) => ps.some((p) => !p.active));
   for (const pool of pools) {
     if (!pool.active) {
       if (!coveredByActivePool(pool, pools)) index.unchecked.push(`pool '${pool.name}' (inactive: its volumes cannot be listed; start or undefine it)`);
@@ -111,9 +126,14 @@ async function readVolume(host: Host, pool: DefinedPool, name: string) {
   try {
     return parseVolumeXml(await host.virsh(["vol-dumpxml", "--pool", pool.uuid, name]));
   } catch (err) {
-    if (isNotFound(err, "volume")) return undefined;
+    if (isNotFound(err, "volume") || vanishedHere(err, `${pool.targetPath}/${name}`)) return undefined;
     throw err;
   }
+}
+
+/** libvirt could not read the header of `path` itself because it is gone: deleted meanwhile (by another host). */
+function vanishedHere(err: unknown, path: string): boolean {
+  return isVanishedFile(err) && ((err as Error).message ?? "").includes(`cannot read header '${path}'`);
 }
 
 /** Refresh, list and read every volume (pools that are not a directory of files). */
@@ -125,7 +145,7 @@ async function readThroughLibvirt(host: Host, pool: DefinedPool): Promise<Backin
     try {
       vol = parseVolumeXml(await host.virsh(["vol-dumpxml", path]));
     } catch (err) {
-      if (isNotFound(err, "volume")) continue; // deleted meanwhile
+      if (isNotFound(err, "volume") || vanishedHere(err, path)) continue; // deleted meanwhile
       throw err;
     }
     entries.push({ pool: pool.name, volume: vol.name, path, backing: vol.backingStore?.path });
@@ -141,7 +161,7 @@ async function readThroughLibvirt(host: Host, pool: DefinedPool): Promise<Backin
 async function readFromStorage(host: Host, pool: DefinedPool, cache: Map<string, CachedBacking>): Promise<BackingEntry[] | undefined> {
   const dir = pool.targetPath!;
   const r = await host.exec(["sh", "-c", LISTING_SCRIPT, "sh", dir], { check: false });
-  if (r.code !== 0) return undefined;
+  if (r.code !== 0 && !(r.code === 1 && onlyVanishedEntries(r.stderr, dir))) return undefined;
   const { now, files } = parseStoredFiles(r.stdout);
   const seen = new Set<string>();
   const entries: (BackingEntry | undefined)[] = [];

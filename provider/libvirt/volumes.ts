@@ -1,6 +1,6 @@
 /** Storage volumes as the host has them. */
 import { GlusterLibvirtError, InputError, isNotFound } from "../errors";
-import type { Host } from "../host";
+import { mayStopPool, type Host } from "../host";
 import type { PoolSummary } from "../xml/pool";
 import { parseVolumeXml, type VolumeInfo } from "../xml/volume";
 import { listing, parseInfo } from "./output";
@@ -39,7 +39,12 @@ export function isVanishedFile(err: unknown): boolean {
  * retried, VANISHED_FILE_ATTEMPTS in all (after the last one the pool is started again too,
  * and that refresh's error stands). Any other failure stands as it is.
  */
-export async function refreshPool(host: Host, pool: string, opts: { skipIfBusy?: boolean } = {}): Promise<void> {
+export function refreshPool(host: Host, pool: string, opts: { skipIfBusy?: boolean } = {}): Promise<void> {
+  // libvirt stops the pool when the refresh fails: the other resources' commands on this libvirt wait that out (host.ts, PoolStops)
+  return mayStopPool(host, () => refreshOnce(host, pool, opts));
+}
+
+async function refreshOnce(host: Host, pool: string, opts: { skipIfBusy?: boolean }): Promise<void> {
   for (let attempt = 1, deadline = Date.now() + BUSY_POOL_WAIT_MS; ; attempt++) {
     try {
       return void (await host.virsh(["pool-refresh", pool]));

@@ -10,6 +10,9 @@
  * .glusterfs removed), so reading it fails "No such file or directory". It is written
  * through a FUSE mount of the test's own, so the pool's mount has nothing of it cached.
  *
+ * Meanwhile the pool is stopped for every other resource on that libvirt too: their commands
+ * that fail "not active" in that window wait for refreshPool and run again (host.ts, PoolStops).
+ *
  * (2) The delete path's overlay scan does not refresh such a pool at all: a file libvirt
  * does not list yet (made through another client) has its header read on the storage,
  * and one that vanishes under the scan is gone, so no refresh can stop the pool.
@@ -20,9 +23,10 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { closeAllHosts, getHost, type Host } from "../../provider/host";
 import { backingIndexOf } from "../../provider/libvirt/backingIndex";
-import { refreshPool } from "../../provider/libvirt/volumes";
+import { lookUpVolume, refreshPool } from "../../provider/libvirt/volumes";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { labConnection, tryVirsh, virsh } from "../helpers/local";
 import { createOwnPool, type OwnPool } from "../helpers/ownPool";
@@ -68,7 +72,7 @@ function poolState(): string {
 }
 
 /** The lab host, with `beforeRestart` run when refreshPool first asks for the pool's state after a failed refresh. */
-function hostDeletingOnRestart(beforeRestart: () => void): { host: Host; seen: { failedRefresh: boolean } } {
+function hostDeletingOnRestart(beforeRestart: () => void | Promise<void>): { host: Host; seen: { failedRefresh: boolean } } {
   const real = getHost(labConnection(lab));
   const seen = { failedRefresh: false };
   const host = new Proxy(real, {
@@ -81,7 +85,7 @@ function hostDeletingOnRestart(beforeRestart: () => void): { host: Host; seen: {
         if (args[0] === "pool-info" && !seen.failedRefresh) {
           seen.failedRefresh = true;
           assert.equal(poolState(), "inactive", "libvirt stopped the pool when its refresh failed");
-          beforeRestart();
+          await beforeRestart();
         }
         return (target.virsh as (a: readonly string[], o?: unknown) => Promise<string>)(args, opts);
       };
@@ -99,6 +103,25 @@ test("a file deleted during the refresh: libvirt stops the pool, refreshPool sta
   assert.equal(poolState(), "running");
   const names = virsh("-q", "vol-list", pool.name).split("\n").map((l) => l.trim().split(/\s+/)[0]!).filter(Boolean);
   assert.deepEqual(names.sort(), ["kept.img"]);
+});
+
+test("another resource's read while libvirt has the pool stopped waits for refreshPool to start it again, instead of failing", { timeout: 120_000 }, async () => {
+  unreadableFile("deleted-meanwhile-2.img");
+  // another resource's work, as the engine runs it: started outside refreshPool, it reads the pool once `go` is called
+  let go!: () => void;
+  const other = new Promise<void>((resolve) => (go = resolve)).then(() => lookUpVolume(getHost(labConnection(lab)), pool.name, "kept.img"));
+  let early: string | undefined;
+  const { host, seen } = hostDeletingOnRestart(async () => {
+    // the pool is stopped now (asserted): a vol-dumpxml of it fails "not active" on the host
+    go();
+    early = await Promise.race([other.then(() => "read", (e: Error) => `failed: ${e.message}`), sleep(3000).then(() => "waiting")]);
+    fs.rmSync(path.join(brick, "deleted-meanwhile-2.img"));
+  });
+  await refreshPool(host, pool.name);
+  assert.ok(seen.failedRefresh, "the first refresh failed on the unreadable file (else this test proves nothing)");
+  assert.equal(early, "waiting", "the read did not fail on (or read through) the stopped pool");
+  assert.equal((await other)?.name, "kept.img");
+  assert.equal(poolState(), "running");
 });
 
 test("a file that stays unreadable: the refresh's error stands, with why the pool could not be started again", { timeout: 120_000 }, async () => {

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { VirshError } from "../../provider/errors";
 import type { ExecResult, Host } from "../../provider/host";
 import { FreshScan, sharedScan } from "../../provider/libvirt/scans";
-import { backingIndexOf, canReuse, HEADER_SCRIPT, parseHeaders, parseStoredFiles, RECENT_S, type StoredFile } from "../../provider/libvirt/backingIndex";
+import { backingIndexOf, canReuse, HEADER_SCRIPT, onlyVanishedEntries, parseHeaders, parseStoredFiles, RECENT_S, type StoredFile } from "../../provider/libvirt/backingIndex";
 
 /** A promise with its resolve/reject outside. */
 function deferred<T>() {
@@ -119,6 +119,10 @@ function storageHost() {
     files: new Map<string, { ino: number; ctime: string; backing?: string }>(),
     listed: new Set<string>(),
     findFails: false,
+    /** entries find lists by name but whose stat fails: deleted by another host between its readdir and its stat */
+    findVanished: new Set<string>(),
+    /** files libvirt lists whose header it cannot read any more: deleted meanwhile */
+    staleInLibvirt: new Set<string>(),
     /** files qemu-img cannot open as the login; files that vanish between the listing and qemu-img */
     unreadable: new Set<string>(),
     vanishing: new Set<string>(),
@@ -145,7 +149,8 @@ function storageHost() {
       }
       if (state.findFails) return { code: 1, stdout: "", stderr: "find: '/mnt/p': Permission denied" };
       const entries = [...state.files].map(([name, f]) => `f ${f.ino} 1048576 ${f.ctime} ${name}\0`).join("");
-      return { code: 0, stdout: `${state.now}.000000000\n${entries}`, stderr: "" };
+      const vanished = [...state.findVanished].map((name) => `find: '/mnt/p/${name}': No such file or directory\n`).join("");
+      return { code: vanished ? 1 : 0, stdout: `${state.now}.000000000\n${entries}`, stderr: vanished };
     },
     async virsh(args) {
       state.calls.push(args.join(" "));
@@ -160,6 +165,7 @@ function storageHost() {
       if (args[0] === "vol-dumpxml") {
         const name = args[args.length - 1].replace(/^\/mnt\/p\//, "");
         const f = state.files.get(name);
+        if (state.staleInLibvirt.has(name)) throw new VirshError(`virsh ${args.join(" ")}`, 1, `error: cannot read header '/mnt/p/${name}': Stale file handle\n`);
         if (!f || !state.listed.has(name)) throw new VirshError(`virsh ${args.join(" ")}`, 1, `error: failed to get vol '${name}'\nerror: Storage volume not found: no storage vol with matching name '${name}'\n`);
         return volXml(name, f.backing);
       }
@@ -233,6 +239,29 @@ test("backingIndexOf: files read once, then again only when their identity chang
   assert.ok(state.calls.includes(`pool-refresh ${POOL_UUID}`));
   assert.equal(dumps(state.calls), state.files.size);
   assert.deepEqual(index.entries.map((e) => e.volume).sort(), [...state.files.keys()].sort());
+});
+
+test("backingIndexOf: entries that vanish under find or under libvirt's read are gone, not a reason to refresh or to stop", async () => {
+  const { host, state } = storageHost();
+  for (const [i, name] of ["a.img", "o.qcow2", "s.img"].entries()) state.files.set(name, { ino: 10 + i, ctime: "1000.5", backing: name === "o.qcow2" ? "/mnt/p/a.img" : undefined });
+  state.listed = new Set(state.files.keys());
+  state.findVanished.add("deleted.img");
+  state.staleInLibvirt.add("s.img");
+  state.vanishing.add("s.img"); // gone from the storage too by the time qemu-img looks
+  const index = await backingIndexOf(host);
+  assert.deepEqual(index.unchecked, []);
+  assert.ok(!state.calls.some((c) => c.startsWith("pool-refresh")), "the listing stood: no fallback to a full refresh");
+  assert.deepEqual(index.entries.map((e) => [e.volume, e.backing]), [["a.img", undefined], ["o.qcow2", "/mnt/p/a.img"]]);
+});
+
+test("onlyVanishedEntries: find's complaints about entries of the directory that are gone, nothing else", () => {
+  assert.ok(onlyVanishedEntries("find: '/mnt/p/x.img': No such file or directory\n", "/mnt/p"));
+  assert.ok(onlyVanishedEntries("find: \u2018/mnt/p/x.img\u2019: Stale file handle\nfind: '/mnt/p/y': No such file or directory\n", "/mnt/p"));
+  assert.ok(!onlyVanishedEntries("", "/mnt/p"), "exit 1 without a reason");
+  assert.ok(!onlyVanishedEntries("find: '/mnt/p': No such file or directory\n", "/mnt/p"), "the directory itself");
+  assert.ok(!onlyVanishedEntries("find: '/mnt/pq/x': No such file or directory\n", "/mnt/p"), "another directory");
+  assert.ok(!onlyVanishedEntries("find: '/mnt/p/x': Permission denied\n", "/mnt/p"));
+  assert.ok(!onlyVanishedEntries("find: '/mnt/p/x.img': No such file or directory\nfind: read error\n", "/mnt/p"), "one other complaint");
 });
 
 test("parseHeaders: a backing file, none, gone only when qemu-img says so of that very file, anything else unreadable", () => {
