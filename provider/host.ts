@@ -64,7 +64,10 @@ class SshHost implements Host {
   }
 
   virsh(args: readonly string[], opts: Pick<ExecOptions, "stdin" | "onProgress"> = {}): Promise<string> {
-    return stopsOf(this.scope).around(() => this.runner.run(args, opts));
+    const run = () => this.runner.run(args, opts);
+    // A streamed stdin (an upload) cannot be sent twice: such a command is never run again.
+    const replayable = opts.stdin === undefined || typeof opts.stdin === "string" || Buffer.isBuffer(opts.stdin);
+    return replayable ? stopsOf(this.scope).around(run) : run();
   }
 
   async exec(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
