@@ -17,7 +17,7 @@ import { readPastPoolStops, type Host } from "../host";
 import { parseVolumeXml } from "../xml/volume";
 import { listPools, type DefinedPool } from "./pools";
 import { sharedScan } from "./scans";
-import { isVanishedFile, listVolumePaths, refreshPool } from "./volumes";
+import { listVolumePaths, refreshPool, saysGone } from "./volumes";
 
 export interface BackingEntry {
   pool: string;
@@ -62,8 +62,8 @@ export const LISTING_SCRIPT = `date +%s.%N && exec find "$1" -mindepth 1 -maxdep
 export function onlyVanishedEntries(stderr: string, dir: string): boolean {
   const lines = stderr.split("\n").filter((l) => l !== "");
   return lines.length > 0 && lines.every((line) => {
-    const m = /^find: ['\u2018](.+)['\u2019]: (No such file or directory|Stale file handle)$/.exec(line);
-    return m !== null && m[1]!.startsWith(`${dir}/`) && !m[1]!.slice(dir.length + 1).includes("/");
+    const m = /^find: ['\u2018](.+)['\u2019]: [^:]+$/.exec(line);
+    return m !== null && m[1]!.startsWith(`${dir}/`) && !m[1]!.slice(dir.length + 1).includes("/") && saysGone(line, m[1]!);
   });
 }
 
@@ -126,14 +126,10 @@ async function readVolume(host: Host, pool: DefinedPool, name: string) {
   try {
     return parseVolumeXml(await host.virsh(["vol-dumpxml", "--pool", pool.uuid, name]));
   } catch (err) {
-    if (isNotFound(err, "volume") || vanishedHere(err, `${pool.targetPath}/${name}`)) return undefined;
+    // (libvirt could not read the header of the file itself because it is gone: deleted meanwhile, by another host)
+    if (isNotFound(err, "volume") || saysGone((err as Error).message ?? "", `${pool.targetPath}/${name}`)) return undefined;
     throw err;
   }
-}
-
-/** libvirt could not read the header of `path` itself because it is gone: deleted meanwhile (by another host). */
-function vanishedHere(err: unknown, path: string): boolean {
-  return isVanishedFile(err) && ((err as Error).message ?? "").includes(`cannot read header '${path}'`);
 }
 
 /** Refresh, list and read every volume (pools that are not a directory of files). */
@@ -145,7 +141,7 @@ async function readThroughLibvirt(host: Host, pool: DefinedPool): Promise<Backin
     try {
       vol = parseVolumeXml(await host.virsh(["vol-dumpxml", path]));
     } catch (err) {
-      if (isNotFound(err, "volume") || vanishedHere(err, path)) continue; // deleted meanwhile
+      if (isNotFound(err, "volume") || saysGone((err as Error).message ?? "", path)) continue; // deleted meanwhile
       throw err;
     }
     entries.push({ pool: pool.name, volume: vol.name, path, backing: vol.backingStore?.path });
@@ -238,8 +234,7 @@ function headerOf(path: string, output: string, status: string): StoredHeader {
     return "unreadable";
   }
   // Deleted since the listing: only when qemu-img says so of this very file.
-  const line = output.split("\n").find((l) => l.includes(`Could not open '${path}': `));
-  return line !== undefined && /: (No such file or directory|Stale file handle)$/.test(line) ? "gone" : "unreadable";
+  return saysGone(output, path) ? "gone" : "unreadable";
 }
 
 /** The headers of `paths` (regular files listed on the storage) in one command. */

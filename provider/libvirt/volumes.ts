@@ -18,15 +18,29 @@ export function isPoolBusy(err: unknown): boolean {
   return /asynchronous jobs running/.test((err as Error)?.message ?? "");
 }
 
+/** What the OS says of a file that is not there (any more); Gluster's FUSE client says the second of one another hypervisor just deleted. */
+export const GONE_ERRORS = ["No such file or directory", "Stale file handle"] as const;
+
+/** Quote pairs around a path in error messages (coreutils uses typographic ones in UTF-8 locales). */
+const QUOTES = [["'", "'"], ["\u2018", "\u2019"]] as const;
+
+/** Whether `text` says of exactly `path` that it is gone (`'path': why`, in ASCII or typographic quotes). */
+export function saysGone(text: string, path: string): boolean {
+  return GONE_ERRORS.some((why) => QUOTES.some(([open, close]) => text.includes(`${open}${path}${close}: ${why}`)));
+}
+
+/** `'path': why` for any path of one line. */
+const VANISHED_FILE = new RegExp(`'[^'\\n]*': (${GONE_ERRORS.join("|")})`);
+
 /**
  * A refresh that failed on one file of the pool that was gone by the time libvirt opened it:
  * on shared storage, another hypervisor deleted it between libvirt's readdir and its open
- * (Gluster's FUSE client says "Stale file handle"; seen with 10 hosts deleting at once).
+ * (seen with 10 hosts deleting at once).
  */
 export function isVanishedFile(err: unknown): boolean {
   const message = (err as Error)?.message ?? "";
   // (the pool's own directory gone is no vanished file: a start would fail the same way)
-  return /'[^'\n]*': (Stale file handle|No such file or directory)/.test(message) && !/cannot open directory '/.test(message);
+  return VANISHED_FILE.test(message) && !/cannot open directory '/.test(message);
 }
 
 /**

@@ -7,7 +7,7 @@ import { findDiskUses } from "../../provider/libvirt/usage";
 import { glusterUrl, pathInGlusterVolume, volumeGlusterUrl } from "../../provider/libvirt/gluster";
 import type { Host } from "../../provider/host";
 import { permissionsWithDefaults } from "../../provider/libvirt/qemu";
-import { isVanishedFile, listVolumePaths, parseVolumeList, refreshPool, volumePathMatcher } from "../../provider/libvirt/volumes";
+import { isVanishedFile, listVolumePaths, parseVolumeList, refreshPool, saysGone, volumePathMatcher } from "../../provider/libvirt/volumes";
 import { sourceOfBackingPath, sourceReferencesVolume } from "../../provider/xml/disk";
 
 const fixture = (name: string) => readFileSync(resolve(__dirname, "../../../test/unit/fixtures", name), "utf8");
@@ -209,6 +209,14 @@ test("isVanishedFile: a file gone between libvirt's readdir and its open, not an
   assert.ok(!isVanishedFile(new Error("error: cannot open directory '/var/lib/libvirt/gluster/p': No such file or directory")), "the pool's own directory is no file inside it");
   assert.ok(!isVanishedFile(new Error("error: storage pool 'p' has asynchronous jobs running.")));
   assert.ok(!isVanishedFile(undefined));
+});
+
+test("saysGone: only of that very path, in either quotes, for either way of being gone", () => {
+  assert.ok(saysGone(vanished, "/var/lib/libvirt/gluster/p/h9-v66.img"));
+  assert.ok(saysGone("find: \u2018/mnt/p/x.img\u2019: No such file or directory", "/mnt/p/x.img"));
+  assert.ok(!saysGone(vanished, "/var/lib/libvirt/gluster/p/h9-v6"), "a prefix of the path is another file");
+  assert.ok(!saysGone("qemu-img: Could not open '/mnt/p/base.img': No such file or directory", "/mnt/p/o.qcow2"), "another file (a backing file) gone");
+  assert.ok(!saysGone("qemu-img: Could not open '/mnt/p/o.qcow2': Permission denied", "/mnt/p/o.qcow2"));
 });
 
 test("refreshPool: a file vanishing during the refresh restarts the pool libvirt stopped, then refreshes again", async () => {
