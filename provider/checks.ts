@@ -8,6 +8,7 @@
  * (test/unit/checks.test.ts).
  */
 import { SshError, isCommandError } from "./errors";
+import { SHARED_POOL_OPTIONS, sameOptionValue } from "./gluster/options";
 import { type PoolBackends } from "./xml/capabilities";
 import { GLUSTER_DEFAULT_PORT } from "./xml/disk";
 import type { BrickHeal, BrickStatus, GlusterVolumeInfo } from "./xml/gluster";
@@ -25,6 +26,7 @@ export type CheckId =
   | "qemu-gluster-driver"
   | "qemu-owner"
   | "allow-insecure"
+  | "shared-pools"
   | "rpc-auth-allow-insecure"
   | "gluster-reachable"
   | "volume-started"
@@ -199,6 +201,22 @@ export function checkAllowInsecure(volume: string, set: string | undefined, effe
     return ok("allow-insecure", `volume ${volume}: server.allow-insecure ${value}${set === undefined ? " (glusterd's default)" : ""}`);
   }
   return failure("allow-insecure", `volume ${volume}: server.allow-insecure is ${value ?? "unknown"}: clients on unprivileged ports are refused (QEMU's libgfapi; on glusterfs 10 the FUSE mounts too)`, `gluster volume set ${volume} server.allow-insecure on (GlusterVolume: allowInsecure: true)`);
+}
+
+/**
+ * GlusterVolume.sharedPools' options: without them a pool refresh on one hypervisor fails
+ * while another deletes a file of the volume's directory, and libvirt stops that pool
+ * (docs/scale.md §5). `set`: the options set on the volume (unset is Gluster's default, on).
+ * A warning: a volume that one hypervisor alone lists needs neither.
+ */
+export function checkSharedPools(volume: string, set: Readonly<Record<string, string>>): Finding {
+  const missing = Object.entries(SHARED_POOL_OPTIONS).filter(([key, value]) => !sameOptionValue(set[key] ?? "on", value)).map(([key]) => key);
+  if (missing.length === 0) return ok("shared-pools", `volume ${volume}: ${Object.keys(SHARED_POOL_OPTIONS).join(", ")} off`);
+  return warning(
+    "shared-pools",
+    `volume ${volume}: ${missing.map((key) => `${key} ${set[key] ?? "on (Gluster's default)"}`).join(", ")}: where pools on several hypervisors list the volume, a refresh on one fails "Stale file handle" whenever another deletes a file meanwhile, and libvirt stops that pool`,
+    `${missing.map((key) => `gluster volume set ${volume} ${key} ${SHARED_POOL_OPTIONS[key]}`).join("; ")} (GlusterVolume: sharedPools: true)`,
+  );
 }
 
 /**

@@ -17,6 +17,7 @@ import {
   checkQemuGlusterDriver,
   checkQemuOwner,
   checkRpcAuthAllowInsecure,
+  checkSharedPools,
   checkSsh,
   checkVirsh,
   checkVolumeStarted,
@@ -108,6 +109,7 @@ async function glusterSide(plan: DoctorPlan, report: (subject: string, f: Findin
     const setInsecure = info.options["server.allow-insecure"];
     const effective = setInsecure ?? (await volumeOption(host, name, "server.allow-insecure").catch(() => undefined));
     report(subject, checkAllowInsecure(name, setInsecure, effective));
+    report(subject, checkSharedPools(name, info.options));
     let bricks: BrickStatus[] | undefined;
     if (info.status === "Started") {
       try {

@@ -9,7 +9,7 @@ import { z } from "zod";
 import { GlusterLibvirtError, InputError, isCommandError, isNotFound } from "./errors";
 import { glusterBrick, glusterVolumeName, numericId } from "./fields";
 import { gluster } from "./gluster/cli";
-import { CLUSTER_WIDE_OPTIONS, SHARD_OPTION, VIRT_GROUP, isOff, sameOptionValue } from "./gluster/options";
+import { CLUSTER_WIDE_OPTIONS, SHARD_OPTION, SHARED_POOL_OPTIONS, VIRT_GROUP, isOff, sameOptionValue } from "./gluster/options";
 import { inspectVolume, volumeUsers } from "./gluster/volumes";
 import { getHost, type Host } from "./host";
 import { createdBy, forgetCreation, recordCreation } from "./libvirt/stamps";
@@ -36,9 +36,10 @@ interface ConvenienceOption {
   value: string;
 }
 
-/** The options `qemuOwner` and `allowInsecure` stand for (`virtProfile`'s are VIRT_GROUP). */
-function convenienceOptions(p: { allowInsecure?: boolean; qemuOwner?: { uid: number; gid: number } }): ConvenienceOption[] {
+/** The options `qemuOwner`, `allowInsecure` and `sharedPools` stand for (`virtProfile`'s are VIRT_GROUP). */
+function convenienceOptions(p: { allowInsecure?: boolean; qemuOwner?: { uid: number; gid: number }; sharedPools?: boolean }): ConvenienceOption[] {
   const out: ConvenienceOption[] = [];
+  if (p.sharedPools) out.push(...Object.entries(SHARED_POOL_OPTIONS).map(([key, value]) => ({ field: "sharedPools", key, value })));
   if (p.qemuOwner) {
     out.push({ field: "qemuOwner.uid", key: "storage.owner-uid", value: String(p.qemuOwner.uid) });
     out.push({ field: "qemuOwner.gid", key: "storage.owner-gid", value: String(p.qemuOwner.gid) });
@@ -61,6 +62,7 @@ export const glusterVolumeSchema = z
     virtProfile: z.boolean().default(false),
     qemuOwner: z.strictObject({ uid: numericId, gid: numericId }).optional(),
     allowInsecure: z.boolean().optional(),
+    sharedPools: z.boolean().default(false),
     started: z.boolean().default(true),
     adopt: z.boolean().default(false),
     forceDestroy: z.boolean().default(false),
@@ -120,6 +122,7 @@ export const glusterVolumeChanges: ReplacementTable<GlusterVolumeArgs> = {
   virtProfile: "update",
   qemuOwner: "update",
   allowInsecure: "update",
+  sharedPools: "update",
   started: "update",
   adopt: "update",
   forceDestroy: "update",

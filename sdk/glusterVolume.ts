@@ -48,6 +48,14 @@ export interface GlusterVolumeArgs {
   qemuOwner?: pulumi.Input<GlusterVolumeInputs["qemuOwner"]>;
   /** `server.allow-insecure on` (or `off`): clients on unprivileged ports, as QEMU's libgfapi is, may connect. */
   allowInsecure?: pulumi.Input<boolean>;
+  /**
+   * The volume's directory is listed by libvirt pools on several hypervisors (the usual
+   * case): `performance.open-behind off` and `performance.stat-prefetch off`, without which
+   * a pool refresh on one hypervisor fails "Stale file handle" whenever another deletes a
+   * file meanwhile, and libvirt then stops that pool. Default false (the options are left
+   * as they are). Updates in place.
+   */
+  sharedPools?: pulumi.Input<boolean>;
   /** Keep the volume started (`volume start`) or stopped. Default true. Updates in place. */
   started?: pulumi.Input<boolean>;
   /**
@@ -71,7 +79,7 @@ void argsMatchSchema;
 /** Every output, each once (compile-checked against GlusterVolumeOutputs): each becomes an Output property even when unset. */
 export const OUTPUT_KEYS = keysOf<GlusterVolumeOutputs>({
   connection: true, name: true, bricks: true, replica: true, arbiter: true, disperse: true, redundancy: true, force: true,
-  options: true, virtProfile: true, qemuOwner: true, allowInsecure: true, started: true, adopt: true, forceDestroy: true,
+  options: true, virtProfile: true, qemuOwner: true, allowInsecure: true, sharedPools: true, started: true, adopt: true, forceDestroy: true,
   volumeId: true, status: true, volumeType: true, servers: true,
 });
 
@@ -83,7 +91,7 @@ export const OUTPUT_KEYS = keysOf<GlusterVolumeOutputs>({
  * ```ts
  * const vol = new GlusterVolume("images", { connection: { host: "gs1", sudo: true }, name: "images",
  *   bricks: ["gs1:/data/images", "gs2:/data/images", "gs3:/data/images"], replica: 3,
- *   virtProfile: true, qemuOwner: { uid: 64055, gid: 64055 } });
+ *   virtProfile: true, qemuOwner: { uid: 64055, gid: 64055 }, sharedPools: true });
  * new GlusterPool("images", { connection: { host: "kvm1" }, name: "images", volume: vol.name, servers: vol.servers });
  * ```
  */
@@ -102,6 +110,7 @@ export class GlusterVolume extends GlusterLibvirtResource {
   declare readonly virtProfile: pulumi.Output<boolean>;
   declare readonly qemuOwner: pulumi.Output<GlusterVolumeOutputs["qemuOwner"]>;
   declare readonly allowInsecure: pulumi.Output<boolean | undefined>;
+  declare readonly sharedPools: pulumi.Output<boolean>;
   /** Whether the volume is started. */
   declare readonly started: pulumi.Output<boolean>;
   declare readonly adopt: pulumi.Output<boolean>;

@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { GlusterPool, GlusterVolume } from "../../sdk";
-import { VIRT_GROUP } from "../../provider/gluster/options";
+import { SHARED_POOL_OPTIONS, VIRT_GROUP } from "../../provider/gluster/options";
 import { parseCliOutput, parseVolumeInfo, type GlusterVolumeInfo } from "../../provider/xml/gluster";
 import { getLab, type LabInfo } from "../helpers/lab";
 import { gluster, glusterBricks, isMounted, tryVirsh, uniqueName } from "../helpers/local";
@@ -53,6 +53,7 @@ function program(): Promise<Record<string, unknown>> {
       virtProfile: true,
       qemuOwner: { uid: lab.qemu.uid, gid: lab.qemu.gid },
       allowInsecure: true,
+      sharedPools: true,
       started: cfg.getBoolean("started") ?? true,
       forceDestroy: cfg.getBoolean("forceDestroy") ?? false,
     });
@@ -102,7 +103,7 @@ describe("GlusterVolume through the Pulumi engine", () => {
     assert.deepEqual(v.bricks.map((b) => b.name), bricks.bricks);
     assert.equal(up.outputs.volumeId.value, v.id);
     assert.deepEqual(up.outputs.servers.value, [lab.gluster.servers[0]]);
-    const want = { ...VIRT_GROUP, "performance.cache-size": "64MB", "storage.owner-uid": String(lab.qemu.uid), "storage.owner-gid": String(lab.qemu.gid), "server.allow-insecure": "on" };
+    const want = { ...VIRT_GROUP, "performance.cache-size": "64MB", "storage.owner-uid": String(lab.qemu.uid), "storage.owner-gid": String(lab.qemu.gid), "server.allow-insecure": "on", ...SHARED_POOL_OPTIONS };
     for (const [key, value] of Object.entries(want)) assert.equal(v.options[key], value, key);
     assert.deepEqual(up.outputs.options.value, want);
   });

@@ -13,6 +13,7 @@ import {
   checkQemuGlusterDriver,
   checkQemuOwner,
   checkRpcAuthAllowInsecure,
+  checkSharedPools,
   checkSsh,
   checkVirsh,
   checkVolumeStarted,
@@ -119,6 +120,17 @@ test("server.allow-insecure: set on, glusterd's default on, and off", () => {
   assert.equal(off.status, "failure");
   assert.equal(off.fix, "gluster volume set v server.allow-insecure on (GlusterVolume: allowInsecure: true)");
   assert.equal(checkAllowInsecure("v", undefined, undefined).status, "failure", "unknown is not ok");
+});
+
+test("shared-pools: open-behind and stat-prefetch off, else a warning with the commands", () => {
+  const [labvol] = parseVolumeInfo(fixture("gluster-volume-info-labvol.xml"));
+  const defaults = checkSharedPools("labvol", labvol.options);
+  assert.equal(defaults.status, "warning", "Gluster's defaults (both on)");
+  assert.match(defaults.message, /performance\.open-behind on \(Gluster's default\), performance\.stat-prefetch on \(Gluster's default\)/);
+  assert.equal(defaults.fix, "gluster volume set labvol performance.open-behind off; gluster volume set labvol performance.stat-prefetch off (GlusterVolume: sharedPools: true)");
+  assert.equal(checkSharedPools("v", { "performance.open-behind": "off", "performance.stat-prefetch": "false" }).status, "ok");
+  const one = checkSharedPools("v", { "performance.open-behind": "off", "performance.stat-prefetch": "on" });
+  assert.equal(one.fix, "gluster volume set v performance.stat-prefetch off (GlusterVolume: sharedPools: true)");
 });
 
 test("rpc-auth-allow-insecure in glusterd.vol: reported, never required", () => {

@@ -14,12 +14,15 @@ const valid = { connection, name: "vmstore", bricks, replica: 3, force: true };
 const args = (extra: object = {}): GlusterVolumeArgs => glusterVolumeSchema.parse({ ...valid, ...extra });
 
 test("check fills defaults and spells the convenience inputs out as options", async () => {
-  const r = await glusterVolume.check({}, { ...valid, virtProfile: true, qemuOwner: { uid: 64055, gid: 64055 }, allowInsecure: true, options: { "network.ping-timeout": "30" } });
+  const r = await glusterVolume.check({}, { ...valid, virtProfile: true, qemuOwner: { uid: 64055, gid: 64055 }, allowInsecure: true, sharedPools: true, options: { "network.ping-timeout": "30" } });
   assert.equal(r.failures, undefined);
   const inputs = r.inputs!;
   assert.deepEqual(inputs.options, {
     ...VIRT_GROUP, "network.ping-timeout": "30", "storage.owner-uid": "64055", "storage.owner-gid": "64055", "server.allow-insecure": "on",
+    "performance.open-behind": "off", "performance.stat-prefetch": "off",
   });
+  assert.equal((await glusterVolume.check({}, valid)).inputs!.sharedPools, false, "sharedPools is opt-in: options left as they are");
+  assert.deepEqual((await glusterVolume.check({}, valid)).inputs!.options, {});
   assert.equal(inputs.started, true);
   assert.equal(inputs.adopt, false);
   assert.equal(inputs.forceDestroy, false);
@@ -49,6 +52,7 @@ test("check: layout rules and conflicts with convenience inputs", async () => {
   assert.match((await reasons({ ...valid, bricks: [bricks[0], bricks[0], bricks[1]] }))["bricks[1]"], /twice/);
   assert.match((await reasons({ ...valid, qemuOwner: { uid: 1, gid: 2 }, options: { "storage.owner-uid": "0" } }))['options["storage.owner-uid"]'], /conflicts with qemuOwner.uid/);
   assert.deepEqual(await reasons({ ...valid, allowInsecure: true, options: { "server.allow-insecure": "enable" } }), {});
+  assert.match((await reasons({ ...valid, sharedPools: true, options: { "performance.open-behind": "on" } }))['options["performance.open-behind"]'], /conflicts with sharedPools/);
   assert.match((await reasons({ ...valid, replica: undefined, virtProfile: true })).virtProfile, /without replica/);
 });
 
