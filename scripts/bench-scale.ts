@@ -12,8 +12,11 @@
  * SSH connections are counted from the lab sshds' logs: the benchmark logs in with a key
  * of its own (added to the lab's authorized_keys for the run, under the lab lock), so
  * other people's tests on the shared lab do not count.
- * Usage (lab up, built): node dist/scripts/bench-scale.js [N…=100 500] [--on K] [--hosts H] [--floor-pad B] [--no-floor] [--no-ours] [--no-ansible]
- * (`--on K`: the lab hypervisor for ours and Ansible, default the last one.)
+ * Usage (lab up, built): node dist/scripts/bench-scale.js [N…=100 500] [--on K] [--hosts H] [--floor-pad B] [--sudo] [--gluster-defaults] [--no-floor] [--no-ours] [--no-ansible]
+ * (`--on K`: the lab hypervisor for ours and Ansible, default the last one. `--sudo`: ours
+ * runs every remote command through `sudo -n`, as a user whose login is not root would
+ * configure it, so it reads the pool's files that libvirt made 0600 root. Ours runs on a
+ * Gluster volume with GlusterVolume.sharedPools' options; `--gluster-defaults`: without.)
  * Timing belongs here, never in tests. Results: docs/benchmarks.md.
  */
 import { execFileSync, spawnSync } from "node:child_process";
@@ -21,6 +24,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { SHARED_POOL_OPTIONS } from "../provider/gluster/options";
 import { GlusterPool, ImageVolume } from "../sdk";
 import { getLab, type LabHypervisor, type LabInfo } from "../test/helpers/lab";
 import { createGlusterVolume, uniqueName } from "../test/helpers/local";
@@ -35,6 +39,7 @@ const onArg = args.indexOf("--on");
 const sizes = args.filter((a, i) => /^\d+$/.test(a) && !["--hosts", "--on", "--floor-pad"].includes(args[i - 1])).map(Number);
 const Ns = sizes.length ? sizes : [100, 500];
 const PREFIX = "x16b";
+const sudo = flag("--sudo");
 
 interface Row {
   what: string;
@@ -138,6 +143,7 @@ function credentials(lab: LabInfo) {
     "gluster-libvirt:user": { value: lab.ssh.user },
     "gluster-libvirt:port": { value: String(lab.ssh.port) },
     "gluster-libvirt:privateKeyPath": { value: benchKey },
+    ...(sudo ? { "gluster-libvirt:sudo": { value: "true" } } : {}),
   };
 }
 
@@ -160,7 +166,8 @@ async function floor(n: number): Promise<void> {
 }
 
 async function ours(lab: LabInfo, hosts: readonly LabHypervisor[], n: number, dir: string, what: string): Promise<void> {
-  const gluster = createGlusterVolume(lab, uniqueName(PREFIX).replace(/-/g, "_"));
+  // as GlusterVolume's sharedPools sets them, the README's advice for pools on several hypervisors (`--gluster-defaults`: not)
+  const gluster = createGlusterVolume(lab, uniqueName(PREFIX).replace(/-/g, "_"), { options: flag("--gluster-defaults") ? {} : SHARED_POOL_OPTIONS });
   const poolName = uniqueName(PREFIX);
   try {
     const t = await newStack(
@@ -264,6 +271,7 @@ function table(): string {
     lines.push("", "| hosts x N | step | seconds | ssh connections | load |", "|---|---|---|---|---|");
     for (const r of multi) lines.push(`| ${r.what.slice(6)} x ${r.n} | ${r.step} | ${r.seconds.toFixed(2)} s | ${r.ssh} | ${r.load} |`);
   }
+  if (sudo) lines.push("", "(ours with `sudo: true`: every remote command through `sudo -n`)");
   return lines.join("\n");
 }
 

@@ -65,13 +65,14 @@ export function uniqueName(prefix: string): string {
  * QEMU needs. libvirt allows one netfs pool per Gluster source per host, so tests
  * that create pools use their own volume and never collide with other tests.
  */
-export function createGlusterVolume(lab: LabInfo, name: string, opts: { start?: boolean } = {}): { name: string; remove(): void } {
+export function createGlusterVolume(lab: LabInfo, name: string, opts: { start?: boolean; options?: Readonly<Record<string, string>> } = {}): { name: string; remove(): void } {
   const brick = `${lab.stateDir}/bricks/${name}`;
   fs.mkdirSync(brick, { recursive: true });
   gluster("volume", "create", name, `${lab.gluster.servers[0]}:${brick}`, "force");
   gluster("volume", "set", name, "server.allow-insecure", "on");
   gluster("volume", "set", name, "storage.owner-uid", String(lab.qemu.uid));
   gluster("volume", "set", name, "storage.owner-gid", String(lab.qemu.gid));
+  for (const [key, value] of Object.entries(opts.options ?? {})) gluster("volume", "set", name, key, value);
   if (opts.start !== false) gluster("volume", "start", name);
   return {
     name,
