@@ -43,7 +43,9 @@ async function refreshesDuringChurn(pool: OwnPool): Promise<{ failed: number; ex
   // bounded: the loop stops by itself after 5 minutes if this process dies
   const churn = spawn("timeout", ["300", "sh", "-c", `i=0; while :; do i=$((i+1)); head -c 65536 /dev/zero > "$1/c$i"; rm -f "$1/c$((i-${KEPT}))"; done`, "sh", mnt], { stdio: "ignore" });
   try {
-    while (fs.readdirSync(mnt).length < KEPT / 2) await sleep(200);
+    for (const deadline = Date.now() + 60_000; fs.readdirSync(mnt).length < KEPT / 2; await sleep(200)) {
+      assert.ok(Date.now() < deadline && churn.exitCode === null, `the churn made ${fs.readdirSync(mnt).length} files in 60 s (exit ${churn.exitCode})`);
+    }
     let failed = 0;
     let example: string | undefined;
     for (let i = 0; i < REFRESHES; i++) {
@@ -56,8 +58,11 @@ async function refreshesDuringChurn(pool: OwnPool): Promise<{ failed: number; ex
     }
     return { failed, example };
   } finally {
-    churn.kill();
-    await new Promise((r) => churn.once("exit", r));
+    if (churn.exitCode === null && churn.signalCode === null) {
+      const exited = new Promise((r) => churn.once("exit", r));
+      churn.kill();
+      await exited;
+    }
     execFileSync("umount", [mnt]);
     fs.rmdirSync(mnt);
   }
