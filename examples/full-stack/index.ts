@@ -34,6 +34,7 @@ const volume = new GlusterVolume("images", {
   virtProfile: true, // Gluster's profile for VM images, option by option in the preview
   qemuOwner, // storage.owner-uid/gid
   allowInsecure: true, // server.allow-insecure on: QEMU's libgfapi connects from an unprivileged port
+  sharedPools: true, // open-behind, stat-prefetch off: every hypervisor's pool lists the volume, and refreshes while others delete
 });
 
 const storage = new GlusterStorage("images", {

@@ -281,6 +281,8 @@ async function fullStack(): Promise<void> {
     assert.match(info, /Status: Started/, info);
     assert.match(info, /Number of Bricks: 1 x 3 = 3/, info);
     assert.match(info, new RegExp(`storage\\.owner-uid: ${multi.qemu.uid}\\b`), info);
+    assert.match(info, /performance\.open-behind: off/, "sharedPools: the pools' refreshes survive another hypervisor's deletes");
+    assert.match(info, /performance\.stat-prefetch: off/, info);
     for (const h of multi.hypervisors) {
       const state = await runOnHypervisor(multi, h, ["virsh", "-q", "-c", multi.libvirtUri, "pool-info", poolName]);
       assert.match(state.stdout, /State:\s+running/, `the pool on ${h.ssh.host}`);
@@ -302,6 +304,7 @@ async function fullStack(): Promise<void> {
     const { results } = JSON.parse(checked.stdout) as { results: { subject: string; check: string; status: string; message: string }[] };
     const seen = (subject: RegExp, check: string) => results.some((r) => subject.test(r.subject) && r.check === check && r.status === "ok");
     assert.ok(seen(new RegExp(`^volume ${volumeName}$`), "pending-heals"), checked.stdout);
+    assert.ok(seen(new RegExp(`^volume ${volumeName}$`), "shared-pools"), checked.stdout);
     for (const h of multi.hypervisors) assert.ok(seen(new RegExp(`^hypervisor \\S+@${h.ssh.host.replace(/\./g, "\\.")}:`), "qemu-owner"), `${h.ssh.host}: ${checked.stdout}`);
 
     const again = await project.pulumi(["up", "--yes"], { transpileOnly: true });
