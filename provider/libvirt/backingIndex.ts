@@ -17,7 +17,7 @@ import { readPastPoolStops, type Host } from "../host";
 import { parseVolumeXml } from "../xml/volume";
 import { listPools, type DefinedPool } from "./pools";
 import { sharedScan } from "./scans";
-import { listVolumePaths, refreshPool, saysGone } from "./volumes";
+import { GONE_ERRORS, listVolumePaths, refreshPool, saysGone } from "./volumes";
 
 export interface BackingEntry {
   pool: string;
@@ -206,9 +206,12 @@ async function readFromStorage(host: Host, pool: DefinedPool, cache: Map<string,
 /**
  * Per file (paths on stdin, NUL-separated): `qemu-img info` of it, JSON or its error, then
  * its exit status, each NUL-terminated. A symlink or anything but a regular file is not
- * opened (status `x`): libvirt judges those. qemu-img opens no backing file for `info`.
+ * opened (status `x`): libvirt judges those. A file that is no longer there at all (deleted
+ * since the listing) gets `stat`'s error and status `n`. qemu-img opens no backing file for `info`.
  */
-export const HEADER_SCRIPT = `for f; do if [ -h "$f" ] || [ ! -f "$f" ]; then printf '\\0x\\0'; continue; fi; qemu-img info -U --output=json -- "$f" 2>&1; printf '\\0%s\\0' $?; done`;
+export const HEADER_SCRIPT =
+  `for f; do if [ -h "$f" ] || [ ! -f "$f" ]; then if [ -h "$f" ] || [ -e "$f" ]; then printf '\\0x\\0'; else stat -c %i -- "$f" 2>&1; printf '\\0n\\0'; fi; continue; fi; ` +
+  `qemu-img info -U --output=json -- "$f" 2>&1; printf '\\0%s\\0' $?; done`;
 
 /** What the storage says of one file's header: its backing file (if any), that it is gone, or that the login cannot tell. */
 export type StoredHeader = { backing?: string } | "gone" | "unreadable";
@@ -223,6 +226,8 @@ export function parseHeaders(paths: readonly string[], text: string): Map<string
 }
 
 function headerOf(path: string, output: string, status: string): StoredHeader {
+  // stat's word on a file that was no longer there: gone only when it says so of that very file
+  if (status === "n") return saysGone(output, path) ? "gone" : "unreadable";
   if (status === "0") {
     try {
       const info = JSON.parse(output.slice(output.indexOf("{"))) as { "full-backing-filename"?: unknown };
@@ -233,8 +238,11 @@ function headerOf(path: string, output: string, status: string): StoredHeader {
     }
     return "unreadable";
   }
-  // Deleted since the listing: only when qemu-img says so of this very file.
-  return saysGone(output, path) ? "gone" : "unreadable";
+  // Deleted since the listing: only when qemu-img says so of this very file. Its reason may
+  // come after a step of its own ("Could not read image for determining its format: No such
+  // file or directory"), so the line that opens with the path ends with why.
+  const line = output.split("\n").find((l) => l.includes(`Could not open '${path}': `));
+  return line !== undefined && GONE_ERRORS.some((why) => line.endsWith(`: ${why}`)) ? "gone" : "unreadable";
 }
 
 /** The headers of `paths` (regular files listed on the storage) in one command. */

@@ -1,5 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { VirshError } from "../../provider/errors";
 import type { ExecResult, Host } from "../../provider/host";
 import { FreshScan, sharedScan } from "../../provider/libvirt/scans";
@@ -264,13 +268,35 @@ test("onlyVanishedEntries: find's complaints about entries of the directory that
   assert.ok(!onlyVanishedEntries("find: '/mnt/p/x.img': No such file or directory\nfind: read error\n", "/mnt/p"), "one other complaint");
 });
 
+test("HEADER_SCRIPT in a real shell: a file gone since the listing says so, a symlink or a directory is left to libvirt", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hdr-"));
+  try {
+    fs.symlinkSync("/etc/hostname", path.join(dir, "link"));
+    fs.mkdirSync(path.join(dir, "sub"));
+    const paths = [path.join(dir, "gone.img"), path.join(dir, "link"), path.join(dir, "sub")];
+    // as remoteCommandLine runs it: C messages, UTF-8 quotes
+    const r = spawnSync("sh", ["-c", 'exec xargs -0 sh -c "$0" sh', HEADER_SCRIPT], {
+      input: paths.map((p) => `${p}\0`).join(""), encoding: "utf8", env: { ...process.env, LC_ALL: "", LC_MESSAGES: "C", LC_CTYPE: "C.UTF-8" },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual([...parseHeaders(paths, r.stdout).values()], ["gone", "unreadable", "unreadable"], JSON.stringify(r.stdout));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("parseHeaders: a backing file, none, gone only when qemu-img says so of that very file, anything else unreadable", () => {
-  const paths = ["/mnt/p/o.qcow2", "/mnt/p/r.img", "/mnt/p/gone.img", "/mnt/p/stale.img", "/mnt/p/denied.img", "/mnt/p/link", "/mnt/p/odd.qcow2", "/mnt/p/base-gone.qcow2"];
+  const paths = ["/mnt/p/o.qcow2", "/mnt/p/r.img", "/mnt/p/gone.img", "/mnt/p/probe-gone.img", "/mnt/p/stale.img", "/mnt/p/n-gone.img", "/mnt/p/back.img", "/mnt/p/denied.img", "/mnt/p/link", "/mnt/p/odd.qcow2", "/mnt/p/base-gone.qcow2"];
   const text = [
     `${JSON.stringify({ format: "qcow2", "backing-filename": "r.img", "full-backing-filename": "/mnt/p/r.img" })}\n\x000\0`,
     `${JSON.stringify({ format: "raw" })}\n\x000\0`,
     "qemu-img: Could not open '/mnt/p/gone.img': Could not open '/mnt/p/gone.img': No such file or directory\n\x001\0",
+    // as qemu-img 7.2 says it of a file whose data Gluster no longer has (seen on the lab)
+    "qemu-img: Could not open '/mnt/p/probe-gone.img': Could not read image for determining its format: No such file or directory\n\x001\0",
     "qemu-img: Could not open '/mnt/p/stale.img': Stale file handle\n\x001\0",
+    // stat's error of a file deleted before qemu-img got to it; then one of a file that is back
+    "stat: cannot statx \u2018/mnt/p/n-gone.img\u2019: No such file or directory\n\0n\0",
+    "1234\n\0n\0",
     "qemu-img: Could not open '/mnt/p/denied.img': Could not open '/mnt/p/denied.img': Permission denied\n\x001\0",
     "\0x\0",
     "WARNING: something\nnot json\n\x000\0",
@@ -278,6 +304,6 @@ test("parseHeaders: a backing file, none, gone only when qemu-img says so of tha
     "qemu-img: Could not open '/mnt/p/other': No such file or directory\n\x001\0",
   ].join("");
   const h = parseHeaders(paths, text);
-  assert.deepEqual([...h.values()], [{ backing: "/mnt/p/r.img" }, { backing: undefined }, "gone", "gone", "unreadable", "unreadable", "unreadable", "unreadable"]);
-  assert.throws(() => parseHeaders(paths, text.slice(0, -1)), /unexpected output of qemu-img info for 8 files/);
+  assert.deepEqual([...h.values()], [{ backing: "/mnt/p/r.img" }, { backing: undefined }, "gone", "gone", "gone", "gone", "unreadable", "unreadable", "unreadable", "unreadable", "unreadable"]);
+  assert.throws(() => parseHeaders(paths, text.slice(0, -1)), /unexpected output of qemu-img info for 11 files/);
 });
