@@ -406,6 +406,7 @@ describe("ImageVolume in a native gluster pool on the lab", () => {
 
   test("a hidden file is never truncated when the pool's refresh does not complete (cut by the command timeout) or fails (an entry libvirt cannot open)", async () => {
     const name = uniqueName("hidden") + ".img";
+    const second = uniqueName("hidden") + ".img";
     const junk = uniqueName("junk");
     onAnotherClient((mnt) => fs.writeFileSync(path.join(mnt, name), randomBytes(MiB)));
     const before = sha256(fs.readFileSync(brickFile(name)));
@@ -421,11 +422,18 @@ describe("ImageVolume in a native gluster pool on the lab", () => {
       assert.equal(sha256(fs.readFileSync(brickFile(name))), before, "its bytes are untouched (cut look)");
       // A refresh that fails once the file is proven there: a device node with no driver
       // behind it ("cannot open volume 'junk': Invalid argument"). libvirt stops the pool.
+      // On another hidden file, made once the cut refresh has finished in libvirtd (a
+      // listing waits for it): that refresh may have listed the first one by now, and then
+      // the create is refused as "already exists in pool", before any refresh.
+      execFileSync("virsh", ["-c", "qemu:///system", "-q", "vol-list", nativePool.name], { stdio: "ignore", timeout: 120_000 });
+      onAnotherClient((mnt) => fs.writeFileSync(path.join(mnt, second), randomBytes(MiB)));
+      const secondBefore = sha256(fs.readFileSync(brickFile(second)));
       onAnotherClient((mnt) => execFileSync("mknod", [path.join(mnt, junk), "c", "250", "250"]));
-      await assert.rejects(createNative({ name, capacity: "8MiB" }), /already exists on the storage .*pool-refresh failed .*cannot open volume .*nothing was created/);
-      assert.equal(sha256(fs.readFileSync(brickFile(name))), before, "its bytes are untouched (failed refresh)");
+      await assert.rejects(createNative({ name: second, capacity: "8MiB" }), /already exists on the storage .*pool-refresh failed .*cannot open volume .*nothing was created/);
+      assert.equal(sha256(fs.readFileSync(brickFile(second))), secondBefore, "its bytes are untouched (failed refresh)");
+      assert.equal(sha256(fs.readFileSync(brickFile(name))), before, "the first one's too");
     } finally {
-      onAnotherClient((mnt) => [name, junk].forEach((f) => fs.rmSync(path.join(mnt, f), { force: true })));
+      onAnotherClient((mnt) => [name, second, junk].forEach((f) => fs.rmSync(path.join(mnt, f), { force: true })));
       if (!/^State:\s+running/m.test(virsh("pool-info", nativePool.name))) virsh("pool-start", nativePool.name);
     }
   });
