@@ -211,7 +211,7 @@ export function checkAllowInsecure(volume: string, set: string | undefined, effe
  */
 export function checkSharedPools(volume: string, set: Readonly<Record<string, string>>): Finding {
   const missing = Object.entries(SHARED_POOL_OPTIONS).filter(([key, value]) => !sameOptionValue(set[key] ?? "on", value)).map(([key]) => key);
-  if (missing.length === 0) return ok("shared-pools", `volume ${volume}: ${Object.keys(SHARED_POOL_OPTIONS).join(", ")} off`);
+  if (missing.length === 0) return ok("shared-pools", `volume ${volume}: ${Object.entries(SHARED_POOL_OPTIONS).map(([key, value]) => `${key} ${value}`).join(", ")}`);
   return warning(
     "shared-pools",
     `volume ${volume}: ${missing.map((key) => `${key} ${set[key] ?? "on (Gluster's default)"}`).join(", ")}: where pools on several hypervisors list the volume, a refresh on one fails "Stale file handle" whenever another deletes a file meanwhile, and libvirt stops that pool`,

@@ -18,7 +18,7 @@ import * as path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { SHARED_POOL_OPTIONS } from "../../provider/gluster/options";
 import { getLab, type LabInfo } from "../helpers/lab";
-import { tryVirsh } from "../helpers/local";
+import { gluster, tryVirsh } from "../helpers/local";
 import { createOwnPool, type OwnPool } from "../helpers/ownPool";
 
 const REFRESHES = 15;
@@ -39,7 +39,12 @@ after(async () => {
 /** Refreshes of `pool` while another client of its volume churns files: how many failed, and one failure's message. */
 async function refreshesDuringChurn(pool: OwnPool): Promise<{ failed: number; example?: string }> {
   const mnt = fs.mkdtempSync(path.join(os.tmpdir(), "spo-mnt-"));
-  execFileSync("mount", ["-t", "glusterfs", `${lab.gluster.servers[0]}:/${pool.gluster.name}`, mnt]);
+  try {
+    execFileSync("mount", ["-t", "glusterfs", `${lab.gluster.servers[0]}:/${pool.gluster.name}`, mnt]);
+  } catch (e) {
+    fs.rmdirSync(mnt);
+    throw e;
+  }
   // bounded: the loop stops by itself after 5 minutes if this process dies
   const churn = spawn("timeout", ["300", "sh", "-c", `i=0; while :; do i=$((i+1)); head -c 65536 /dev/zero > "$1/c$i"; rm -f "$1/c$((i-${KEPT}))"; done`, "sh", mnt], { stdio: "ignore" });
   try {
@@ -71,7 +76,7 @@ async function refreshesDuringChurn(pool: OwnPool): Promise<{ failed: number; ex
 test("a pool over a volume with sharedPools' options refreshes while another client deletes files; with Gluster's defaults it fails", { timeout: 300_000 }, async () => {
   const shared = await createOwnPool(lab, "spo", { by: "root" });
   pools.push(shared);
-  for (const [key, value] of Object.entries(SHARED_POOL_OPTIONS)) execFileSync("gluster", ["--mode=script", "volume", "set", shared.gluster.name, key, value]);
+  for (const [key, value] of Object.entries(SHARED_POOL_OPTIONS)) gluster("volume", "set", shared.gluster.name, key, value);
   const plain = await createOwnPool(lab, "spo", { by: "root" });
   pools.push(plain);
 

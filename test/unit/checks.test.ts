@@ -128,7 +128,9 @@ test("shared-pools: open-behind and stat-prefetch off, else a warning with the c
   assert.equal(defaults.status, "warning", "Gluster's defaults (both on)");
   assert.match(defaults.message, /performance\.open-behind on \(Gluster's default\), performance\.stat-prefetch on \(Gluster's default\)/);
   assert.equal(defaults.fix, "gluster volume set labvol performance.open-behind off; gluster volume set labvol performance.stat-prefetch off (GlusterVolume: sharedPools: true)");
-  assert.equal(checkSharedPools("v", { "performance.open-behind": "off", "performance.stat-prefetch": "false" }).status, "ok");
+  const set = checkSharedPools("v", { "performance.open-behind": "off", "performance.stat-prefetch": "false" });
+  assert.equal(set.status, "ok");
+  assert.equal(set.message, "volume v: performance.open-behind off, performance.stat-prefetch off");
   const one = checkSharedPools("v", { "performance.open-behind": "off", "performance.stat-prefetch": "on" });
   assert.equal(one.fix, "gluster volume set v performance.stat-prefetch off (GlusterVolume: sharedPools: true)");
 });
