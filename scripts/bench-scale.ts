@@ -11,7 +11,9 @@
  *            volumes, N on each host: create, preview, refresh, up, destroy
  * SSH connections are counted from the lab sshds' logs: the benchmark logs in with a key
  * of its own (added to the lab's authorized_keys for the run, under the lab lock), so
- * other people's tests on the shared lab do not count.
+ * other people's tests on the shared lab do not count. Each step also prints the CPU
+ * seconds it took: the Pulumi processes' (`client`) + the rest of the machine's (the lab's
+ * daemons, which share the cores): a step whose two add up to cores x seconds was CPU-bound.
  * Usage (lab up, built): node dist/scripts/bench-scale.js [N…=100 500] [--on K] [--hosts H] [--floor-pad B] [--sudo] [--gluster-defaults] [--no-floor] [--no-ours] [--no-ansible]
  * (`--on K`: the lab hypervisor for ours and Ansible, default the last one. `--sudo`: ours
  * runs every remote command through `sudo -n`, as a user whose login is not root would
@@ -48,6 +50,7 @@ interface Row {
   seconds: number;
   load: number;
   ssh?: number;
+  cpu: Cpu;
 }
 const rows: Row[] = [];
 
@@ -96,19 +99,52 @@ function logins(): number[] {
   });
 }
 
+// ---------------------------------------------------------------------------------------
+// CPU time: where a step's seconds went on this machine, where client and hosts share the cores
+
+const TICK = 1 / Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }));
+
+/**
+ * CPU seconds so far: `client`, of this process (where the Automation API runs the inline
+ * program) and of its finished children (the Pulumi CLI with the provider processes, which
+ * it waited for; Ansible); `busy`, of the whole machine (every core, /proc/stat: all but
+ * idle and iowait), so `busy - client` is the lab's sshd, virsh, libvirtd and Gluster, and
+ * whatever else ran meanwhile.
+ */
+function cpuSoFar(): { client: number; busy: number } {
+  const stat = fs.readFileSync("/proc/self/stat", "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number); // f[0] is field 3 (state)
+  const [, ...ticks] = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).map(Number);
+  const idle = ticks[3] + ticks[4];
+  return { client: (f[11] + f[12] + f[13] + f[14]) * TICK, busy: (ticks.slice(0, 8).reduce((a, b) => a + b, 0) - idle) * TICK };
+}
+
+interface Cpu {
+  client: number;
+  other: number;
+}
+
+function cpuSince(before: { client: number; busy: number }): Cpu {
+  const now = cpuSoFar();
+  const client = now.client - before.client;
+  return { client, other: Math.max(0, now.busy - before.busy - client) };
+}
+
 let theLab: LabInfo;
 
 async function timed(what: string, n: number, step: string, run: () => Promise<unknown> | unknown): Promise<void> {
   ensureKey(theLab);
   const before = logins();
   const load = load1();
+  const cpu0 = cpuSoFar();
   const t0 = process.hrtime.bigint();
   await run();
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = cpuSince(cpu0);
   const after = logins();
   const ssh = what.startsWith("floor") ? undefined : after.reduce((s, a, i) => s + a - before[i], 0);
-  rows.push({ what, n, step, seconds, load, ssh });
-  process.stderr.write(`bench-scale: ${what} N=${n} ${step}: ${seconds.toFixed(2)} s (load ${load}${ssh === undefined ? "" : `, ${ssh} ssh`})\n`);
+  rows.push({ what, n, step, seconds, load, ssh, cpu });
+  process.stderr.write(`bench-scale: ${what} N=${n} ${step}: ${seconds.toFixed(2)} s (load ${load}${ssh === undefined ? "" : `, ${ssh} ssh`}; cpu ${cpuText(cpu)})\n`);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -251,9 +287,14 @@ async function ansible(lab: LabInfo, target1: LabHypervisor, n: number, dir: str
 
 // ---------------------------------------------------------------------------------------
 
+/** `client + other` CPU seconds. */
+function cpuText(c: Cpu): string {
+  return `${c.client.toFixed(1)} + ${c.other.toFixed(1)} s`;
+}
+
 function table(): string {
   const steps = ["create", "preview", "refresh", "up", "destroy"];
-  const lines = ["| N | step | floor | ours | ours/floor | ansible | ssh ours / ansible | load |", "|---|---|---|---|---|---|---|---|"];
+  const lines = ["| N | step | floor | ours | ours/floor | ansible | ssh ours / ansible | cpu floor / ours | load |", "|---|---|---|---|---|---|---|---|---|"];
   const get = (what: string, n: number, step: string) => rows.find((r) => r.what === what && r.n === n && r.step === step);
   const s = (r: Row | undefined) => (r ? `${r.seconds.toFixed(2)} s` : "—");
   for (const n of [...new Set(rows.map((r) => r.n))]) {
@@ -263,13 +304,14 @@ function table(): string {
       const a = get("ansible", n, step);
       const ratio = f && o ? `${(o.seconds / f.seconds).toFixed(2)}x` : "—";
       const loads = [f, o, a].filter(Boolean).map((r) => r!.load).join(" / ");
-      lines.push(`| ${n} | ${step} | ${s(f)} | ${s(o)} | ${ratio} | ${s(a)} | ${o?.ssh ?? "—"} / ${a?.ssh ?? "—"} | ${loads} |`);
+      const cpus = [f, o].map((r) => (r ? cpuText(r.cpu) : "—")).join(" / ");
+      lines.push(`| ${n} | ${step} | ${s(f)} | ${s(o)} | ${ratio} | ${s(a)} | ${o?.ssh ?? "—"} / ${a?.ssh ?? "—"} | ${cpus} | ${loads} |`);
     }
   }
   const multi = rows.filter((r) => r.what.startsWith("hosts"));
   if (multi.length) {
-    lines.push("", "| hosts x N | step | seconds | ssh connections | load |", "|---|---|---|---|---|");
-    for (const r of multi) lines.push(`| ${r.what.slice(6)} x ${r.n} | ${r.step} | ${r.seconds.toFixed(2)} s | ${r.ssh} | ${r.load} |`);
+    lines.push("", "| hosts x N | step | seconds | ssh connections | cpu | load |", "|---|---|---|---|---|---|");
+    for (const r of multi) lines.push(`| ${r.what.slice(6)} x ${r.n} | ${r.step} | ${r.seconds.toFixed(2)} s | ${r.ssh} | ${cpuText(r.cpu)} | ${r.load} |`);
   }
   if (sudo) lines.push("", "(ours with `sudo: true`: every remote command through `sudo -n`)");
   return lines.join("\n");
