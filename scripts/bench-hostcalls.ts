@@ -14,38 +14,25 @@
  * Usage (lab up, built): node dist/scripts/bench-hostcalls.js [N=100]
  * Timing belongs here, never in tests. Results: docs/benchmarks.md.
  */
-import * as fs from "node:fs";
 import { closeAllHosts, getHost, type Host } from "../provider/host";
 import { imageVolume } from "../provider/volume";
 import type { VolumeOutputs } from "../provider/volume";
 import { getLab } from "../test/helpers/lab";
 import { labConnection, virsh } from "../test/helpers/local";
 import { createOwnPool } from "../test/helpers/ownPool";
+import { cpuSince, cpuSoFar } from "./cpuTime";
 
 const n = Number(process.argv[2] ?? 100);
 const PARALLEL = 8;
 
-/** CPU seconds of the whole machine so far (every core; all but idle and iowait). */
-function machineBusy(): number {
-  const ticks = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
-  return (ticks.slice(0, 8).reduce((a, b) => a + b, 0) - ticks[3] - ticks[4]) / 100;
-}
-
-function selfBusy(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
-}
-
 /** Runs `work`; wall and CPU milliseconds per `count`. */
 async function measured(count: number, work: () => Promise<void>): Promise<{ wall: number; client: number; host: number }> {
-  const m0 = machineBusy();
-  const s0 = selfBusy();
+  const cpu0 = cpuSoFar();
   const t0 = process.hrtime.bigint();
   await work();
   const wall = Number(process.hrtime.bigint() - t0) / 1e6;
-  const client = (selfBusy() - s0) * 1000;
-  const host = Math.max(0, (machineBusy() - m0) * 1000 - client);
-  return { wall: wall / count, client: client / count, host: host / count };
+  const cpu = cpuSince(cpu0);
+  return { wall: wall / count, client: (cpu.client * 1000) / count, host: (cpu.other * 1000) / count };
 }
 
 const ms = (x: number) => `${x.toFixed(2)} ms`;

@@ -27,6 +27,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { SHARED_POOL_OPTIONS } from "../provider/gluster/options";
+import { cpuSince, cpuSoFar, type Cpu } from "./cpuTime";
 import { GlusterPool, ImageVolume } from "../sdk";
 import { getLab, type LabHypervisor, type LabInfo } from "../test/helpers/lab";
 import { createGlusterVolume, uniqueName } from "../test/helpers/local";
@@ -97,37 +98,6 @@ function logins(): number[] {
       return 0;
     }
   });
-}
-
-// ---------------------------------------------------------------------------------------
-// CPU time: where a step's seconds went on this machine, where client and hosts share the cores
-
-const TICK = 1 / Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }));
-
-/**
- * CPU seconds so far: `client`, of this process (where the Automation API runs the inline
- * program) and of its finished children (the Pulumi CLI with the provider processes, which
- * it waited for; Ansible); `busy`, of the whole machine (every core, /proc/stat: all but
- * idle and iowait), so `busy - client` is the lab's sshd, virsh, libvirtd and Gluster, and
- * whatever else ran meanwhile.
- */
-function cpuSoFar(): { client: number; busy: number } {
-  const stat = fs.readFileSync("/proc/self/stat", "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number); // f[0] is field 3 (state)
-  const [, ...ticks] = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).map(Number);
-  const idle = ticks[3] + ticks[4];
-  return { client: (f[11] + f[12] + f[13] + f[14]) * TICK, busy: (ticks.slice(0, 8).reduce((a, b) => a + b, 0) - idle) * TICK };
-}
-
-interface Cpu {
-  client: number;
-  other: number;
-}
-
-function cpuSince(before: { client: number; busy: number }): Cpu {
-  const now = cpuSoFar();
-  const client = now.client - before.client;
-  return { client, other: Math.max(0, now.busy - before.busy - client) };
 }
 
 let theLab: LabInfo;
